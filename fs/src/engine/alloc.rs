@@ -1,0 +1,304 @@
+//! Free-space bitmap and block allocator.
+//!
+//! One bit per block, set = in use. Bitmap block `i` (at `bitmap_start + i`)
+//! has a 64-byte header and tracks blocks `[i * BITS_PER_BM, (i+1) * BITS_PER_BM)`.
+//! BITS_PER_BM is a multiple of 512, so 2 MiB aligned runs never straddle two
+//! bitmap blocks.
+
+use super::btree::Key;
+use super::fs::Fs;
+use super::layout::*;
+use super::media::Media;
+use super::{corrupt, Error, Result};
+
+/// Blocks in a PMD-sized (2 MiB) run.
+pub const HUGE_BLOCKS: u64 = 512;
+
+impl<M: Media> Fs<M> {
+    fn bm_word_off(&self, b: u64) -> u64 {
+        let blk = self.sb.bitmap_start + b / BITS_PER_BM;
+        blk * BLOCK_SIZE + BM_HDR + ((b % BITS_PER_BM) / 64) * 8
+    }
+
+    fn bm_word(&self, b: u64) -> Result<u64> {
+        self.rd_u64(self.bm_word_off(b))
+    }
+
+    /// Write the bitmap at format time (metadata region, backup superblock and
+    /// the bits past the end are set).
+    pub(crate) fn bitmap_format(&mut self) -> Result<()> {
+        let total = self.sb.total_blocks;
+        let mut i = 0;
+        while i < self.sb.bitmap_blocks {
+            let blk = self.sb.bitmap_start + i;
+            let base = blk * BLOCK_SIZE;
+            self.m.zero(base, BLOCK_SIZE);
+            let mut h = [0u8; 64];
+            put64(&mut h, 0, BM_MAGIC);
+            put64(&mut h, BLK_NO_OFF as usize, blk);
+            put64(&mut h, 24, i);
+            self.m.write(base, &h);
+            let first = i * BITS_PER_BM;
+            let mut w = 0;
+            while w < BITS_PER_BM / 64 {
+                let mut word = 0u64;
+                let wfirst = first + w * 64;
+                let mut bit = if wfirst >= self.sb.data_start && wfirst + 64 < total - 1 { 64 } else { 0 };
+                while bit < 64 {
+                    let b = first + w * 64 + bit;
+                    if b < self.sb.data_start || b >= total - 1 {
+                        word |= 1 << bit;
+                    }
+                    bit += 1;
+                }
+                if word != 0 {
+                    self.m.write(base + BM_HDR + w * 8, &word.to_le_bytes());
+                }
+                w += 1;
+            }
+            let crc = self.block_crc(blk)?;
+            self.m.write(base + BLK_CRC_OFF, &crc.to_le_bytes());
+            self.m.flush(base, BLOCK_SIZE);
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Verify a bitmap block's header and crc.
+    pub(crate) fn bitmap_check(&self, blk: u64, idx: u64) -> Result<()> {
+        let mut h = [0u8; 32];
+        self.rd(blk * BLOCK_SIZE, &mut h)?;
+        if le64(&h, 0) != BM_MAGIC
+            || le64(&h, BLK_NO_OFF as usize) != blk
+            || le64(&h, 24) != idx
+            || le32(&h, BLK_CRC_OFF as usize) != self.block_crc(blk)?
+        {
+            return corrupt("free space bitmap", blk);
+        }
+        Ok(())
+    }
+
+    /// Is block `b` marked in use?
+    pub fn block_in_use(&self, b: u64) -> Result<bool> {
+        if b >= self.sb.total_blocks {
+            return Err(Error::Invalid);
+        }
+        Ok(self.bm_word(b)? >> (b % 64) & 1 != 0)
+    }
+
+    /// Set or clear bits `[start, start+len)`. Every bit must change, otherwise
+    /// the bitmap disagrees with the trees (double allocation or double free).
+    fn bm_set(&mut self, start: u64, len: u64, set: bool) -> Result<()> {
+        let end = start + len;
+        if end > self.sb.total_blocks - 1 || start < self.sb.data_start {
+            return corrupt("free space bitmap (range)", start);
+        }
+        let mut b = start;
+        while b < end {
+            let bmblk = self.sb.bitmap_start + b / BITS_PER_BM;
+            let lb = self.log(bmblk)?;
+            let off = self.bm_word_off(b);
+            let bit = b % 64;
+            let n = (64 - bit).min(end - b);
+            let mask = if n == 64 { !0u64 } else { ((1u64 << n) - 1) << bit };
+            let w = self.rd_u64(off)?;
+            let nw = if set {
+                if w & mask != 0 {
+                    return corrupt("free space bitmap (double allocation)", bmblk);
+                }
+                w | mask
+            } else {
+                if w & mask != mask {
+                    return corrupt("free space bitmap (double free)", bmblk);
+                }
+                w & !mask
+            };
+            self.mwrite(&lb, off - bmblk * BLOCK_SIZE, &nw.to_le_bytes());
+            self.dirty(&lb)?;
+            b += n;
+        }
+        Ok(())
+    }
+
+    /// Length of the free run starting at `s` (at most `max`).
+    fn free_run(&self, s: u64, max: u64) -> Result<u64> {
+        let lim = self.sb.total_blocks - 1;
+        let mut b = s;
+        while b < lim && b - s < max {
+            let w = self.bm_word(b)? >> (b % 64);
+            if w & 1 != 0 {
+                break;
+            }
+            let bits = 64 - b % 64;
+            let z = if w == 0 { bits } else { (w.trailing_zeros() as u64).min(bits) };
+            b += z;
+        }
+        Ok((b.min(lim) - s).min(max))
+    }
+
+    /// First free block at or after `from` (wrapping once around the data region).
+    fn find_free(&self, from: u64) -> Result<Option<u64>> {
+        let lo = self.sb.data_start;
+        let hi = self.sb.total_blocks - 1;
+        let start = if from < lo || from >= hi { lo } else { from };
+        let mut b = start;
+        let mut wrapped = false;
+        loop {
+            if b >= hi {
+                if wrapped {
+                    return Ok(None);
+                }
+                wrapped = true;
+                b = lo;
+            }
+            if wrapped && b >= start {
+                return Ok(None);
+            }
+            let w = !self.bm_word(b)? >> (b % 64);
+            if w != 0 {
+                let f = b + w.trailing_zeros() as u64;
+                if f < hi {
+                    return Ok(Some(f));
+                }
+                b = hi;
+                continue;
+            }
+            b = (b | 63) + 1;
+        }
+    }
+
+    /// First fully free, 2 MiB aligned run of 512 blocks.
+    fn find_huge(&self, from: u64) -> Result<Option<u64>> {
+        let lo = self.sb.data_start.div_ceil(HUGE_BLOCKS) * HUGE_BLOCKS;
+        let hi = self.sb.total_blocks - 1;
+        if lo + HUGE_BLOCKS > hi {
+            return Ok(None);
+        }
+        let nchunks = (hi - lo) / HUGE_BLOCKS;
+        let first = if from < lo { 0 } else { ((from - lo) / HUGE_BLOCKS) % nchunks };
+        let mut i = 0;
+        while i < nchunks {
+            let c = lo + ((first + i) % nchunks) * HUGE_BLOCKS;
+            let mut ok = true;
+            let mut w = 0;
+            while w < HUGE_BLOCKS / 64 {
+                if self.bm_word(c + w * 64)? != 0 {
+                    ok = false;
+                    break;
+                }
+                w += 1;
+            }
+            if ok {
+                return Ok(Some(c));
+            }
+            i += 1;
+        }
+        Ok(None)
+    }
+
+    /// Allocate up to `want` contiguous blocks, preferring `goal`; with `huge`,
+    /// try a 2 MiB aligned 512-block run first. Returns (start, len >= 1).
+    pub(crate) fn alloc_blocks(&mut self, goal: u64, want: u64, huge: bool) -> Result<(u64, u64)> {
+        let want = want.clamp(1, MAX_EXTENT_LEN);
+        if self.sb.free_blocks == 0 {
+            return Err(Error::NoSpace);
+        }
+        let mut found = None;
+        if huge && want >= HUGE_BLOCKS {
+            if let Some(c) = self.find_huge(self.sb.alloc_rotor)? {
+                found = Some((c, HUGE_BLOCKS));
+            }
+        }
+        if found.is_none() && goal >= self.sb.data_start && goal < self.sb.total_blocks - 1 {
+            let n = self.free_run(goal, want)?;
+            if n > 0 {
+                found = Some((goal, n));
+            }
+        }
+        if found.is_none() {
+            let s = match self.find_free(self.sb.alloc_rotor)? {
+                Some(s) => s,
+                None => return Err(Error::NoSpace),
+            };
+            found = Some((s, self.free_run(s, want)?.max(1)));
+        }
+        let (s, n) = found.unwrap_or((0, 0));
+        if n == 0 || n > self.sb.free_blocks {
+            return corrupt("superblock free block count", 0);
+        }
+        self.bm_set(s, n, true)?;
+        self.sb.free_blocks -= n;
+        self.sb.alloc_rotor = s + n;
+        self.sb_dirty();
+        Ok((s, n))
+    }
+
+    /// Allocate exactly `n` contiguous blocks (xattr values).
+    pub(crate) fn alloc_exact(&mut self, n: u64) -> Result<u64> {
+        let lo = self.sb.data_start;
+        let hi = self.sb.total_blocks - 1;
+        let mut b = lo;
+        while b < hi {
+            let f = match self.find_free(b)? {
+                Some(f) if f >= b => f,
+                _ => break,
+            };
+            let r = self.free_run(f, n)?;
+            if r >= n {
+                let (s, got) = self.alloc_blocks(f, n, false)?;
+                if s == f && got == n {
+                    return Ok(s);
+                }
+                return corrupt("free space bitmap", s);
+            }
+            b = f + r.max(1);
+        }
+        Err(Error::NoSpace)
+    }
+
+    /// Allocate one metadata block (a btree node), zeroed.
+    pub(crate) fn alloc_meta(&mut self) -> Result<super::journal::LoggedBlock> {
+        let goal = self.sb.data_start;
+        let (s, _) = self.alloc_blocks(goal, 1, false)?;
+        let lb = self.fresh(s)?;
+        self.mzero(&lb, 0, BLOCK_SIZE);
+        Ok(lb)
+    }
+
+    /// Return blocks to the free pool (commit time): bad blocks stay allocated.
+    pub(crate) fn bitmap_release(&mut self, p: u64, l: u64) -> Result<()> {
+        let end = p + l;
+        let mut cur = p;
+        while cur < end {
+            let mut stop = end;
+            if self.sb.trees[TreeId::Badblock as usize].root != 0 {
+                let mut v = [0u8; 8];
+                if let Some(k) = self.bt_seek_le(TreeId::Badblock, Key::new(cur, 0, 0), &mut v)? {
+                    let bend = k.a.saturating_add(le64(&v, 0));
+                    if bend > cur {
+                        cur = bend.min(end);
+                        continue;
+                    }
+                }
+                if let Some(k) = self.bt_seek_ge(TreeId::Badblock, Key::new(cur, 0, 0), &mut v)? {
+                    if k.a < stop {
+                        stop = k.a;
+                    }
+                }
+            }
+            self.bm_set(cur, stop - cur, false)?;
+            self.sb.free_blocks += stop - cur;
+            self.sb_dirty();
+            cur = stop;
+        }
+        Ok(())
+    }
+
+    /// Mark blocks in use without allocating them (quarantine of free blocks).
+    pub(crate) fn bitmap_claim(&mut self, p: u64, l: u64) -> Result<()> {
+        self.bm_set(p, l, true)?;
+        self.sb.free_blocks -= l;
+        self.sb_dirty();
+        Ok(())
+    }
+}

@@ -1,0 +1,678 @@
+//! File data mapping: extents, refcounts (shared blocks), reverse map,
+//! allocation for writes, copy-on-write, reflink, truncate, punch,
+//! fallocate, memory-failure owners and bad-block quarantine.
+//!
+//! Invariants kept by every function here (fsck checks them):
+//! * EXTENT records of one file do not overlap; adjacent compatible ones merge.
+//! * RMAP holds exactly one record (pblk, ino, lblk) -> len per extent record.
+//! * REFCOUNT holds (pblk) -> (len, count) only where count >= 2.
+
+use super::btree::Key;
+use super::fs::Fs;
+use super::layout::*;
+use super::media::Media;
+use super::{corrupt, Error, Result};
+
+/// Kind of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    /// Not mapped: reads as zeroes.
+    Hole,
+    /// Mapped with data.
+    Written,
+    /// Allocated, reads as zeroes.
+    Unwritten,
+}
+
+/// A piece of a file's mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// Kind.
+    pub kind: MapKind,
+    /// First logical block.
+    pub lblk: u64,
+    /// First physical block (0 for holes).
+    pub pblk: u64,
+    /// Blocks in this piece (>= 1).
+    pub count: u64,
+    /// The blocks are shared with another mapping (refcount >= 2).
+    pub shared: bool,
+}
+
+/// Flags of `alloc_write`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllocFlags {
+    /// Fill holes with unwritten extents instead of zeroed blocks.
+    pub unwritten: bool,
+    /// Try a 2 MiB aligned 512-block allocation (PMD fault).
+    pub huge_align: bool,
+}
+
+/// One extent record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// Logical start.
+    pub lblk: u64,
+    /// Physical start.
+    pub pblk: u64,
+    /// Length.
+    pub len: u64,
+    /// EXT_* flags.
+    pub flags: u32,
+}
+
+fn ext_val(p: u64, n: u64, flags: u32) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    put64(&mut v, 0, p);
+    put32(&mut v, 8, n as u32);
+    put32(&mut v, 12, flags);
+    v
+}
+
+fn rc_val(len: u64, count: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    put64(&mut v, 0, len);
+    put64(&mut v, 8, count);
+    v
+}
+
+impl<M: Media> Fs<M> {
+    fn decode_ext(&self, k: Key, v: &[u8; 16]) -> Result<Extent> {
+        let e = Extent { lblk: k.b, pblk: le64(v, 0), len: le32(v, 8) as u64, flags: le32(v, 12) };
+        if e.len == 0
+            || e.len > MAX_EXTENT_LEN
+            || e.flags & !EXT_UNWRITTEN != 0
+            || k.c != 0
+            || e.pblk < self.sb.data_start
+            || e.pblk + e.len > self.sb.total_blocks - 1
+            || e.lblk + e.len > MAX_LBLK
+        {
+            return corrupt("extent btree record", k.a);
+        }
+        Ok(e)
+    }
+
+    /// The extent containing `lblk`.
+    pub(crate) fn ext_covering(&self, ino: u64, lblk: u64) -> Result<Option<Extent>> {
+        let mut v = [0u8; 16];
+        if let Some(k) = self.bt_seek_le(TreeId::Extent, Key::new(ino, lblk, 0), &mut v)? {
+            if k.a == ino {
+                let e = self.decode_ext(k, &v)?;
+                if e.lblk + e.len > lblk {
+                    return Ok(Some(e));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first extent starting at or after `lblk`.
+    pub(crate) fn ext_next(&self, ino: u64, lblk: u64) -> Result<Option<Extent>> {
+        let mut v = [0u8; 16];
+        if let Some(k) = self.bt_seek_ge(TreeId::Extent, Key::new(ino, lblk, 0), &mut v)? {
+            if k.a == ino {
+                return Ok(Some(self.decode_ext(k, &v)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first extent overlapping [lblk, end).
+    fn ext_first_in(&self, ino: u64, lblk: u64, end: u64) -> Result<Option<Extent>> {
+        if let Some(e) = self.ext_covering(ino, lblk)? {
+            return Ok(Some(e));
+        }
+        Ok(self.ext_next(ino, lblk)?.filter(|e| e.lblk < end))
+    }
+
+    /// Iterate a file's extents (tools, tests).
+    pub fn extents(&self, ino: u64, cb: &mut dyn FnMut(&Extent)) -> Result<()> {
+        let mut cur = 0;
+        while let Some(e) = self.ext_next(ino, cur)? {
+            cb(&e);
+            cur = e.lblk + e.len;
+        }
+        Ok(())
+    }
+
+    /// Refcount state of the run at `p`: (Some(count) if shared, run length <= n).
+    fn rc_run(&self, p: u64, n: u64) -> Result<(Option<u64>, u64)> {
+        if self.sb.trees[TreeId::Refcount as usize].root == 0 {
+            return Ok((None, n));
+        }
+        let mut v = [0u8; 16];
+        if let Some(k) = self.bt_seek_le(TreeId::Refcount, Key::new(p, 0, 0), &mut v)? {
+            let (len, cnt) = (le64(&v, 0), le64(&v, 8));
+            if len == 0 || cnt < 2 || k.b != 0 || k.c != 0 {
+                return corrupt("refcount btree record", k.a);
+            }
+            if k.a + len > p {
+                return Ok((Some(cnt), (k.a + len - p).min(n)));
+            }
+        }
+        if let Some(k) = self.bt_seek_ge(TreeId::Refcount, Key::new(p, 0, 0), &mut v)? {
+            return Ok((None, (k.a - p).min(n)));
+        }
+        Ok((None, n))
+    }
+
+    /// Split the refcount record containing `at` (strictly inside) in two.
+    fn rc_split(&mut self, at: u64) -> Result<()> {
+        let mut v = [0u8; 16];
+        if let Some(k) = self.bt_seek_le(TreeId::Refcount, Key::new(at, 0, 0), &mut v)? {
+            let (len, cnt) = (le64(&v, 0), le64(&v, 8));
+            if k.a < at && k.a + len > at {
+                self.bt_update(TreeId::Refcount, k, &rc_val(at - k.a, cnt))?;
+                self.bt_insert(TreeId::Refcount, Key::new(at, 0, 0), &rc_val(k.a + len - at, cnt))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One more owner for [p, p+n).
+    fn ref_inc(&mut self, p: u64, n: u64) -> Result<()> {
+        let end = p + n;
+        let mut cur = p;
+        while cur < end {
+            let (rc, run) = self.rc_run(cur, end - cur)?;
+            match rc {
+                Some(c) => {
+                    self.rc_split(cur)?;
+                    self.rc_split(cur + run)?;
+                    self.bt_update(TreeId::Refcount, Key::new(cur, 0, 0), &rc_val(run, c + 1))?;
+                }
+                None => self.bt_insert(TreeId::Refcount, Key::new(cur, 0, 0), &rc_val(run, 2))?,
+            }
+            cur += run;
+        }
+        Ok(())
+    }
+
+    /// One owner less for a refcount-uniform run [p, p+n); frees at commit
+    /// when the last owner goes.
+    fn ref_dec_run(&mut self, p: u64, n: u64, rc: Option<u64>) -> Result<()> {
+        match rc {
+            Some(c) => {
+                self.rc_split(p)?;
+                self.rc_split(p + n)?;
+                let k = Key::new(p, 0, 0);
+                if c <= 2 {
+                    self.bt_delete(TreeId::Refcount, k)?;
+                } else {
+                    self.bt_update(TreeId::Refcount, k, &rc_val(n, c - 1))?;
+                }
+                Ok(())
+            }
+            None => self.free_deferred(p, n),
+        }
+    }
+
+    fn blocks_add(&mut self, ino: u64, delta: i64) -> Result<()> {
+        if delta == 0 {
+            return Ok(());
+        }
+        let mut i = self.inode_get(ino)?;
+        let nb = i.blocks as i64 + delta;
+        if nb < 0 {
+            return corrupt("inode block count", ino);
+        }
+        i.blocks = nb as u64;
+        self.inode_put(ino, &i)
+    }
+
+    /// Insert an extent record and its rmap record (no merging).
+    fn ext_put(&mut self, ino: u64, l: u64, p: u64, n: u64, flags: u32) -> Result<()> {
+        self.bt_insert(TreeId::Extent, Key::new(ino, l, 0), &ext_val(p, n, flags))?;
+        self.bt_insert(TreeId::Rmap, Key::new(p, ino, l), &n.to_le_bytes())
+    }
+
+    /// Remove an extent record and its rmap record.
+    fn ext_del(&mut self, ino: u64, e: &Extent) -> Result<()> {
+        if !self.bt_delete(TreeId::Extent, Key::new(ino, e.lblk, 0))?
+            || !self.bt_delete(TreeId::Rmap, Key::new(e.pblk, ino, e.lblk))?
+        {
+            return corrupt("rmap btree (missing record)", e.pblk);
+        }
+        Ok(())
+    }
+
+    /// Map [l, l+n) -> p into a hole, merging with compatible neighbours.
+    fn ext_insert(&mut self, ino: u64, l: u64, p: u64, n: u64, flags: u32) -> Result<()> {
+        let (mut nl, mut np, mut nn) = (l, p, n);
+        if l > 0 {
+            if let Some(left) = self.ext_covering(ino, l - 1)? {
+                if left.lblk + left.len == l
+                    && left.pblk + left.len == p
+                    && left.flags == flags
+                    && left.len + nn <= MAX_EXTENT_LEN
+                {
+                    self.ext_del(ino, &left)?;
+                    nl = left.lblk;
+                    np = left.pblk;
+                    nn += left.len;
+                }
+            }
+        }
+        if let Some(right) = self.ext_next(ino, l + n)? {
+            if right.lblk == l + n && right.pblk == p + n && right.flags == flags && nn + right.len <= MAX_EXTENT_LEN {
+                self.ext_del(ino, &right)?;
+                nn += right.len;
+            }
+        }
+        self.ext_put(ino, nl, np, nn, flags)
+    }
+
+    /// Unmap the first piece of [start, end) that is mapped: at most one
+    /// refcount-uniform run. Returns where to continue, or None when done.
+    fn unmap_step(&mut self, ino: u64, start: u64, end: u64) -> Result<Option<u64>> {
+        let e = match self.ext_first_in(ino, start, end)? {
+            Some(e) => e,
+            None => return Ok(None),
+        };
+        let s = e.lblk.max(start);
+        let mut t = (e.lblk + e.len).min(end);
+        let ps = e.pblk + (s - e.lblk);
+        let (rc, run) = self.rc_run(ps, t - s)?;
+        t = s + run;
+        self.ext_del(ino, &e)?;
+        if s > e.lblk {
+            self.ext_put(ino, e.lblk, e.pblk, s - e.lblk, e.flags)?;
+        }
+        if t < e.lblk + e.len {
+            self.ext_put(ino, t, e.pblk + (t - e.lblk), e.lblk + e.len - t, e.flags)?;
+        }
+        self.ref_dec_run(ps, t - s, rc)?;
+        self.blocks_add(ino, -((t - s) as i64))?;
+        Ok(Some(t))
+    }
+
+    /// Unmap [lblk, lblk+count), in as many bounded transactions as needed.
+    pub(crate) fn unmap_range_all(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
+        let end = lblk.saturating_add(count).min(MAX_LBLK);
+        let mut cur = lblk;
+        while cur < end {
+            if !self.tx_has_room() {
+                self.tx_restart()?;
+            }
+            match self.unmap_step(ino, cur, end)? {
+                Some(n) => cur = n,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Where `lblk` maps (at most `count` blocks of uniform kind and sharing).
+    pub fn map(&self, ino: u64, lblk: u64, count: u64) -> Result<Mapping> {
+        let count = count.max(1);
+        if let Some(e) = self.ext_covering(ino, lblk)? {
+            let off = lblk - e.lblk;
+            let p = e.pblk + off;
+            let n = count.min(e.len - off);
+            let (rc, run) = self.rc_run(p, n)?;
+            let kind = if e.flags & EXT_UNWRITTEN != 0 { MapKind::Unwritten } else { MapKind::Written };
+            return Ok(Mapping { kind, lblk, pblk: p, count: run, shared: rc.is_some() });
+        }
+        let n = match self.ext_next(ino, lblk)? {
+            Some(e) => (e.lblk - lblk).min(count),
+            None => count,
+        };
+        Ok(Mapping { kind: MapKind::Hole, lblk, pblk: 0, count: n, shared: false })
+    }
+
+    fn check_range(lblk: u64, count: u64) -> Result<()> {
+        if count == 0 {
+            return Err(Error::Invalid);
+        }
+        match lblk.checked_add(count) {
+            Some(e) if e <= MAX_LBLK => Ok(()),
+            _ => Err(Error::FileTooBig),
+        }
+    }
+
+    fn data_inode(&self, ino: u64) -> Result<Inode> {
+        let i = self.inode_get(ino)?;
+        if i.is_dir() {
+            return Err(Error::IsDir);
+        }
+        if !i.is_reg() && !i.is_symlink() {
+            return Err(Error::Invalid);
+        }
+        Ok(i)
+    }
+
+    fn goal_for(&self, ino: u64, lblk: u64) -> Result<u64> {
+        if lblk > 0 {
+            if let Some(e) = self.ext_covering(ino, lblk - 1)? {
+                return Ok(e.pblk + e.len);
+            }
+        }
+        Ok(0)
+    }
+
+    fn zero_blocks(&mut self, p: u64, n: u64) {
+        self.m.zero(p * BLOCK_SIZE, n * BLOCK_SIZE);
+        self.m.flush(p * BLOCK_SIZE, n * BLOCK_SIZE);
+    }
+
+    /// Make the first piece of [lblk, lblk+count) writable and exclusive.
+    pub fn alloc_write(&mut self, ino: u64, lblk: u64, count: u64, fl: AllocFlags) -> Result<Mapping> {
+        Self::check_range(lblk, count)?;
+        self.data_inode(ino)?;
+        self.run(|fs| fs.alloc_write_inner(ino, lblk, count, fl))
+    }
+
+    pub(crate) fn alloc_write_inner(&mut self, ino: u64, lblk: u64, count: u64, fl: AllocFlags) -> Result<Mapping> {
+        let m = self.map(ino, lblk, count)?;
+        match m.kind {
+            MapKind::Hole => {
+                let goal = self.goal_for(ino, lblk)?;
+                let huge = fl.huge_align && lblk % super::alloc::HUGE_BLOCKS == 0;
+                let (p, got) = self.alloc_blocks(goal, m.count, huge)?;
+                let flags = if fl.unwritten { EXT_UNWRITTEN } else { 0 };
+                if !fl.unwritten {
+                    self.zero_blocks(p, got);
+                }
+                self.ext_insert(ino, lblk, p, got, flags)?;
+                self.blocks_add(ino, got as i64)?;
+                let kind = if fl.unwritten { MapKind::Unwritten } else { MapKind::Written };
+                Ok(Mapping { kind, lblk, pblk: p, count: got, shared: false })
+            }
+            _ if m.shared => self.cow(ino, &m),
+            MapKind::Unwritten if !fl.unwritten => {
+                self.zero_blocks(m.pblk, m.count);
+                self.convert_inner(ino, lblk, m.count)?;
+                Ok(Mapping { kind: MapKind::Written, ..m })
+            }
+            _ => Ok(m),
+        }
+    }
+
+    /// Copy a shared piece to new blocks and remap it.
+    fn cow(&mut self, ino: u64, m: &Mapping) -> Result<Mapping> {
+        let (p, got) = self.alloc_blocks(m.pblk, m.count, false)?;
+        if m.kind == MapKind::Unwritten {
+            self.zero_blocks(p, got);
+        } else {
+            self.m
+                .copy(p * BLOCK_SIZE, m.pblk * BLOCK_SIZE, got * BLOCK_SIZE)
+                .map_err(|e| Error::Io { block: e.offset / BLOCK_SIZE })?;
+            self.m.flush(p * BLOCK_SIZE, got * BLOCK_SIZE);
+        }
+        let mut cur = m.lblk;
+        while let Some(n) = self.unmap_step(ino, cur, m.lblk + got)? {
+            cur = n;
+        }
+        self.ext_insert(ino, m.lblk, p, got, 0)?;
+        self.blocks_add(ino, got as i64)?;
+        Ok(Mapping { kind: MapKind::Written, lblk: m.lblk, pblk: p, count: got, shared: false })
+    }
+
+    fn convert_inner(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
+        let end = lblk + count;
+        let mut cur = lblk;
+        while cur < end {
+            let e = match self.ext_first_in(ino, cur, end)? {
+                Some(e) => e,
+                None => break,
+            };
+            let s = e.lblk.max(cur);
+            let t = (e.lblk + e.len).min(end);
+            if e.flags & EXT_UNWRITTEN != 0 {
+                self.ext_del(ino, &e)?;
+                if s > e.lblk {
+                    self.ext_put(ino, e.lblk, e.pblk, s - e.lblk, e.flags)?;
+                }
+                if t < e.lblk + e.len {
+                    self.ext_put(ino, t, e.pblk + (t - e.lblk), e.lblk + e.len - t, e.flags)?;
+                }
+                self.ext_insert(ino, s, e.pblk + (s - e.lblk), t - s, 0)?;
+            }
+            cur = t;
+        }
+        Ok(())
+    }
+
+    /// Mark unwritten extents in the range written (after the data is durable).
+    pub fn convert_unwritten(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
+        Self::check_range(lblk, count)?;
+        self.run(|fs| {
+            let end = lblk + count;
+            let mut cur = lblk;
+            while cur < end {
+                if !fs.tx_has_room() {
+                    fs.tx_restart()?;
+                }
+                let e = match fs.ext_first_in(ino, cur, end)? {
+                    Some(e) => e,
+                    None => break,
+                };
+                let t = (e.lblk + e.len).min(end);
+                fs.convert_inner(ino, e.lblk.max(cur), t - e.lblk.max(cur))?;
+                cur = t;
+            }
+            Ok(())
+        })
+    }
+
+    /// Change the size. Shrinking frees the blocks past the new EOF (in
+    /// bounded transactions; the inode is on the orphan list meanwhile, so a
+    /// crash finishes the truncate at mount). Zeroing the tail of the last
+    /// partial block is the caller's job (the kernel does it through the
+    /// page / dax mapping).
+    pub fn set_size(&mut self, ino: u64, size: u64, t: Time) -> Result<()> {
+        if size > MAX_LBLK * BLOCK_SIZE {
+            return Err(Error::FileTooBig);
+        }
+        self.data_inode(ino)?;
+        self.run(|fs| {
+            let mut i = fs.inode_get(ino)?;
+            let old = i.size;
+            i.size = size;
+            i.mtime = t;
+            i.ctime = t;
+            fs.inode_put(ino, &i)?;
+            let first = size.div_ceil(BLOCK_SIZE);
+            if size < old || fs.ext_next(ino, first)?.is_some() {
+                if fs.ext_first_in(ino, first, MAX_LBLK)?.is_none() {
+                    return Ok(());
+                }
+                fs.orphan_add(ino)?;
+                fs.unmap_range_all(ino, first, MAX_LBLK - first)?;
+                if i.nlink > 0 {
+                    fs.orphan_remove(ino)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Deallocate [lblk, lblk+count) (reads as zeroes afterwards).
+    pub fn punch(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
+        Self::check_range(lblk, count)?;
+        self.data_inode(ino)?;
+        self.run(|fs| fs.unmap_range_all(ino, lblk, count))
+    }
+
+    fn prealloc(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
+        let end = lblk + count;
+        let mut cur = lblk;
+        while cur < end {
+            if !self.tx_has_room() {
+                self.tx_restart()?;
+            }
+            let m = self.map(ino, cur, end - cur)?;
+            if m.kind == MapKind::Hole {
+                let m2 = self.alloc_write_inner(ino, cur, m.count, AllocFlags { unwritten: true, huge_align: false })?;
+                cur += m2.count;
+            } else {
+                cur += m.count;
+            }
+        }
+        Ok(())
+    }
+
+    /// Zero a block range: unmap it and preallocate unwritten extents.
+    pub fn zero_range(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
+        Self::check_range(lblk, count)?;
+        self.data_inode(ino)?;
+        self.run(|fs| {
+            fs.unmap_range_all(ino, lblk, count)?;
+            fs.prealloc(ino, lblk, count)
+        })
+    }
+
+    /// Preallocate unwritten extents in the holes of the range. Without
+    /// `keep_size`, the size grows to at least the end of the range.
+    pub fn fallocate(&mut self, ino: u64, lblk: u64, count: u64, keep_size: bool) -> Result<()> {
+        Self::check_range(lblk, count)?;
+        self.data_inode(ino)?;
+        self.run(|fs| {
+            fs.prealloc(ino, lblk, count)?;
+            if !keep_size {
+                let mut i = fs.inode_get(ino)?;
+                let end = (lblk + count) * BLOCK_SIZE;
+                if end > i.size {
+                    i.size = end;
+                    fs.inode_put(ino, &i)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Share [slblk, slblk+count) of `src` into `dst` at `dlblk`, replacing
+    /// whatever the destination range held. Holes and unwritten extents of
+    /// the source become holes. Sizes are not changed (the caller updates the
+    /// destination size). Cost O(extents * log n).
+    pub fn reflink(&mut self, src: u64, slblk: u64, dst: u64, dlblk: u64, count: u64) -> Result<()> {
+        Self::check_range(slblk, count)?;
+        Self::check_range(dlblk, count)?;
+        if !self.data_inode(src)?.is_reg() || !self.data_inode(dst)?.is_reg() {
+            return Err(Error::Invalid);
+        }
+        if src == dst && slblk < dlblk + count && dlblk < slblk + count {
+            return Err(Error::Invalid);
+        }
+        self.run(|fs| {
+            fs.unmap_range_all(dst, dlblk, count)?;
+            let end = slblk + count;
+            let mut cur = slblk;
+            while cur < end {
+                if !fs.tx_has_room() {
+                    fs.tx_restart()?;
+                }
+                let e = match fs.ext_first_in(src, cur, end)? {
+                    Some(e) => e,
+                    None => break,
+                };
+                let s = e.lblk.max(cur);
+                let t = (e.lblk + e.len).min(end);
+                if e.flags & EXT_UNWRITTEN == 0 {
+                    let p = e.pblk + (s - e.lblk);
+                    fs.ref_inc(p, t - s)?;
+                    fs.ext_insert(dst, dlblk + (s - slblk), p, t - s, 0)?;
+                    fs.blocks_add(dst, (t - s) as i64)?;
+                }
+                cur = t;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deduplicate: share the source range into the destination. The caller
+    /// has compared the data (and holds both files locked).
+    pub fn dedupe(&mut self, src: u64, slblk: u64, dst: u64, dlblk: u64, count: u64) -> Result<()> {
+        self.reflink(src, slblk, dst, dlblk, count)
+    }
+
+    /// Give the range private copies of all shared blocks.
+    pub fn unshare(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
+        Self::check_range(lblk, count)?;
+        self.data_inode(ino)?;
+        self.run(|fs| {
+            let end = lblk + count;
+            let mut cur = lblk;
+            while cur < end {
+                if !fs.tx_has_room() {
+                    fs.tx_restart()?;
+                }
+                let m = fs.map(ino, cur, end - cur)?;
+                if m.shared && m.kind != MapKind::Hole {
+                    let m2 = fs.cow(ino, &m)?;
+                    cur += m2.count;
+                } else {
+                    cur += m.count;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Every owner of physical blocks [pblk, pblk+count), from the rmap btree:
+    /// callback (ino, lblk, pblk, len) per overlapping extent.
+    pub fn owners(&self, pblk: u64, count: u64, cb: &mut dyn FnMut(u64, u64, u64, u64)) -> Result<()> {
+        let end = pblk.saturating_add(count);
+        let mut v = [0u8; 8];
+        let mut next = self.bt_seek_ge(TreeId::Rmap, Key::new(pblk.saturating_sub(MAX_EXTENT_LEN - 1), 0, 0), &mut v)?;
+        while let Some(k) = next {
+            if k.a >= end {
+                break;
+            }
+            let len = le64(&v, 0);
+            if len == 0 || len > MAX_EXTENT_LEN {
+                return corrupt("rmap btree record", k.a);
+            }
+            if k.a + len > pblk {
+                cb(k.b, k.c, k.a, len);
+            }
+            next = self.bt_next(TreeId::Rmap, k, &mut v)?;
+        }
+        Ok(())
+    }
+
+    /// Quarantine physical blocks: recorded in the bad block btree and never
+    /// allocated again (blocks in use stay with their owner until freed).
+    pub fn quarantine(&mut self, pblk: u64, count: u64) -> Result<()> {
+        let end = pblk.checked_add(count).ok_or(Error::Invalid)?;
+        if count == 0 || count > MAX_EXTENT_LEN || pblk < self.sb.data_start || end > self.sb.total_blocks - 1 {
+            return Err(Error::Invalid);
+        }
+        self.run(|fs| {
+            let mut v = [0u8; 8];
+            let mut b = pblk;
+            while b < end {
+                if let Some(k) = fs.bt_seek_le(TreeId::Badblock, Key::new(b, 0, 0), &mut v)? {
+                    let len = le64(&v, 0);
+                    if k.a + len > b {
+                        b = k.a + len;
+                        continue;
+                    }
+                    if k.a + len == b {
+                        fs.bt_update(TreeId::Badblock, k, &(len + 1).to_le_bytes())?;
+                    } else {
+                        fs.bt_insert(TreeId::Badblock, Key::new(b, 0, 0), &1u64.to_le_bytes())?;
+                    }
+                } else {
+                    fs.bt_insert(TreeId::Badblock, Key::new(b, 0, 0), &1u64.to_le_bytes())?;
+                }
+                if !fs.block_in_use(b)? {
+                    fs.bitmap_claim(b, 1)?;
+                }
+                b += 1;
+            }
+            Ok(())
+        })
+    }
+
+    /// Iterate bad block records (pblk, len).
+    pub fn bad_blocks(&self, cb: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        let mut v = [0u8; 8];
+        let mut next = self.bt_seek_ge(TreeId::Badblock, Key::new(0, 0, 0), &mut v)?;
+        while let Some(k) = next {
+            cb(k.a, le64(&v, 0));
+            next = self.bt_next(TreeId::Badblock, k, &mut v)?;
+        }
+        Ok(())
+    }
+}

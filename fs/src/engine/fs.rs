@@ -1,0 +1,424 @@
+//! The filesystem object: format, mount, unmount, statfs and media helpers.
+
+use super::journal::Tx;
+use super::layout::*;
+use super::media::Media;
+use super::{corrupt, Error, Result};
+
+/// Options for `Fs::format`.
+#[derive(Clone, Copy, Debug)]
+pub struct FormatOptions<'a> {
+    /// Label (at most 32 bytes).
+    pub label: &'a [u8],
+    /// Filesystem uuid (also seeds the directory hash).
+    pub uuid: [u8; 16],
+    /// Filesystem size in bytes; 0 = the whole media.
+    pub size_bytes: u64,
+    /// Creation time.
+    pub time: Time,
+    /// Undo journal slots; 0 = DEFAULT_JOURNAL_SLOTS.
+    pub journal_slots: u64,
+}
+
+/// Options for `Fs::mount`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MountOptions {
+    /// Mount read-only (no transactions; journal recovery still runs).
+    pub read_only: bool,
+    /// Current time (seconds), recorded as the mount time.
+    pub time: i64,
+}
+
+/// What `statfs` reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatFs {
+    /// Block size.
+    pub block_size: u64,
+    /// Blocks in the filesystem.
+    pub blocks: u64,
+    /// Free blocks.
+    pub free_blocks: u64,
+    /// Inodes in use.
+    pub files: u64,
+    /// Inodes that can still be created (inode numbers are 64-bit; bounded by space).
+    pub files_free: u64,
+    /// Maximum name length.
+    pub name_max: u64,
+}
+
+/// What `mount` found and did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountReport {
+    /// Blocks rolled back from the undo journal.
+    pub rolled_back: u64,
+    /// Orphan inodes reaped.
+    pub orphans_reaped: u64,
+    /// The filesystem had not been unmounted cleanly.
+    pub was_dirty: bool,
+}
+
+/// A mounted ferrofs.
+pub struct Fs<M: Media> {
+    pub(crate) m: M,
+    pub(crate) sb: Superblock,
+    pub(crate) ro: bool,
+    pub(crate) tx: Tx,
+    pub(crate) hkey: [u64; 2],
+    pub(crate) report: MountReport,
+}
+
+const EMPTY_SB: Superblock = Superblock {
+    version: FORMAT_VERSION,
+    state: STATE_CLEAN,
+    blkno: 0,
+    compat: 0,
+    ro_compat: 0,
+    incompat: 0,
+    uuid: [0; 16],
+    label: [0; 32],
+    total_blocks: 0,
+    journal_start: JOURNAL_START,
+    journal_blocks: 0,
+    journal_slots: 0,
+    bitmap_start: 0,
+    bitmap_blocks: 0,
+    data_start: 0,
+    free_blocks: 0,
+    inode_count: 0,
+    next_ino: ROOT_INO + 1,
+    root_ino: ROOT_INO,
+    next_generation: 1,
+    mount_count: 0,
+    mkfs_time: 0,
+    mount_time: 0,
+    write_time: 0,
+    alloc_rotor: 0,
+    trees: [TreeRoot { root: 0, height: 0 }; NTREES],
+};
+
+impl<M: Media> Fs<M> {
+    fn new_in_memory(m: M) -> Fs<M> {
+        Fs { m, sb: EMPTY_SB, ro: false, tx: Tx::new(), hkey: [0; 2], report: MountReport::default() }
+    }
+
+    pub(crate) fn rd(&self, off: u64, buf: &mut [u8]) -> Result<()> {
+        self.m.read(off, buf).map_err(|e| Error::Io { block: e.offset / BLOCK_SIZE })
+    }
+    pub(crate) fn rd_u64(&self, off: u64) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.rd(off, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    pub(crate) fn rd_u16(&self, off: u64) -> Result<u16> {
+        let mut b = [0u8; 2];
+        self.rd(off, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    /// Borrow the media (userspace tools use it to read and write file data).
+    pub fn media(&self) -> &M {
+        &self.m
+    }
+
+    /// The in-memory superblock.
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// What mount found (journal blocks rolled back, orphans reaped).
+    pub fn mount_report(&self) -> MountReport {
+        self.report
+    }
+
+    /// Mounted read-only?
+    pub fn is_read_only(&self) -> bool {
+        self.ro
+    }
+
+    /// Root directory inode number.
+    pub fn root_ino(&self) -> u64 {
+        self.sb.root_ino
+    }
+
+    /// The layout.
+    pub fn geometry(&self) -> Geometry {
+        Geometry {
+            total_blocks: self.sb.total_blocks,
+            journal_start: self.sb.journal_start,
+            journal_slots: self.sb.journal_slots,
+            journal_desc_blocks: self.sb.journal_slots.div_ceil(JRECS_PER_BLOCK),
+            journal_blocks: self.sb.journal_blocks,
+            bitmap_start: self.sb.bitmap_start,
+            bitmap_blocks: self.sb.bitmap_blocks,
+            data_start: self.sb.data_start,
+            backup_sb: self.sb.total_blocks - 1,
+        }
+    }
+
+    /// Filesystem statistics.
+    pub fn statfs(&self) -> StatFs {
+        StatFs {
+            block_size: BLOCK_SIZE,
+            blocks: self.sb.total_blocks,
+            free_blocks: self.sb.free_blocks,
+            files: self.sb.inode_count,
+            files_free: self.sb.free_blocks,
+            name_max: NAME_MAX as u64,
+        }
+    }
+
+    pub(crate) fn sb_dirty(&mut self) {
+        self.tx.sb_dirty = true;
+    }
+
+    pub(crate) fn write_sb(&mut self) -> Result<()> {
+        let lb = self.log(0)?;
+        let mut b = [0u8; SB_SIZE];
+        self.sb.blkno = 0;
+        self.sb.encode(&mut b);
+        self.mwrite(&lb, 0, &b);
+        self.tx.sb_dirty = false;
+        Ok(())
+    }
+
+    pub(crate) fn reload_sb(&mut self) -> Result<()> {
+        let mut b = [0u8; SB_SIZE];
+        self.rd(0, &mut b)?;
+        self.sb = Superblock::decode(&b, 0)?;
+        Ok(())
+    }
+
+    /// Write a new filesystem.
+    pub fn format(media: M, opts: &FormatOptions) -> Result<()> {
+        let msize = media.size();
+        let size = if opts.size_bytes == 0 { msize } else { opts.size_bytes };
+        let slots = if opts.journal_slots == 0 { DEFAULT_JOURNAL_SLOTS } else { opts.journal_slots };
+        let total = size / BLOCK_SIZE;
+        if size > msize {
+            return Err(Error::DeviceTooSmall { need_blocks: total, have_blocks: msize / BLOCK_SIZE });
+        }
+        if opts.label.len() > 32 {
+            return Err(Error::Invalid);
+        }
+        let g = match Geometry::compute(total, slots) {
+            Some(g) => g,
+            None => {
+                if !(MIN_JOURNAL_SLOTS..=MAX_JOURNAL_SLOTS).contains(&slots) {
+                    return Err(Error::Invalid);
+                }
+                return Err(Error::DeviceTooSmall { need_blocks: Geometry::min_blocks(slots), have_blocks: total });
+            }
+        };
+        let mut fs = Fs::new_in_memory(media);
+        // Kill any old superblock first: a crash during mkfs leaves no filesystem.
+        fs.m.zero(0, BLOCK_SIZE);
+        fs.m.flush(0, BLOCK_SIZE);
+        fs.m.fence();
+        let mut sb = EMPTY_SB;
+        sb.uuid = opts.uuid;
+        sb.label[..opts.label.len()].copy_from_slice(opts.label);
+        sb.total_blocks = total;
+        sb.journal_start = g.journal_start;
+        sb.journal_blocks = g.journal_blocks;
+        sb.journal_slots = g.journal_slots;
+        sb.bitmap_start = g.bitmap_start;
+        sb.bitmap_blocks = g.bitmap_blocks;
+        sb.data_start = g.data_start;
+        sb.free_blocks = total - g.data_start - 1;
+        sb.mkfs_time = opts.time.sec;
+        sb.write_time = opts.time.sec;
+        sb.alloc_rotor = g.data_start;
+        fs.sb = sb;
+        fs.journal_format();
+        fs.bitmap_format()?;
+        fs.m.fence();
+        // The superblock (state clean, no inodes yet), then the root directory
+        // in an ordinary transaction.
+        let mut b = [0u8; SB_SIZE];
+        fs.sb.encode(&mut b);
+        fs.m.write(0, &b);
+        fs.m.flush(0, BLOCK_SIZE);
+        fs.m.fence();
+        fs.hkey = hash_key(&fs.sb.uuid);
+        fs.begin()?;
+        let root = Inode {
+            mode: S_IFDIR | 0o755,
+            nlink: 2,
+            atime: opts.time,
+            mtime: opts.time,
+            ctime: opts.time,
+            btime: opts.time,
+            generation: 0,
+            parent: ROOT_INO,
+            ..Inode::default()
+        };
+        let r = fs.inode_insert(ROOT_INO, &root, &[]);
+        if let Err(e) = r {
+            fs.abort()?;
+            return Err(e);
+        }
+        fs.sb.inode_count = 1;
+        fs.sb_dirty();
+        fs.commit()?;
+        // Backup superblock: geometry is what matters there.
+        let mut bsb = fs.sb;
+        bsb.blkno = g.backup_sb;
+        bsb.encode(&mut b);
+        fs.m.zero(g.backup_sb * BLOCK_SIZE, BLOCK_SIZE);
+        fs.m.write(g.backup_sb * BLOCK_SIZE, &b);
+        fs.m.flush(g.backup_sb * BLOCK_SIZE, BLOCK_SIZE);
+        fs.m.fence();
+        Ok(())
+    }
+
+    /// Mount: validate the superblock, recover the journal, reap orphans.
+    pub fn mount(media: M, opts: &MountOptions) -> Result<Fs<M>> {
+        let mblocks = media.size() / BLOCK_SIZE;
+        if mblocks < 2 {
+            return Err(Error::DeviceTooSmall { need_blocks: 2, have_blocks: mblocks });
+        }
+        let mut fs = Fs::new_in_memory(media);
+        let mut b = [0u8; SB_SIZE];
+        fs.rd(0, &mut b)?;
+        // Fields that never change after mkfs, checked before anything is written.
+        if le64(&b, 0) != SB_MAGIC {
+            return Err(Error::BadMagic);
+        }
+        let version = le32(&b, 12);
+        if version != FORMAT_VERSION {
+            return Err(Error::BadVersion { version });
+        }
+        let incompat = le64(&b, 48);
+        if incompat & !FEAT_INCOMPAT_KNOWN != 0 {
+            return Err(Error::UnsupportedFeature { incompat: incompat & !FEAT_INCOMPAT_KNOWN });
+        }
+        let total = le64(&b, 104);
+        if total > mblocks {
+            return Err(Error::DeviceTooSmall { need_blocks: total, have_blocks: mblocks });
+        }
+        if le32(&b, 24) as u64 != BLOCK_SIZE {
+            return corrupt("superblock", 0);
+        }
+        fs.journal_open(total)?;
+        fs.report.rolled_back = fs.journal_recover()?;
+        fs.reload_sb()?;
+        fs.sb.check_geometry(mblocks)?;
+        if fs.sb.journal_slots != fs.geometry().journal_slots || fs.sb.total_blocks != total {
+            return corrupt("superblock", 0);
+        }
+        fs.hkey = hash_key(&fs.sb.uuid);
+        fs.verify_static()?;
+        fs.ro = opts.read_only || fs.sb.ro_compat & !FEAT_RO_COMPAT_KNOWN != 0;
+        fs.report.was_dirty = fs.sb.state != STATE_CLEAN;
+        if !fs.ro {
+            fs.begin()?;
+            fs.sb.state = STATE_DIRTY;
+            fs.sb.mount_count += 1;
+            fs.sb.mount_time = opts.time;
+            fs.sb_dirty();
+            fs.commit()?;
+            fs.report.orphans_reaped = fs.reap_orphans()?;
+        }
+        Ok(fs)
+    }
+
+    /// Check every bitmap block and each tree's root node.
+    fn verify_static(&self) -> Result<()> {
+        let mut i = 0;
+        while i < self.sb.bitmap_blocks {
+            self.bitmap_check(self.sb.bitmap_start + i, i)?;
+            i += 1;
+        }
+        for t in ALL_TREES {
+            let r = self.sb.trees[t as usize];
+            if r.root != 0 {
+                self.node_check(t, r.root, r.height as u16 - 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Mark clean and give back the media.
+    pub fn unmount(mut self, time: i64) -> Result<M> {
+        if !self.ro {
+            self.begin()?;
+            self.sb.state = STATE_CLEAN;
+            self.sb.write_time = time;
+            self.sb_dirty();
+            self.commit()?;
+        }
+        Ok(self.m)
+    }
+
+    /// Give back the media without marking clean (simulates a crash / forced shutdown).
+    pub fn into_media(self) -> M {
+        self.m
+    }
+
+    /// Run `f` as one transaction: commit on success, roll back on error.
+    pub(crate) fn run<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.begin()?;
+        match f(self) {
+            Ok(v) => {
+                if let Err(e) = self.commit() {
+                    self.abort()?;
+                    return Err(e);
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                self.abort()?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Directory hash key derived from the uuid.
+pub fn hash_key(uuid: &[u8; 16]) -> [u64; 2] {
+    [le64(uuid, 0) ^ 0x6665_7272_6f66_7321, le64(uuid, 8) ^ 0x6469_7268_6173_6821]
+}
+
+/// SipHash-1-3 of `data` with a 128-bit key.
+pub fn siphash13(k: [u64; 2], data: &[u8]) -> u64 {
+    let mut v0 = k[0] ^ 0x736f_6d65_7073_6575;
+    let mut v1 = k[1] ^ 0x646f_7261_6e64_6f6d;
+    let mut v2 = k[0] ^ 0x6c79_6765_6e65_7261;
+    let mut v3 = k[1] ^ 0x7465_6462_7974_6573;
+    #[inline(always)]
+    fn round(v0: &mut u64, v1: &mut u64, v2: &mut u64, v3: &mut u64) {
+        *v0 = v0.wrapping_add(*v1);
+        *v1 = v1.rotate_left(13);
+        *v1 ^= *v0;
+        *v0 = v0.rotate_left(32);
+        *v2 = v2.wrapping_add(*v3);
+        *v3 = v3.rotate_left(16);
+        *v3 ^= *v2;
+        *v0 = v0.wrapping_add(*v3);
+        *v3 = v3.rotate_left(21);
+        *v3 ^= *v0;
+        *v2 = v2.wrapping_add(*v1);
+        *v1 = v1.rotate_left(17);
+        *v1 ^= *v2;
+        *v2 = v2.rotate_left(32);
+    }
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let m = le64(c, 0);
+        v3 ^= m;
+        round(&mut v0, &mut v1, &mut v2, &mut v3);
+        v0 ^= m;
+    }
+    let rem = chunks.remainder();
+    let mut last = [0u8; 8];
+    last[..rem.len()].copy_from_slice(rem);
+    let m = u64::from_le_bytes(last) | ((data.len() as u64 & 0xff) << 56);
+    v3 ^= m;
+    round(&mut v0, &mut v1, &mut v2, &mut v3);
+    v0 ^= m;
+    v2 ^= 0xff;
+    round(&mut v0, &mut v1, &mut v2, &mut v3);
+    round(&mut v0, &mut v1, &mut v2, &mut v3);
+    round(&mut v0, &mut v1, &mut v2, &mut v3);
+    v0 ^ v1 ^ v2 ^ v3
+}

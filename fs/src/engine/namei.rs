@@ -1,0 +1,621 @@
+//! Inodes, directories and the namespace operations.
+
+use super::btree::Key;
+use super::fs::{siphash13, Fs};
+use super::layout::*;
+use super::media::Media;
+use super::{corrupt, Error, Result};
+
+/// Attributes of a new inode.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NewInode {
+    /// Type and permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number for character/block devices.
+    pub rdev: u32,
+    /// Inode flags (IFLAG_*).
+    pub flags: u32,
+    /// Creation time (atime/mtime/ctime/btime).
+    pub time: Time,
+}
+
+/// Flags of `rename`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RenameFlags {
+    /// Fail with Exists if the target exists.
+    pub noreplace: bool,
+    /// Atomically exchange source and target (both must exist).
+    pub exchange: bool,
+}
+
+/// Directory entry value layout.
+const DE_INO: usize = 0;
+const DE_FTYPE: usize = 8;
+const DE_NAMELEN: usize = 9;
+const DE_NAME: usize = 16;
+/// readdir cookie of ".".
+pub const POS_DOT: u64 = 0;
+/// readdir cookie of "..".
+pub const POS_DOTDOT: u64 = 1;
+/// readdir position past the end.
+pub const POS_EOF: u64 = u64::MAX >> 1;
+
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        return Err(Error::Invalid);
+    }
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    Ok(())
+}
+
+impl<M: Media> Fs<M> {
+    /// 46-bit keyed name hash, never 0 or 1 (reserved readdir cookies).
+    pub fn name_hash(&self, name: &[u8]) -> u64 {
+        let h = siphash13(self.hkey, name) >> 18;
+        if h < 2 {
+            h + 2
+        } else {
+            h
+        }
+    }
+
+    pub(crate) fn inode_get(&self, ino: u64) -> Result<Inode> {
+        let mut v = [0u8; INODE_SIZE];
+        if !self.bt_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v)? {
+            return Err(Error::NotFound);
+        }
+        Ok(Inode::decode(&v))
+    }
+
+    pub(crate) fn inode_put(&mut self, ino: u64, i: &Inode) -> Result<()> {
+        let mut v = [0u8; INODE_SIZE];
+        if !self.bt_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v)? {
+            return Err(Error::NotFound);
+        }
+        i.encode(&mut v);
+        self.bt_update(TreeId::Inode, Key::new(ino, 0, 0), &v)
+    }
+
+    pub(crate) fn inode_insert(&mut self, ino: u64, i: &Inode, inline: &[u8]) -> Result<()> {
+        let mut v = [0u8; INODE_SIZE];
+        i.encode(&mut v);
+        if inline.len() > INLINE_SYMLINK_MAX {
+            return Err(Error::Invalid);
+        }
+        put16(&mut v, INODE_SYMLEN_OFF, inline.len() as u16);
+        v[INODE_INLINE_OFF..INODE_INLINE_OFF + inline.len()].copy_from_slice(inline);
+        self.bt_insert(TreeId::Inode, Key::new(ino, 0, 0), &v)
+    }
+
+    /// Read an inode.
+    pub fn read_inode(&self, ino: u64) -> Result<Inode> {
+        self.inode_get(ino)
+    }
+
+    /// setattr: store mode permission bits, flags, uid, gid, rdev and the four
+    /// times. The file type, size (see `set_size`), blocks, nlink, parent and
+    /// generation are owned by the engine and not changed here.
+    pub fn write_inode(&mut self, ino: u64, new: &Inode) -> Result<()> {
+        self.run(|fs| {
+            let mut i = fs.inode_get(ino)?;
+            i.mode = (i.mode & S_IFMT) | (new.mode & !S_IFMT);
+            i.flags = new.flags;
+            i.uid = new.uid;
+            i.gid = new.gid;
+            i.rdev = new.rdev;
+            i.atime = new.atime;
+            i.mtime = new.mtime;
+            i.ctime = new.ctime;
+            i.btime = new.btime;
+            fs.inode_put(ino, &i)
+        })
+    }
+
+    fn dir_inode(&self, dir: u64) -> Result<Inode> {
+        let d = self.inode_get(dir)?;
+        if !d.is_dir() {
+            return Err(Error::NotDir);
+        }
+        Ok(d)
+    }
+
+    /// Find a name: (key, ino, ftype).
+    pub(crate) fn dir_find(&self, dir: u64, name: &[u8]) -> Result<Option<(Key, u64, u8)>> {
+        let h = self.name_hash(name);
+        let mut v = [0u8; 272];
+        let mut k = Key::new(dir, h, 0);
+        let mut next = self.bt_seek_ge(TreeId::Dir, k, &mut v)?;
+        while let Some(kk) = next {
+            if kk.a != dir || kk.b != h {
+                break;
+            }
+            let len = v[DE_NAMELEN] as usize;
+            if len == name.len() && v.get(DE_NAME..DE_NAME + len) == Some(name) {
+                return Ok(Some((kk, le64(&v, DE_INO), v[DE_FTYPE])));
+            }
+            k = kk;
+            next = self.bt_next(TreeId::Dir, k, &mut v)?;
+        }
+        Ok(None)
+    }
+
+    fn dir_add(&mut self, dir: u64, name: &[u8], ino: u64, ftype: u8) -> Result<()> {
+        let h = self.name_hash(name);
+        let mut v = [0u8; 272];
+        // first free seq for this hash
+        let mut seq = 0u64;
+        let mut next = self.bt_seek_ge(TreeId::Dir, Key::new(dir, h, 0), &mut v)?;
+        while let Some(k) = next {
+            if k.a != dir || k.b != h || k.c != seq {
+                break;
+            }
+            seq += 1;
+            next = self.bt_next(TreeId::Dir, k, &mut v)?;
+        }
+        if seq > 0xffff {
+            return Err(Error::NoSpace);
+        }
+        v.fill(0);
+        put64(&mut v, DE_INO, ino);
+        v[DE_FTYPE] = ftype;
+        v[DE_NAMELEN] = name.len() as u8;
+        v[DE_NAME..DE_NAME + name.len()].copy_from_slice(name);
+        self.bt_insert(TreeId::Dir, Key::new(dir, h, seq), &v)
+    }
+
+    fn dir_set_target(&mut self, k: Key, ino: u64, ftype: u8) -> Result<()> {
+        let mut v = [0u8; 272];
+        if !self.bt_get(TreeId::Dir, k, &mut v)? {
+            return corrupt("dir btree", 0);
+        }
+        put64(&mut v, DE_INO, ino);
+        v[DE_FTYPE] = ftype;
+        self.bt_update(TreeId::Dir, k, &v)
+    }
+
+    fn dir_is_empty(&self, dir: u64) -> Result<bool> {
+        let mut v = [0u8; 272];
+        Ok(match self.bt_seek_ge(TreeId::Dir, Key::new(dir, 0, 0), &mut v)? {
+            Some(k) => k.a != dir,
+            None => true,
+        })
+    }
+
+    /// Adjust a directory after an entry change.
+    fn dir_touch(&mut self, dir: u64, nlink_delta: i32, size_delta: i64, t: Time) -> Result<()> {
+        let mut d = self.inode_get(dir)?;
+        let nl = d.nlink as i64 + nlink_delta as i64;
+        if nl > LINK_MAX as i64 {
+            return Err(Error::TooManyLinks);
+        }
+        if nl < 0 {
+            return corrupt("inode nlink", dir);
+        }
+        d.nlink = nl as u32;
+        d.size = (d.size as i64).saturating_add(size_delta).max(0) as u64;
+        d.mtime = t;
+        d.ctime = t;
+        self.inode_put(dir, &d)
+    }
+
+    pub(crate) fn orphan_add(&mut self, ino: u64) -> Result<()> {
+        match self.bt_insert(TreeId::Orphan, Key::new(ino, 0, 0), &[]) {
+            Err(Error::Exists) => Ok(()),
+            r => r,
+        }
+    }
+
+    pub(crate) fn orphan_remove(&mut self, ino: u64) -> Result<()> {
+        self.bt_delete(TreeId::Orphan, Key::new(ino, 0, 0)).map(|_| ())
+    }
+
+    /// Look a name up in a directory ("." and ".." included).
+    pub fn lookup(&self, dir: u64, name: &[u8]) -> Result<Option<u64>> {
+        let d = self.dir_inode(dir)?;
+        if name == b"." {
+            return Ok(Some(dir));
+        }
+        if name == b".." {
+            return Ok(Some(d.parent));
+        }
+        if name.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        if name.is_empty() {
+            return Ok(None);
+        }
+        Ok(self.dir_find(dir, name)?.map(|x| x.1))
+    }
+
+    fn new_inode(&mut self, a: &NewInode, nlink: u32, parent: u64) -> Result<(u64, Inode)> {
+        let ino = self.sb.next_ino;
+        self.sb.next_ino = ino.checked_add(1).ok_or(Error::NoSpace)?;
+        let generation = self.sb.next_generation;
+        self.sb.next_generation = generation.wrapping_add(1);
+        self.sb.inode_count += 1;
+        self.sb_dirty();
+        let i = Inode {
+            mode: a.mode,
+            flags: a.flags,
+            uid: a.uid,
+            gid: a.gid,
+            nlink,
+            rdev: a.rdev,
+            size: 0,
+            blocks: 0,
+            atime: a.time,
+            mtime: a.time,
+            ctime: a.time,
+            btime: a.time,
+            generation,
+            parent,
+        };
+        Ok((ino, i))
+    }
+
+    fn create_inner(&mut self, dir: u64, name: &[u8], a: &NewInode, target: &[u8]) -> Result<(u64, Inode)> {
+        check_name(name)?;
+        self.dir_inode(dir)?;
+        if self.dir_find(dir, name)?.is_some() {
+            return Err(Error::Exists);
+        }
+        let is_dir = a.mode & S_IFMT == S_IFDIR;
+        let (ino, mut i) = self.new_inode(a, if is_dir { 2 } else { 1 }, dir)?;
+        let inline = if target.len() <= INLINE_SYMLINK_MAX { target } else { &[] };
+        if i.is_symlink() {
+            i.size = target.len() as u64;
+        }
+        self.inode_insert(ino, &i, inline)?;
+        if i.is_symlink() {
+            let mut v = [0u8; INODE_SIZE];
+            self.bt_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v)?;
+            put16(&mut v, INODE_SYMLEN_OFF, target.len() as u16);
+            self.bt_update(TreeId::Inode, Key::new(ino, 0, 0), &v)?;
+            if target.len() > INLINE_SYMLINK_MAX {
+                let m = self.alloc_write_inner(ino, 0, 1, super::extent::AllocFlags::default())?;
+                let off = m.pblk * BLOCK_SIZE;
+                self.m.zero(off, BLOCK_SIZE);
+                self.m.write(off, target);
+                self.m.flush(off, BLOCK_SIZE);
+                i = self.inode_get(ino)?;
+            }
+        }
+        self.dir_add(dir, name, ino, i.ftype())?;
+        self.dir_touch(dir, if is_dir { 1 } else { 0 }, 1, a.time)?;
+        Ok((ino, i))
+    }
+
+    /// Create a file, directory, device node, fifo or socket.
+    pub fn create(&mut self, dir: u64, name: &[u8], a: &NewInode) -> Result<(u64, Inode)> {
+        if a.mode & S_IFMT == S_IFLNK || a.mode & S_IFMT == 0 {
+            return Err(Error::Invalid);
+        }
+        self.run(|fs| fs.create_inner(dir, name, a, &[]))
+    }
+
+    /// Create a directory (mode's type bits are forced to S_IFDIR).
+    pub fn mkdir(&mut self, dir: u64, name: &[u8], a: &NewInode) -> Result<(u64, Inode)> {
+        let mut a = *a;
+        a.mode = (a.mode & !S_IFMT) | S_IFDIR;
+        self.create(dir, name, &a)
+    }
+
+    /// Create a symbolic link.
+    pub fn symlink(&mut self, dir: u64, name: &[u8], target: &[u8], a: &NewInode) -> Result<(u64, Inode)> {
+        if target.is_empty() || target.len() > SYMLINK_MAX {
+            return Err(if target.is_empty() { Error::NotFound } else { Error::NameTooLong });
+        }
+        let mut a = *a;
+        a.mode = (a.mode & !S_IFMT) | S_IFLNK;
+        self.run(|fs| fs.create_inner(dir, name, &a, target))
+    }
+
+    /// Read a symlink target into `buf`; returns its length.
+    pub fn read_link(&self, ino: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut v = [0u8; INODE_SIZE];
+        if !self.bt_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v)? {
+            return Err(Error::NotFound);
+        }
+        let i = Inode::decode(&v);
+        if !i.is_symlink() {
+            return Err(Error::Invalid);
+        }
+        let len = le16(&v, INODE_SYMLEN_OFF) as usize;
+        if len > SYMLINK_MAX {
+            return corrupt("inode symlink length", ino);
+        }
+        let n = len.min(buf.len());
+        if len <= INLINE_SYMLINK_MAX {
+            buf[..n].copy_from_slice(&v[INODE_INLINE_OFF..INODE_INLINE_OFF + n]);
+        } else {
+            let m = self.map(ino, 0, 1)?;
+            if m.kind != super::extent::MapKind::Written {
+                return corrupt("symlink target block", ino);
+            }
+            self.rd(m.pblk * BLOCK_SIZE, &mut buf[..n])?;
+        }
+        Ok(len)
+    }
+
+    /// Create an unnamed inode (O_TMPFILE): nlink 0, on the orphan list.
+    pub fn tmpfile(&mut self, dir: u64, a: &NewInode) -> Result<(u64, Inode)> {
+        self.run(|fs| {
+            fs.dir_inode(dir)?;
+            let (ino, i) = fs.new_inode(a, 0, dir)?;
+            fs.inode_insert(ino, &i, &[])?;
+            fs.orphan_add(ino)?;
+            Ok((ino, i))
+        })
+    }
+
+    /// Add a hard link.
+    pub fn link(&mut self, ino: u64, dir: u64, name: &[u8], t: Time) -> Result<()> {
+        self.run(|fs| {
+            check_name(name)?;
+            fs.dir_inode(dir)?;
+            let mut i = fs.inode_get(ino)?;
+            if i.is_dir() {
+                return Err(Error::NotPermitted);
+            }
+            if i.nlink >= LINK_MAX {
+                return Err(Error::TooManyLinks);
+            }
+            if fs.dir_find(dir, name)?.is_some() {
+                return Err(Error::Exists);
+            }
+            if i.nlink == 0 {
+                fs.orphan_remove(ino)?;
+            }
+            i.nlink += 1;
+            i.ctime = t;
+            fs.inode_put(ino, &i)?;
+            fs.dir_add(dir, name, ino, i.ftype())?;
+            fs.dir_touch(dir, 0, 1, t)
+        })
+    }
+
+    fn drop_link(&mut self, ino: u64, i: &mut Inode, t: Time) -> Result<()> {
+        if i.nlink == 0 {
+            return corrupt("inode nlink", ino);
+        }
+        i.nlink = if i.is_dir() { 0 } else { i.nlink - 1 };
+        i.ctime = t;
+        if i.nlink == 0 {
+            self.orphan_add(ino)?;
+        }
+        self.inode_put(ino, i)
+    }
+
+    /// Remove a non-directory name. Returns the inode; if its nlink dropped to
+    /// 0 it is on the orphan list until `evict`.
+    pub fn unlink(&mut self, dir: u64, name: &[u8], t: Time) -> Result<u64> {
+        self.run(|fs| {
+            check_name(name)?;
+            fs.dir_inode(dir)?;
+            let (k, ino, _) = fs.dir_find(dir, name)?.ok_or(Error::NotFound)?;
+            let mut i = fs.inode_get(ino)?;
+            if i.is_dir() {
+                return Err(Error::IsDir);
+            }
+            fs.bt_delete(TreeId::Dir, k)?;
+            fs.dir_touch(dir, 0, -1, t)?;
+            fs.drop_link(ino, &mut i, t)?;
+            Ok(ino)
+        })
+    }
+
+    /// Remove an empty directory. Returns its inode (nlink 0, orphan until evict).
+    pub fn rmdir(&mut self, dir: u64, name: &[u8], t: Time) -> Result<u64> {
+        self.run(|fs| {
+            check_name(name)?;
+            fs.dir_inode(dir)?;
+            let (k, ino, _) = fs.dir_find(dir, name)?.ok_or(Error::NotFound)?;
+            let mut i = fs.inode_get(ino)?;
+            if !i.is_dir() {
+                return Err(Error::NotDir);
+            }
+            if !fs.dir_is_empty(ino)? {
+                return Err(Error::NotEmpty);
+            }
+            fs.bt_delete(TreeId::Dir, k)?;
+            fs.dir_touch(dir, -1, -1, t)?;
+            fs.drop_link(ino, &mut i, t)?;
+            Ok(ino)
+        })
+    }
+
+    /// Is `dir` equal to `anc` or below it?
+    fn is_under(&self, mut dir: u64, anc: u64) -> Result<bool> {
+        let mut steps = 0u32;
+        loop {
+            if dir == anc {
+                return Ok(true);
+            }
+            if dir == ROOT_INO {
+                return Ok(false);
+            }
+            dir = self.inode_get(dir)?.parent;
+            steps += 1;
+            if steps > 1 << 20 {
+                return corrupt("directory parent chain", dir);
+            }
+        }
+    }
+
+    /// Rename (with RENAME_NOREPLACE / RENAME_EXCHANGE semantics).
+    pub fn rename(&mut self, odir: u64, oname: &[u8], ndir: u64, nname: &[u8], fl: RenameFlags, t: Time) -> Result<()> {
+        self.run(|fs| fs.rename_inner(odir, oname, ndir, nname, fl, t))
+    }
+
+    fn rename_inner(&mut self, odir: u64, oname: &[u8], ndir: u64, nname: &[u8], fl: RenameFlags, t: Time) -> Result<()> {
+        check_name(oname)?;
+        check_name(nname)?;
+        if fl.exchange && fl.noreplace {
+            return Err(Error::Invalid);
+        }
+        self.dir_inode(odir)?;
+        self.dir_inode(ndir)?;
+        let (okey, oino, oft) = self.dir_find(odir, oname)?.ok_or(Error::NotFound)?;
+        let mut src = self.inode_get(oino)?;
+        let tgt = self.dir_find(ndir, nname)?;
+        if fl.exchange {
+            let (nkey, nino, nft) = tgt.ok_or(Error::NotFound)?;
+            if nino == oino {
+                return Ok(());
+            }
+            let mut dst = self.inode_get(nino)?;
+            if odir != ndir {
+                if src.is_dir() && self.is_under(ndir, oino)? {
+                    return Err(Error::Invalid);
+                }
+                if dst.is_dir() && self.is_under(odir, nino)? {
+                    return Err(Error::Invalid);
+                }
+            }
+            self.dir_set_target(okey, nino, nft)?;
+            self.dir_set_target(nkey, oino, oft)?;
+            if odir != ndir {
+                if src.is_dir() {
+                    src.parent = ndir;
+                    self.dir_touch(odir, -1, 0, t)?;
+                    self.dir_touch(ndir, 1, 0, t)?;
+                }
+                if dst.is_dir() {
+                    dst.parent = odir;
+                    self.dir_touch(ndir, -1, 0, t)?;
+                    self.dir_touch(odir, 1, 0, t)?;
+                }
+            }
+            src.ctime = t;
+            dst.ctime = t;
+            self.inode_put(oino, &src)?;
+            self.inode_put(nino, &dst)?;
+            self.dir_touch(odir, 0, 0, t)?;
+            return self.dir_touch(ndir, 0, 0, t);
+        }
+        if let Some((_, nino, _)) = tgt {
+            if fl.noreplace {
+                return Err(Error::Exists);
+            }
+            if nino == oino {
+                return Ok(());
+            }
+        }
+        if src.is_dir() && odir != ndir && self.is_under(ndir, oino)? {
+            return Err(Error::Invalid);
+        }
+        if let Some((nkey, nino, _)) = tgt {
+            let mut dst = self.inode_get(nino)?;
+            if src.is_dir() {
+                if !dst.is_dir() {
+                    return Err(Error::NotDir);
+                }
+                if !self.dir_is_empty(nino)? {
+                    return Err(Error::NotEmpty);
+                }
+            } else if dst.is_dir() {
+                return Err(Error::IsDir);
+            }
+            self.bt_delete(TreeId::Dir, nkey)?;
+            self.dir_touch(ndir, if dst.is_dir() { -1 } else { 0 }, -1, t)?;
+            self.drop_link(nino, &mut dst, t)?;
+        }
+        self.bt_delete(TreeId::Dir, okey)?;
+        self.dir_touch(odir, 0, -1, t)?;
+        self.dir_add(ndir, nname, oino, oft)?;
+        self.dir_touch(ndir, 0, 1, t)?;
+        if src.is_dir() && odir != ndir {
+            src.parent = ndir;
+            self.dir_touch(odir, -1, 0, t)?;
+            self.dir_touch(ndir, 1, 0, t)?;
+        }
+        src.ctime = t;
+        self.inode_put(oino, &src)
+    }
+
+    /// List a directory from cookie `pos`. The callback gets (name, ino,
+    /// ftype, next_pos) and returns false to stop. "." is cookie 0, ".." 1,
+    /// entries `hash << 16 | seq`.
+    pub fn readdir(&self, dir: u64, pos: u64, cb: &mut dyn FnMut(&[u8], u64, u8, u64) -> bool) -> Result<()> {
+        let d = self.dir_inode(dir)?;
+        if pos == POS_DOT && !cb(b".", dir, 4, POS_DOTDOT) {
+            return Ok(());
+        }
+        if pos <= POS_DOTDOT && !cb(b"..", d.parent, 4, 2) {
+            return Ok(());
+        }
+        let start = if pos < 2 { Key::new(dir, 0, 0) } else { Key::new(dir, pos >> 16, pos & 0xffff) };
+        let mut v = [0u8; 272];
+        let mut next = self.bt_seek_ge(TreeId::Dir, start, &mut v)?;
+        while let Some(k) = next {
+            if k.a != dir {
+                break;
+            }
+            if k.c > 0xffff || k.b >= 1 << 46 {
+                return corrupt("dir btree key", dir);
+            }
+            let len = v[DE_NAMELEN] as usize;
+            let name = match v.get(DE_NAME..DE_NAME + len) {
+                Some(n) => n,
+                None => return corrupt("dir entry", dir),
+            };
+            let cookie = (k.b << 16) | k.c;
+            if !cb(name, le64(&v, DE_INO), v[DE_FTYPE], cookie + 1) {
+                return Ok(());
+            }
+            next = self.bt_next(TreeId::Dir, k, &mut v)?;
+        }
+        Ok(())
+    }
+
+    /// Free everything of an unlinked inode (nlink 0, no users). Large files are
+    /// freed in several bounded transactions; the orphan record keeps the
+    /// inode reachable until the last one.
+    pub fn evict(&mut self, ino: u64) -> Result<()> {
+        let i = self.inode_get(ino)?;
+        if i.nlink != 0 {
+            return Err(Error::Invalid);
+        }
+        self.run(|fs| fs.evict_inner(ino))
+    }
+
+    fn evict_inner(&mut self, ino: u64) -> Result<()> {
+        self.orphan_add(ino)?;
+        self.unmap_range_all(ino, 0, MAX_LBLK)?;
+        self.xattr_remove_all(ino)?;
+        self.bt_delete(TreeId::Inode, Key::new(ino, 0, 0))?;
+        self.orphan_remove(ino)?;
+        self.sb.inode_count = self.sb.inode_count.saturating_sub(1);
+        self.sb_dirty();
+        Ok(())
+    }
+
+    /// Mount-time orphan processing: evict unlinked inodes, finish truncates.
+    pub(crate) fn reap_orphans(&mut self) -> Result<u64> {
+        let mut n = 0;
+        loop {
+            let k = match self.bt_seek_ge(TreeId::Orphan, Key::new(0, 0, 0), &mut [])? {
+                Some(k) => k,
+                None => return Ok(n),
+            };
+            let ino = k.a;
+            match self.inode_get(ino) {
+                Ok(i) if i.nlink == 0 => self.run(|fs| fs.evict_inner(ino))?,
+                Ok(i) => self.run(|fs| {
+                    let first = i.size.div_ceil(BLOCK_SIZE);
+                    fs.unmap_range_all(ino, first, MAX_LBLK - first)?;
+                    fs.orphan_remove(ino)
+                })?,
+                Err(Error::NotFound) => self.run(|fs| fs.orphan_remove(ino))?,
+                Err(e) => return Err(e),
+            }
+            n += 1;
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! mkfs.ferrofs: write a new ferrofs onto a pmem device or an image file.
+
+use ferrofs_engine::{Fs, FormatOptions, Time, BLOCK_SIZE, DEFAULT_JOURNAL_SLOTS, SB_MAGIC};
+use ferrofs_tools::{parse_size, FileMedia};
+use std::io::Read;
+use std::process::exit;
+
+fn usage() -> ! {
+    eprintln!("usage: mkfs.ferrofs [-f] [-q] [-L label] [-b 4096] [-s SIZE[k|m|g]] [-J slots] DEVICE|FILE");
+    exit(1)
+}
+
+fn existing_fs(m: &FileMedia) -> Option<&'static str> {
+    use ferrofs_engine::Media;
+    let mut b = [0u8; 2048];
+    let n = (m.size() as usize).min(2048);
+    if m.read(0, &mut b[..n]).is_err() {
+        return None;
+    }
+    if n >= 8 && u64::from_le_bytes(b[..8].try_into().ok()?) == SB_MAGIC {
+        return Some("ferrofs");
+    }
+    if n >= 4 && &b[..4] == b"XFSB" {
+        return Some("xfs");
+    }
+    if n >= 1082 && u16::from_le_bytes([b[1080], b[1081]]) == 0xEF53 {
+        return Some("ext2/ext3/ext4");
+    }
+    None
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mut force, mut quiet) = (false, false);
+    let mut label = String::new();
+    let mut size: Option<u64> = None;
+    let mut slots = DEFAULT_JOURNAL_SLOTS;
+    let mut dev: Option<String> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let mut val = || {
+            i += 1;
+            args.get(i).cloned().unwrap_or_else(|| usage())
+        };
+        match a {
+            "-f" => force = true,
+            "-q" => quiet = true,
+            "-L" => label = val(),
+            "-b" => {
+                let v = val();
+                if parse_size(&v) != Some(BLOCK_SIZE) {
+                    eprintln!("mkfs.ferrofs: block size must be 4096 (got {v})");
+                    exit(1);
+                }
+            }
+            "-s" => {
+                let v = val();
+                size = Some(parse_size(&v).unwrap_or_else(|| {
+                    eprintln!("mkfs.ferrofs: bad size '{v}'");
+                    exit(1)
+                }));
+            }
+            "-J" => {
+                let v = val();
+                slots = v.parse().unwrap_or_else(|_| usage());
+            }
+            "-h" | "--help" => usage(),
+            _ if a.starts_with('-') => usage(),
+            _ => {
+                if dev.is_some() {
+                    usage();
+                }
+                dev = Some(a.to_string());
+            }
+        }
+        i += 1;
+    }
+    let dev = dev.unwrap_or_else(|| usage());
+    if label.len() > 32 {
+        eprintln!("mkfs.ferrofs: label '{label}' is longer than 32 bytes");
+        exit(1);
+    }
+    let m = FileMedia::open(&dev, true).unwrap_or_else(|e| {
+        eprintln!("mkfs.ferrofs: {e}");
+        exit(1)
+    });
+    if let Some(kind) = existing_fs(&m) {
+        if !force {
+            eprintln!("mkfs.ferrofs: {dev} appears to contain an existing {kind} filesystem; use -f to overwrite");
+            exit(1);
+        }
+    }
+    let msize = ferrofs_engine::Media::size(&m);
+    let size_bytes = size.unwrap_or(msize) / BLOCK_SIZE * BLOCK_SIZE;
+    if size_bytes > msize {
+        eprintln!("mkfs.ferrofs: {dev}: requested size {size_bytes} bytes is larger than the device ({msize} bytes)");
+        exit(1);
+    }
+    let mut uuid = [0u8; 16];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut uuid)).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        uuid.copy_from_slice(&t.to_le_bytes());
+    }
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let big = size_bytes >= 64 << 30;
+    if big && !quiet {
+        eprintln!("mkfs.ferrofs: formatting {} GiB on {dev} ...", size_bytes >> 30);
+    }
+    let opts = FormatOptions {
+        label: label.as_bytes(),
+        uuid,
+        size_bytes,
+        time: Time { sec: now as i64, nsec: 0 },
+        journal_slots: slots,
+    };
+    if let Err(e) = Fs::format(&m, &opts) {
+        eprintln!("mkfs.ferrofs: {dev}: cannot format: {e:?} (errno {})", e.errno());
+        exit(1);
+    }
+    if let Err(e) = m.sync() {
+        eprintln!("mkfs.ferrofs: {e}");
+        exit(1);
+    }
+    if !quiet {
+        let fs = match Fs::mount(&m, &ferrofs_engine::MountOptions { read_only: true, time: now as i64 }) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("mkfs.ferrofs: {dev}: verification mount failed: {e:?}");
+                exit(1);
+            }
+        };
+        let g = fs.geometry();
+        let u = uuid.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        println!("ferrofs on {dev}: label '{label}' uuid {}-{}-{}-{}-{}", &u[..8], &u[8..12], &u[12..16], &u[16..20], &u[20..]);
+        println!("  block size {BLOCK_SIZE}, {} blocks ({} MiB)", g.total_blocks, g.total_blocks * BLOCK_SIZE >> 20);
+        println!(
+            "  journal: blocks {}..{} ({} undo slots)",
+            g.journal_start,
+            g.journal_start + g.journal_blocks - 1,
+            g.journal_slots
+        );
+        println!("  bitmap: blocks {}..{}", g.bitmap_start, g.bitmap_start + g.bitmap_blocks - 1);
+        println!("  data: blocks {}..{}, backup superblock at {}", g.data_start, g.backup_sb - 1, g.backup_sb);
+        println!("  free blocks {}", fs.statfs().free_blocks);
+    }
+}

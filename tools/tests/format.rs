@@ -1,0 +1,141 @@
+//! Format, mount validation, superblock codec, crc32c, size of Fs.
+
+use ferrofs_engine::*;
+use ferrofs_tools::SimPmem;
+
+const MB: u64 = 1 << 20;
+
+fn fmt(m: &SimPmem) {
+    let o = FormatOptions { label: b"t", uuid: [7; 16], size_bytes: 0, time: Time::default(), journal_slots: 64 };
+    Fs::format(m, &o).unwrap();
+}
+
+fn mount(m: &SimPmem) -> Result<Fs<&SimPmem>> {
+    Fs::mount(m, &MountOptions::default())
+}
+
+#[test]
+fn crc32c_vectors() {
+    assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    assert_eq!(crc32c(b""), 0);
+    let mut c = Crc32c::new();
+    c.update(b"1234");
+    c.update(b"56789");
+    assert_eq!(c.finish(), 0xE306_9283);
+    let z = [0u8; 32];
+    assert_eq!(crc32c(&z), 0x8A91_36AA);
+}
+
+#[test]
+fn fs_struct_is_small() {
+    let n = core::mem::size_of::<Fs<&SimPmem>>();
+    assert!(n <= 2048, "Fs is {n} bytes");
+}
+
+#[test]
+fn format_then_mount() {
+    let m = SimPmem::new(8 * MB);
+    fmt(&m);
+    let fs = mount(&m).unwrap();
+    let root = fs.read_inode(fs.root_ino()).unwrap();
+    assert!(root.is_dir());
+    assert_eq!(root.nlink, 2);
+    assert_eq!(root.parent, ROOT_INO);
+    let st = fs.statfs();
+    assert_eq!(st.blocks, 2048);
+    assert!(st.free_blocks > 1800);
+    assert_eq!(st.files, 1);
+    let m2 = fs.unmount(5).unwrap();
+    let fs = mount(m2).unwrap();
+    assert!(!fs.mount_report().was_dirty);
+}
+
+#[test]
+fn superblock_roundtrip() {
+    let m = SimPmem::new(8 * MB);
+    fmt(&m);
+    let img = m.peek(0, SB_SIZE);
+    let b: [u8; SB_SIZE] = img.try_into().unwrap();
+    let sb = Superblock::decode(&b, 0).unwrap();
+    let mut b2 = [0u8; SB_SIZE];
+    sb.encode(&mut b2);
+    assert_eq!(b, b2);
+    assert_eq!(&sb.label[..1], b"t");
+    sb.check_geometry(2048).unwrap();
+    // the backup carries the same geometry
+    let bk: [u8; SB_SIZE] = m.peek(2047 * BLOCK_SIZE, SB_SIZE).try_into().unwrap();
+    let bsb = Superblock::decode(&bk, 2047).unwrap();
+    assert_eq!(bsb.data_start, sb.data_start);
+    assert_eq!(bsb.uuid, sb.uuid);
+}
+
+#[test]
+fn mount_rejects_bad_magic() {
+    let m = SimPmem::new(8 * MB);
+    assert_eq!(mount(&m).err(), Some(Error::BadMagic));
+    fmt(&m);
+    m.corrupt_byte(0, 0xff);
+    assert_eq!(mount(&m).err(), Some(Error::BadMagic));
+    assert_eq!(Error::BadMagic.errno(), 22);
+}
+
+#[test]
+fn mount_rejects_bad_crc() {
+    let m = SimPmem::new(8 * MB);
+    fmt(&m);
+    m.corrupt_byte(80, 0x01); // label byte
+    let e = mount(&m).err().unwrap();
+    assert_eq!(e, Error::Corrupt { what: "superblock", block: 0 });
+    assert_eq!(e.errno(), 117);
+}
+
+#[test]
+fn mount_rejects_unknown_incompat() {
+    let m = SimPmem::new(8 * MB);
+    fmt(&m);
+    let mut b: [u8; SB_SIZE] = m.peek(0, SB_SIZE).try_into().unwrap();
+    b[48] |= 0x80;
+    let c = sb_crc(&b);
+    b[8..12].copy_from_slice(&c.to_le_bytes());
+    Media::write(&m, 0, &b);
+    assert_eq!(mount(&m).err(), Some(Error::UnsupportedFeature { incompat: 0x80 }));
+}
+
+#[test]
+fn unknown_ro_compat_mounts_read_only() {
+    let m = SimPmem::new(8 * MB);
+    fmt(&m);
+    let mut b: [u8; SB_SIZE] = m.peek(0, SB_SIZE).try_into().unwrap();
+    b[40] |= 0x01;
+    let c = sb_crc(&b);
+    b[8..12].copy_from_slice(&c.to_le_bytes());
+    Media::write(&m, 0, &b);
+    let mut fs = mount(&m).unwrap();
+    assert!(fs.is_read_only());
+    let a = NewInode { mode: S_IFREG | 0o644, ..Default::default() };
+    assert_eq!(fs.create(ROOT_INO, b"x", &a).err(), Some(Error::ReadOnly));
+}
+
+#[test]
+fn device_too_small() {
+    let m = SimPmem::new(8 * MB);
+    fmt(&m);
+    let img = m.snapshot();
+    let small = SimPmem::from_image(img[..4 * MB as usize].to_vec(), false);
+    assert!(matches!(mount(&small).err(), Some(Error::DeviceTooSmall { need_blocks: 2048, have_blocks: 1024 })));
+    let tiny = SimPmem::new(64 * 4096);
+    let o = FormatOptions { label: b"", uuid: [1; 16], size_bytes: 0, time: Time::default(), journal_slots: 64 };
+    assert!(matches!(Fs::format(&tiny, &o), Err(Error::DeviceTooSmall { .. })));
+    let o2 = FormatOptions { size_bytes: 16 * MB, ..o };
+    assert!(matches!(Fs::format(&m, &o2), Err(Error::DeviceTooSmall { .. })));
+    assert_eq!(mount(&SimPmem::new(4096)).err(), Some(Error::DeviceTooSmall { need_blocks: 2, have_blocks: 1 }));
+}
+
+#[test]
+fn size_limit_option() {
+    let m = SimPmem::new(8 * MB);
+    let o = FormatOptions { label: b"", uuid: [1; 16], size_bytes: 4 * MB, time: Time::default(), journal_slots: 64 };
+    Fs::format(&m, &o).unwrap();
+    let fs = mount(&m).unwrap();
+    assert_eq!(fs.statfs().blocks, 1024);
+}
