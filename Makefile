@@ -1,0 +1,39 @@
+# ferrofs top-level Makefile.
+#   make            build ferrofs.ko (against our cached test kernel) and the tools
+#   make demo       boot a VM with an emulated NVDIMM and show ferrofs at work
+#   make test       every test: cargo test + the in-guest suites
+#   make setup      install what a fresh Debian 12 machine lacks
+RUSTC ?= /usr/bin/rustc
+CARGO ?= cargo
+export RUSTC_FOR_KERNEL := $(RUSTC)
+
+.PHONY: all setup kernel module tools demo test clean
+all: module tools
+
+setup:
+	scripts/setup
+
+kernel:
+	scripts/build-kernel >/dev/null
+
+module:
+	@kdir=$${FERROFS_KERNEL:-$$(scripts/build-kernel | tail -1)} && \
+	$(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 RUSTC=$(RUSTC) modules
+
+tools:
+	env -u RUSTC $(CARGO) build --release -q -p ferrofs-tools
+	@mkdir -p out/bin
+	@for t in mkfs fsck; do install -m 755 target/release/$$t-ferrofs out/bin/$$t.ferrofs; done
+	@for t in target/release/ferrofs-*; do [ -x "$$t" ] && [ -f "$$t" ] && install -m 755 "$$t" out/bin/; done; true
+
+demo: setup all
+	scripts/demo
+
+test: setup all
+	scripts/test
+
+clean:
+	@kdir=$$(ls -d $${FERROFS_CACHE:-$$HOME/.cache/ferrofs}/kernel-*/ 2>/dev/null | grep -v partial | tail -1); \
+	[ -z "$$kdir" ] || $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 RUSTC=$(RUSTC) clean
+	rm -rf out src/bindings_generated.rs
+	$(CARGO) clean

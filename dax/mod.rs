@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The pmem side of a mount: claiming the `dax_device` as its holder, and the
+//! engine's media backed by the device's direct (kernel) mapping.
+//!
+//! ferrofs reaches its metadata with loads and stores on the dax mapping, the
+//! same mapping fsdax hands to user page tables for file data. Reads use
+//! `copy_mc_to_kernel` so a poisoned line becomes a `MediaError` (EIO)
+//! instead of a machine-check panic; writes use `memcpy_flushcache` and
+//! explicit write-back, and `fence` is `pmem_wmb()`.
+
+use crate::bindings;
+use crate::engine::{Media, MediaError};
+use crate::vfs::SuperBlock;
+use kernel::ffi::{c_int, c_void};
+use kernel::prelude::*;
+
+/// A claimed dax_device: we are its holder until drop (`fs_put_dax`).
+pub(crate) struct DaxClaim {
+    dev: *mut bindings::dax_device,
+    holder: *mut c_void,
+    /// Byte offset of the block device (partition) within the dax device.
+    pub(crate) start_off: u64,
+    /// Kernel virtual address of the first byte of the block device.
+    pub(crate) kaddr: *mut u8,
+    /// Bytes mapped (the whole block device).
+    pub(crate) len: u64,
+}
+
+// SAFETY: the dax_device pointer and the kernel mapping are valid from any
+// thread while the claim is held; all access to the mapping is serialised by
+// the engine's mutex or is to user data ranges owned by fsdax.
+unsafe impl Send for DaxClaim {}
+// SAFETY: as above; `&DaxClaim` only hands out the raw dax_device pointer.
+unsafe impl Sync for DaxClaim {}
+
+static HOLDER_OPS: bindings::dax_holder_operations = bindings::dax_holder_operations {
+    notify_failure: Some(notify_failure),
+};
+
+impl DaxClaim {
+    /// Claims the dax_device behind `sb`'s block device and maps all of it.
+    pub(crate) fn claim(sb: &SuperBlock) -> Result<Self> {
+        let sbp = sb.as_ptr();
+        // SAFETY: during fill_super, s_bdev is the opened block device.
+        let bdev = unsafe { (*sbp).s_bdev };
+        // SAFETY: bdev is live (opened by get_tree_bdev).
+        if !unsafe { bindings::ferrofs_bdev_dax_capable(bdev) } {
+            pr_err!("ferrofs ({}): device does not support DAX; ferrofs needs a pmem device in fsdax mode\n", sb.id());
+            return Err(EINVAL);
+        }
+        let mut start_off: u64 = 0;
+        // SAFETY: bdev is live; holder is our super_block, which outlives the
+        // claim (released in put_super); HOLDER_OPS is a static.
+        let dev = unsafe {
+            bindings::fs_dax_get_by_bdev(bdev, &mut start_off, sbp.cast(), &HOLDER_OPS)
+        };
+        if dev.is_null() {
+            pr_err!("ferrofs ({}): dax device is already claimed by another holder\n", sb.id());
+            return Err(EBUSY);
+        }
+        let mut claim = DaxClaim { dev, holder: sbp.cast(), start_off, kaddr: core::ptr::null_mut(), len: 0 };
+        // SAFETY: bdev is live.
+        let len = unsafe { bindings::ferrofs_bdev_nr_bytes(bdev) } as u64;
+        let pages = (len / bindings::FERROFS_PAGE_SIZE as u64) as isize;
+        let mut kaddr: *mut c_void = core::ptr::null_mut();
+        // SAFETY: dax_read_lock/unlock bracket the translation as required;
+        // dev is claimed and alive; kaddr/pfn are valid out-pointers.
+        let got = unsafe {
+            let id = bindings::dax_read_lock();
+            let mut pfn = core::mem::zeroed::<bindings::pfn_t>();
+            let got = bindings::dax_direct_access(
+                dev,
+                (start_off / bindings::FERROFS_PAGE_SIZE as u64) as usize,
+                pages,
+                bindings::dax_access_mode_DAX_ACCESS,
+                &mut kaddr,
+                &mut pfn,
+            );
+            bindings::dax_read_unlock(id);
+            got
+        };
+        if got < 0 {
+            pr_err!("ferrofs ({}): dax_direct_access failed: {}\n", sb.id(), got);
+            return Err(Error::from_errno(got as c_int));
+        }
+        if got < pages {
+            pr_err!(
+                "ferrofs ({}): only {} of {} pages are directly mapped (media errors?); refusing to mount\n",
+                sb.id(), got, pages
+            );
+            return Err(EIO);
+        }
+        claim.kaddr = kaddr.cast();
+        claim.len = len;
+        Ok(claim)
+    }
+
+    pub(crate) fn dev(&self) -> *mut bindings::dax_device {
+        self.dev
+    }
+
+    /// The engine's media over the whole device.
+    pub(crate) fn media(&self) -> PmemMedia {
+        PmemMedia { base: self.kaddr, len: self.len }
+    }
+}
+
+impl Drop for DaxClaim {
+    fn drop(&mut self) {
+        // SAFETY: we hold the claim taken in `claim` with this holder.
+        unsafe { bindings::fs_put_dax(self.dev, self.holder) };
+    }
+}
+
+/// `dax_holder_operations.notify_failure`: memory failure on our device.
+unsafe extern "C" fn notify_failure(
+    _dax_dev: *mut bindings::dax_device,
+    offset: u64,
+    len: u64,
+    mf_flags: c_int,
+) -> c_int {
+    pr_warn!(
+        "ferrofs: memory failure at offset {:#x} len {:#x} flags {:#x}: not handled yet, using the kernel's generic path\n",
+        offset, len, mf_flags
+    );
+    crate::vfs::code::eopnotsupp().to_errno()
+}
+
+/// The engine's byte-addressable media: the device's kernel dax mapping.
+pub(crate) struct PmemMedia {
+    base: *mut u8,
+    len: u64,
+}
+
+// SAFETY: the mapping is valid from any thread while the claim is held (the
+// media never outlives the FsInfo that owns the claim).
+unsafe impl Send for PmemMedia {}
+
+impl PmemMedia {
+    fn range(&self, off: u64, len: u64) -> Option<*mut u8> {
+        let end = off.checked_add(len)?;
+        if end > self.len {
+            pr_err!("ferrofs: media access {:#x}+{:#x} beyond device end {:#x}\n", off, len, self.len);
+            return None;
+        }
+        // SAFETY: off < len of the mapping, checked above.
+        Some(unsafe { self.base.add(off as usize) })
+    }
+}
+
+impl Media for PmemMedia {
+    fn size(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&self, off: u64, buf: &mut [u8]) -> core::result::Result<(), MediaError> {
+        let src = self.range(off, buf.len() as u64).ok_or(MediaError { offset: off })?;
+        // SAFETY: src..src+len is inside the mapping; buf is a valid
+        // destination; copy_mc returns the bytes not copied on a poisoned line.
+        let left = unsafe { bindings::ferrofs_copy_mc_to_kernel(buf.as_mut_ptr().cast(), src.cast(), buf.len()) };
+        if left != 0 {
+            return Err(MediaError { offset: off + (buf.len() - left) as u64 });
+        }
+        Ok(())
+    }
+
+    fn write(&self, off: u64, data: &[u8]) {
+        if let Some(dst) = self.range(off, data.len() as u64) {
+            // SAFETY: dst..dst+len is inside the mapping, exclusively ours
+            // under the engine lock; memcpy_flushcache writes around the cache.
+            unsafe { bindings::ferrofs_memcpy_flushcache(dst.cast(), data.as_ptr().cast(), data.len()) };
+        }
+    }
+
+    fn zero(&self, off: u64, len: u64) {
+        if let Some(dst) = self.range(off, len) {
+            // SAFETY: inside the mapping, as for write; then written back.
+            unsafe {
+                core::ptr::write_bytes(dst, 0, len as usize);
+                bindings::ferrofs_wb_cache_pmem(dst.cast(), len as usize);
+            }
+        }
+    }
+
+    fn copy(&self, dst: u64, src: u64, len: u64) -> core::result::Result<(), MediaError> {
+        let d = self.range(dst, len).ok_or(MediaError { offset: dst })?;
+        let s = self.range(src, len).ok_or(MediaError { offset: src })?;
+        // SAFETY: both ranges are inside the mapping; the engine never copies
+        // a block onto itself (CoW copies to a freshly allocated block).
+        let left = unsafe { bindings::ferrofs_copy_mc_to_kernel(d.cast(), s.cast(), len as usize) };
+        if left != 0 {
+            return Err(MediaError { offset: src + (len - left as u64) });
+        }
+        // SAFETY: d..d+len is inside the mapping.
+        unsafe { bindings::ferrofs_wb_cache_pmem(d.cast(), len as usize) };
+        Ok(())
+    }
+
+    fn flush(&self, off: u64, len: u64) {
+        if let Some(p) = self.range(off, len) {
+            // SAFETY: inside the mapping; clwb has no other effect.
+            unsafe { bindings::ferrofs_wb_cache_pmem(p.cast(), len as usize) };
+        }
+    }
+
+    fn fence(&self) {
+        // SAFETY: a store fence.
+        unsafe { bindings::ferrofs_pmem_wmb() };
+    }
+}

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Out-of-line copies of static inline kernel helpers for ferrofs's Rust code.
+ * Keep this file free of logic: one call per function.
+ */
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/dax.h>
+#include <linux/blkdev.h>
+#include <linux/libnvdimm.h>
+#include <linux/uaccess.h>
+#include <linux/kdev_t.h>
+#include <linux/pagemap.h>
+#include <linux/wait_bit.h>
+#include "shims.h"
+
+loff_t ferrofs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
+void ferrofs_i_size_write(struct inode *inode, loff_t size) { i_size_write(inode, size); }
+void ferrofs_inode_lock(struct inode *inode) { inode_lock(inode); }
+void ferrofs_inode_unlock(struct inode *inode) { inode_unlock(inode); }
+void ferrofs_inode_lock_shared(struct inode *inode) { inode_lock_shared(inode); }
+void ferrofs_inode_unlock_shared(struct inode *inode) { inode_unlock_shared(inode); }
+void ferrofs_invalidate_lock(struct inode *inode) { filemap_invalidate_lock(inode->i_mapping); }
+void ferrofs_invalidate_unlock(struct inode *inode) { filemap_invalidate_unlock(inode->i_mapping); }
+void ferrofs_invalidate_lock_shared(struct inode *inode) { filemap_invalidate_lock_shared(inode->i_mapping); }
+void ferrofs_invalidate_unlock_shared(struct inode *inode) { filemap_invalidate_unlock_shared(inode->i_mapping); }
+uid_t ferrofs_i_uid_read(const struct inode *inode) { return i_uid_read(inode); }
+gid_t ferrofs_i_gid_read(const struct inode *inode) { return i_gid_read(inode); }
+void ferrofs_i_uid_write(struct inode *inode, uid_t uid) { i_uid_write(inode, uid); }
+void ferrofs_i_gid_write(struct inode *inode, gid_t gid) { i_gid_write(inode, gid); }
+
+void ferrofs_inode_set_time(struct inode *inode, int which, s64 sec, u32 nsec)
+{
+	struct timespec64 ts = { .tv_sec = sec, .tv_nsec = nsec };
+
+	if (which == 0)
+		inode_set_atime_to_ts(inode, ts);
+	else if (which == 1)
+		inode_set_mtime_to_ts(inode, ts);
+	else
+		inode_set_ctime_to_ts(inode, ts);
+}
+
+void ferrofs_inode_get_time(const struct inode *inode, int which, s64 *sec, u32 *nsec)
+{
+	struct timespec64 ts = which == 0 ? inode_get_atime(inode) :
+			       which == 1 ? inode_get_mtime(inode) : inode_get_ctime(inode);
+	*sec = ts.tv_sec;
+	*nsec = ts.tv_nsec;
+}
+
+struct inode *ferrofs_d_inode(const struct dentry *dentry) { return d_inode(dentry); }
+struct inode *ferrofs_file_inode(const struct file *file) { return file_inode(file); }
+loff_t ferrofs_bdev_nr_bytes(struct block_device *bdev) { return bdev_nr_bytes(bdev); }
+bool ferrofs_bdev_dax_capable(struct block_device *bdev) { return blk_queue_dax(bdev_get_queue(bdev)); }
+bool ferrofs_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, unsigned type)
+{
+	return dir_emit(ctx, name, len, ino, type);
+}
+bool ferrofs_dir_emit_dots(struct file *file, struct dir_context *ctx) { return dir_emit_dots(file, ctx); }
+bool ferrofs_is_dax(const struct inode *inode) { return IS_DAX(inode); }
+void ferrofs_vm_flags_set(struct vm_area_struct *vma, unsigned long flags) { vm_flags_set(vma, flags); }
+dev_t ferrofs_decode_dev(u32 dev) { return new_decode_dev(dev); }
+u32 ferrofs_encode_dev(dev_t dev) { return new_encode_dev(dev); }
+
+void ferrofs_sb_start_pagefault(struct super_block *sb) { sb_start_pagefault(sb); }
+void ferrofs_sb_end_pagefault(struct super_block *sb) { sb_end_pagefault(sb); }
+void ferrofs_file_accessed(struct file *file) { file_accessed(file); }
+ssize_t ferrofs_generic_write_sync(struct kiocb *iocb, ssize_t count) { return generic_write_sync(iocb, count); }
+struct inode *ferrofs_vmf_inode(struct vm_fault *vmf) { return file_inode(vmf->vma->vm_file); }
+bool ferrofs_vmf_write_shared(struct vm_fault *vmf)
+{
+	return (vmf->flags & FAULT_FLAG_WRITE) && (vmf->vma->vm_flags & VM_SHARED);
+}
+
+/*
+ * Wait until no page of [start, end) is pinned (GUP: O_DIRECT into a DAX
+ * mapping, RDMA) so its blocks can be unmapped and freed. Called with the
+ * inode's invalidate lock held exclusively; drops it while waiting, like
+ * xfs_break_dax_layouts. The wait itself is a macro, hence C.
+ */
+int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end)
+{
+	struct page *page;
+	int error;
+
+	for (;;) {
+		page = dax_layout_busy_page_range(inode->i_mapping, start, end);
+		if (!page)
+			return 0;
+		error = ___wait_var_event(&page->_refcount,
+				atomic_read(&page->_refcount) == 1, TASK_INTERRUPTIBLE,
+				0, 0, (filemap_invalidate_unlock(inode->i_mapping), schedule(),
+				       filemap_invalidate_lock(inode->i_mapping)));
+		if (error)
+			return error;
+	}
+}
+
+void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len) { memcpy_flushcache(dst, src, len); }
+void ferrofs_wb_cache_pmem(void *addr, size_t len) { arch_wb_cache_pmem(addr, len); }
+void ferrofs_pmem_wmb(void) { pmem_wmb(); }
+unsigned long ferrofs_copy_mc_to_kernel(void *dst, const void *src, size_t len)
+{
+	return copy_mc_to_kernel(dst, src, len);
+}

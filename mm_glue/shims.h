@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Out-of-line copies of the static inline functions and macros ferrofs's Rust
+ * code needs. Each is a one-line wrapper: no logic lives here.
+ */
+#ifndef FERROFS_SHIMS_H
+#define FERROFS_SHIMS_H
+#include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/mm.h>
+#include <linux/dax.h>
+#include <linux/blkdev.h>
+
+loff_t ferrofs_i_size_read(const struct inode *inode);
+void ferrofs_i_size_write(struct inode *inode, loff_t size);
+void ferrofs_inode_lock(struct inode *inode);
+void ferrofs_inode_unlock(struct inode *inode);
+void ferrofs_inode_lock_shared(struct inode *inode);
+void ferrofs_inode_unlock_shared(struct inode *inode);
+void ferrofs_invalidate_lock(struct inode *inode);
+void ferrofs_invalidate_unlock(struct inode *inode);
+void ferrofs_invalidate_lock_shared(struct inode *inode);
+void ferrofs_invalidate_unlock_shared(struct inode *inode);
+uid_t ferrofs_i_uid_read(const struct inode *inode);
+gid_t ferrofs_i_gid_read(const struct inode *inode);
+void ferrofs_i_uid_write(struct inode *inode, uid_t uid);
+void ferrofs_i_gid_write(struct inode *inode, gid_t gid);
+/* which: 0 atime, 1 mtime, 2 ctime */
+void ferrofs_inode_set_time(struct inode *inode, int which, s64 sec, u32 nsec);
+void ferrofs_inode_get_time(const struct inode *inode, int which, s64 *sec, u32 *nsec);
+struct inode *ferrofs_d_inode(const struct dentry *dentry);
+struct inode *ferrofs_file_inode(const struct file *file);
+loff_t ferrofs_bdev_nr_bytes(struct block_device *bdev);
+bool ferrofs_bdev_dax_capable(struct block_device *bdev);
+bool ferrofs_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, unsigned type);
+bool ferrofs_dir_emit_dots(struct file *file, struct dir_context *ctx);
+bool ferrofs_is_dax(const struct inode *inode);
+void ferrofs_vm_flags_set(struct vm_area_struct *vma, unsigned long flags);
+dev_t ferrofs_decode_dev(u32 dev);
+u32 ferrofs_encode_dev(dev_t dev);
+
+void ferrofs_sb_start_pagefault(struct super_block *sb);
+void ferrofs_sb_end_pagefault(struct super_block *sb);
+void ferrofs_file_accessed(struct file *file);
+ssize_t ferrofs_generic_write_sync(struct kiocb *iocb, ssize_t count);
+struct inode *ferrofs_vmf_inode(struct vm_fault *vmf);
+bool ferrofs_vmf_write_shared(struct vm_fault *vmf);
+int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end);
+
+/* Persistent-memory primitives for the engine's media. */
+void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len);
+void ferrofs_wb_cache_pmem(void *addr, size_t len);
+void ferrofs_pmem_wmb(void);
+unsigned long ferrofs_copy_mc_to_kernel(void *dst, const void *src, size_t len);
+
+#endif

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0
+//! ferrofs: a DAX-native, reflink-native filesystem for persistent memory.
+//!
+//! This is the crate root of `ferrofs.ko`. The on-media engine (`fs/`) is
+//! compiled in as the module `engine`, exactly the source `cargo test`,
+//! `mkfs.ferrofs` and `fsck.ferrofs` use in userspace. The kernel-facing code
+//! is split by concern:
+//!
+//! - [`bindings`]: module-local bindgen output (fs, iomap, dax) + C shims.
+//! - [`vfs`]: thin typed wrappers over the VFS objects we touch.
+//! - [`super_ops`]: filesystem type, mount (fs_context), superblock operations.
+//! - [`namei`]: directory and inode operations.
+//! - `dax/`: the claim of the pmem `dax_device`, the engine's media over it,
+//!   and the holder operations.
+
+use kernel::prelude::*;
+
+mod bindings;
+mod file;
+mod namei;
+mod super_ops;
+mod vfs;
+
+#[path = "../dax/mod.rs"]
+mod dax;
+
+#[path = "../fs/src/engine/mod.rs"]
+#[allow(unreachable_pub, dead_code)]
+pub mod engine;
+
+module! {
+    type: FerroFsModule,
+    name: "ferrofs",
+    author: "ferrofs developers",
+    description: "DAX-native reflink filesystem for persistent memory",
+    license: "GPL",
+}
+
+struct FerroFsModule;
+
+impl kernel::Module for FerroFsModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        super_ops::register(module)?;
+        pr_info!("ferrofs: registered (on-disk format v{})\n", engine::FORMAT_VERSION);
+        Ok(FerroFsModule)
+    }
+}
+
+impl Drop for FerroFsModule {
+    fn drop(&mut self) {
+        super_ops::unregister();
+        pr_info!("ferrofs: unregistered\n");
+    }
+}

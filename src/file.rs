@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Regular files: the DAX data path.
+//!
+//! All file data lives on pmem and is reached through fsdax: `read_iter` and
+//! `write_iter` are `dax_iomap_rw`, faults are `dax_iomap_fault` (PTE and
+//! 2 MiB PMD), and our `iomap_begin` turns the engine's extent map into
+//! iomaps. Writes (and write faults) ask the engine for writable, exclusive
+//! blocks first (`alloc_write`): holes get zeroed blocks, shared blocks are
+//! copied (CoW) and remapped in one engine transaction, so the iomap we
+//! return is always plain `IOMAP_MAPPED`.
+//!
+//! Locking, outermost first: `i_rwsem` (write, truncate, fallocate), the
+//! mapping's `invalidate_lock` (exclusive for anything that removes or moves
+//! blocks; shared in faults), then the engine mutex (inside iomap_begin and
+//! every engine call, never held across a copy to or from userspace).
+
+use crate::bindings;
+use crate::engine;
+use crate::super_ops::info_of;
+use crate::vfs::{to_c, Inode};
+use kernel::ffi::{c_int, c_uint, c_ulong};
+use kernel::prelude::*;
+
+const BLOCK: u64 = engine::BLOCK_SIZE as u64;
+const PMD_BLOCKS: u64 = (bindings::FERROFS_PMD_SIZE as u64) / BLOCK;
+
+pub(crate) fn set_file_ops(inode: &Inode) {
+    let p = inode.as_ptr();
+    // SAFETY: called on a new inode before it is published.
+    unsafe {
+        (*p).i_op = &FILE_IOPS;
+        (*p).__bindgen_anon_3.i_fop = &FILE_FOPS.0;
+        (*(*p).i_mapping).a_ops = &DAX_AOPS;
+        bindings::inode_set_flags(p, bindings::S_DAX, bindings::S_DAX);
+    }
+}
+
+/// First and one-past-last block covering [pos, pos+len).
+fn blocks(pos: i64, len: i64) -> (u64, u64) {
+    let start = pos as u64 / BLOCK;
+    let end = (pos as u64).saturating_add(len as u64).div_ceil(BLOCK);
+    (start, end.max(start + 1))
+}
+
+unsafe extern "C" fn iomap_begin(
+    ip: *mut bindings::inode,
+    pos: i64,
+    length: i64,
+    flags: c_uint,
+    iomap: *mut bindings::iomap,
+    _srcmap: *mut bindings::iomap,
+) -> c_int {
+    // SAFETY: iomap_iter holds a reference on the inode for the call.
+    let inode = unsafe { Inode::from_raw(ip) };
+    let Ok(info) = info_of(inode) else { return EIO.to_errno() };
+    let (lblk, end) = blocks(pos, length);
+    let count = end - lblk;
+    let write = flags & (bindings::IOMAP_WRITE | bindings::IOMAP_ZERO) != 0;
+    let zero_only = flags & bindings::IOMAP_ZERO != 0 && flags & bindings::IOMAP_WRITE == 0;
+    let huge = flags & bindings::IOMAP_FAULT != 0 && count >= PMD_BLOCKS;
+    let r = info.with_fs(|fs| {
+        let m = fs.map(inode.ino(), lblk, count)?;
+        if !write || (zero_only && m.kind != engine::MapKind::Written) {
+            return Ok((m, false));
+        }
+        if m.kind == engine::MapKind::Written && !m.shared {
+            return Ok((m, false));
+        }
+        let flags = engine::AllocFlags { unwritten: false, huge_align: huge };
+        Ok((fs.alloc_write(inode.ino(), lblk, count, flags)?, m.kind == engine::MapKind::Hole))
+    });
+    let (m, new) = match r {
+        Ok(v) => v,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: iomap is ours to fill for this call; dax_dev and bdev outlive
+    // the mount.
+    unsafe {
+        (*iomap).offset = (m.lblk * BLOCK) as i64;
+        (*iomap).length = (m.count * BLOCK) as u64;
+        (*iomap).bdev = (*(*ip).i_sb).s_bdev;
+        (*iomap).dax_dev = info.dax.dev();
+        (*iomap).flags = 0;
+        match m.kind {
+            engine::MapKind::Hole => {
+                (*iomap).type_ = bindings::IOMAP_HOLE as u16;
+                (*iomap).addr = bindings::IOMAP_NULL_ADDR as u64;
+            }
+            kind => {
+                (*iomap).type_ = if kind == engine::MapKind::Unwritten {
+                    bindings::IOMAP_UNWRITTEN as u16
+                } else {
+                    bindings::IOMAP_MAPPED as u16
+                };
+                (*iomap).addr = info.dax.start_off + m.pblk * BLOCK;
+                if m.shared {
+                    (*iomap).flags |= bindings::IOMAP_F_SHARED as u16;
+                }
+                if new {
+                    (*iomap).flags |= bindings::IOMAP_F_NEW as u16;
+                }
+            }
+        }
+    }
+    0
+}
+
+static IOMAP_OPS: bindings::iomap_ops = bindings::iomap_ops { iomap_begin: Some(iomap_begin), iomap_end: None };
+
+fn file_inode<'a>(f: *mut bindings::file) -> &'a Inode {
+    // SAFETY: an open file pins its inode.
+    unsafe { Inode::from_raw(bindings::ferrofs_file_inode(f)) }
+}
+
+unsafe extern "C" fn read_iter(iocb: *mut bindings::kiocb, to: *mut bindings::iov_iter) -> isize {
+    // SAFETY: iocb/to are valid for the call.
+    let inode = file_inode(unsafe { (*iocb).ki_filp });
+    // SAFETY: shared i_rwsem excludes truncate/fallocate while we copy.
+    unsafe {
+        bindings::ferrofs_inode_lock_shared(inode.as_ptr());
+        let r = bindings::dax_iomap_rw(iocb, to, &IOMAP_OPS);
+        bindings::ferrofs_inode_unlock_shared(inode.as_ptr());
+        bindings::ferrofs_file_accessed((*iocb).ki_filp);
+        r
+    }
+}
+
+/// Zeroes the tail of the block holding the old EOF, so that bytes a mmap
+/// store left beyond EOF never become file data when the file grows.
+fn zero_eof_tail(inode: &Inode, old: i64, new: i64) -> Result {
+    let tail = old as u64 % BLOCK;
+    if tail == 0 || new <= old {
+        return Ok(());
+    }
+    let len = ((BLOCK - tail) as i64).min(new - old);
+    let mut did = false;
+    // SAFETY: the caller holds i_rwsem exclusively.
+    let r = unsafe { bindings::dax_zero_range(inode.as_ptr(), old, len, &mut did, &IOMAP_OPS) };
+    if r < 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
+/// Records a new size in the engine and the VFS inode.
+fn commit_size(inode: &Inode, size: i64) -> Result {
+    let info = info_of(inode)?;
+    let t = now(inode);
+    info.with_fs(|fs| fs.set_size(inode.ino(), size as u64, t))?;
+    // SAFETY: the caller holds i_rwsem exclusively.
+    unsafe { bindings::ferrofs_i_size_write(inode.as_ptr(), size) };
+    Ok(())
+}
+
+fn now(inode: &Inode) -> engine::Time {
+    // SAFETY: live inode.
+    let ts = unsafe { bindings::current_time(inode.as_ptr()) };
+    engine::Time { sec: ts.tv_sec, nsec: ts.tv_nsec as u32 }
+}
+
+unsafe extern "C" fn write_iter(iocb: *mut bindings::kiocb, from: *mut bindings::iov_iter) -> isize {
+    // SAFETY: iocb/from are valid for the call.
+    let inode = file_inode(unsafe { (*iocb).ki_filp });
+    let p = inode.as_ptr();
+    // SAFETY: exclusive i_rwsem for the whole write (size updates included).
+    unsafe { bindings::ferrofs_inode_lock(p) };
+    let r = (|| -> Result<isize> {
+        // SAFETY: standard VFS write checks under i_rwsem.
+        let n = unsafe { bindings::generic_write_checks(iocb, from) };
+        if n <= 0 {
+            return if n < 0 { Err(Error::from_errno(n as c_int)) } else { Ok(0) };
+        }
+        // SAFETY: as above (removes suid, updates times).
+        let m = unsafe { bindings::kiocb_modified(iocb) };
+        if m != 0 {
+            return Err(Error::from_errno(m));
+        }
+        let old = inode.size();
+        // SAFETY: valid iocb.
+        let pos = unsafe { (*iocb).ki_pos };
+        zero_eof_tail(inode, old, pos)?;
+        // SAFETY: i_rwsem held; dax_iomap_rw calls back into iomap_begin.
+        let done = unsafe { bindings::dax_iomap_rw(iocb, from, &IOMAP_OPS) };
+        // SAFETY: valid iocb.
+        let end = unsafe { (*iocb).ki_pos };
+        if end > inode.size() {
+            commit_size(inode, end)?;
+        }
+        if done < 0 {
+            return Err(Error::from_errno(done as c_int));
+        }
+        Ok(done)
+    })();
+    // SAFETY: paired with the lock above.
+    unsafe { bindings::ferrofs_inode_unlock(p) };
+    match r {
+        // SAFETY: O_SYNC/O_DSYNC handling after the write.
+        Ok(n) if n > 0 => unsafe { bindings::ferrofs_generic_write_sync(iocb, n) },
+        Ok(n) => n,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// Truncates or extends the file (setattr with ATTR_SIZE; i_rwsem held).
+pub(crate) fn set_size(inode: &Inode, size: i64) -> Result {
+    if !matches!(u32::from(inode.mode()) & bindings::S_IFMT, bindings::S_IFREG) {
+        return Err(EINVAL);
+    }
+    let p = inode.as_ptr();
+    // SAFETY: size limits for this inode.
+    let r = unsafe { bindings::inode_newsize_ok(p, size) };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    let old = inode.size();
+    if size >= old {
+        zero_eof_tail(inode, old, size)?;
+        return commit_size(inode, size);
+    }
+    // SAFETY: exclusive invalidate lock keeps faults out while blocks go.
+    unsafe { bindings::ferrofs_invalidate_lock(p) };
+    let r = (|| -> Result {
+        // SAFETY: lock held as the helper requires.
+        let e = unsafe { bindings::ferrofs_break_layouts(p, size, i64::MAX) };
+        if e != 0 {
+            return Err(Error::from_errno(e));
+        }
+        let mut did = false;
+        // SAFETY: zeroes the rest of the new EOF block (CoW if shared).
+        let e = unsafe { bindings::dax_truncate_page(p, size, &mut did, &IOMAP_OPS) };
+        if e != 0 {
+            return Err(Error::from_errno(e));
+        }
+        // SAFETY: sets i_size and unmaps every page table entry past it.
+        unsafe { bindings::truncate_setsize(p, size) };
+        let info = info_of(inode)?;
+        let t = now(inode);
+        info.with_fs(|fs| fs.set_size(inode.ino(), size as u64, t))
+    })();
+    // SAFETY: paired with the lock above.
+    unsafe { bindings::ferrofs_invalidate_unlock(p) };
+    r?;
+    crate::namei::refresh(inode)
+}
+
+unsafe extern "C" fn fsync(file: *mut bindings::file, start: i64, end: i64, datasync: c_int) -> c_int {
+    let inode = file_inode(file);
+    // SAFETY: writes back (cache-flushes) dirty DAX entries of the range.
+    let r = unsafe { bindings::file_write_and_wait_range(file, start, end) };
+    if r != 0 {
+        return r;
+    }
+    // Engine metadata is durable when each transaction returns; only the
+    // lazily written timestamps may be pending.
+    if datasync == 0 {
+        return to_c(crate::namei::write_attrs(inode));
+    }
+    0
+}
+
+unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+    // SAFETY: file and vma are valid; we own vm_ops of a new vma.
+    unsafe {
+        bindings::ferrofs_file_accessed(file);
+        (*vma).vm_ops = &DAX_VM_OPS;
+        bindings::ferrofs_vm_flags_set(vma, bindings::FERROFS_VM_HUGEPAGE as c_ulong);
+    }
+    0
+}
+
+fn dax_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> bindings::vm_fault_t {
+    // SAFETY: vmf is valid for the fault; the vma pins the file and inode.
+    let (ip, write) = unsafe { (bindings::ferrofs_vmf_inode(vmf), bindings::ferrofs_vmf_write_shared(vmf)) };
+    // SAFETY: as above.
+    let sb = unsafe { (*ip).i_sb };
+    // SAFETY: the standard fsdax fault sequence (see ext4_dax_huge_fault):
+    // freeze protection and time update for shared writes, the invalidate
+    // lock shared against truncate/punch/reflink, then dax_iomap_fault.
+    unsafe {
+        if write {
+            bindings::ferrofs_sb_start_pagefault(sb);
+            bindings::file_update_time((*(*vmf).__bindgen_anon_1.vma).vm_file);
+        }
+        bindings::ferrofs_invalidate_lock_shared(ip);
+        let mut pfn: bindings::pfn_t = core::mem::zeroed();
+        let mut ret = bindings::dax_iomap_fault(vmf, order, &mut pfn, core::ptr::null_mut(), &IOMAP_OPS);
+        bindings::ferrofs_invalidate_unlock_shared(ip);
+        if ret & bindings::FERROFS_VM_FAULT_NEEDDSYNC != 0 {
+            ret = bindings::dax_finish_sync_fault(vmf, order, pfn);
+        }
+        if write {
+            bindings::ferrofs_sb_end_pagefault(sb);
+        }
+        ret
+    }
+}
+
+unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    dax_fault(vmf, 0)
+}
+
+unsafe extern "C" fn huge_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> bindings::vm_fault_t {
+    dax_fault(vmf, order)
+}
+
+static DAX_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+    fault: Some(fault),
+    huge_fault: Some(huge_fault),
+    page_mkwrite: Some(fault),
+    pfn_mkwrite: Some(fault),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+};
+
+unsafe extern "C" fn llseek(file: *mut bindings::file, off: i64, whence: c_int) -> i64 {
+    let inode = file_inode(file);
+    let p = inode.as_ptr();
+    // SAFETY: shared i_rwsem keeps the extent map stable while we walk it.
+    unsafe {
+        match whence as u32 {
+            bindings::SEEK_HOLE | bindings::SEEK_DATA => {
+                bindings::ferrofs_inode_lock_shared(p);
+                let r = if whence as u32 == bindings::SEEK_HOLE {
+                    bindings::iomap_seek_hole(p, off, &IOMAP_OPS)
+                } else {
+                    bindings::iomap_seek_data(p, off, &IOMAP_OPS)
+                };
+                bindings::ferrofs_inode_unlock_shared(p);
+                if r < 0 {
+                    return r;
+                }
+                bindings::vfs_setpos(file, r, (*(*p).i_sb).s_maxbytes)
+            }
+            _ => bindings::generic_file_llseek(file, off, whence),
+        }
+    }
+}
+
+/// Removes blocks [lblk, lblk+count) from page tables and caches before the
+/// engine frees or moves them. Caller holds i_rwsem and the invalidate lock.
+pub(crate) fn unmap_blocks(inode: &Inode, start: i64, end: i64) -> Result {
+    let p = inode.as_ptr();
+    // SAFETY: locks held as documented.
+    let e = unsafe { bindings::ferrofs_break_layouts(p, start, end) };
+    if e != 0 {
+        return Err(Error::from_errno(e));
+    }
+    // SAFETY: unmaps user page tables and drops DAX entries of the range.
+    unsafe { bindings::truncate_pagecache_range(p, start, end - 1) };
+    Ok(())
+}
+
+unsafe extern "C" fn fallocate(file: *mut bindings::file, mode: c_int, off: i64, len: i64) -> isize {
+    let inode = file_inode(file);
+    let p = inode.as_ptr();
+    let mode = mode as u32;
+    let supported = bindings::FALLOC_FL_KEEP_SIZE
+        | bindings::FALLOC_FL_PUNCH_HOLE
+        | bindings::FALLOC_FL_ZERO_RANGE
+        | bindings::FALLOC_FL_UNSHARE_RANGE;
+    if mode & !supported != 0 {
+        return crate::vfs::code::eopnotsupp().to_errno() as isize;
+    }
+    if off < 0 || len <= 0 {
+        return EINVAL.to_errno() as isize;
+    }
+    // SAFETY: exclusive i_rwsem and invalidate lock for block removal/moves.
+    unsafe {
+        bindings::ferrofs_inode_lock(p);
+        bindings::ferrofs_invalidate_lock(p);
+    }
+    let r = fallocate_locked(inode, mode, off, len);
+    // SAFETY: paired with the locks above.
+    unsafe {
+        bindings::ferrofs_invalidate_unlock(p);
+        bindings::ferrofs_inode_unlock(p);
+    }
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+fn fallocate_locked(inode: &Inode, mode: u32, off: i64, len: i64) -> Result {
+    let info = info_of(inode)?;
+    let end = off.checked_add(len).ok_or(EFBIG)?;
+    let keep = mode & bindings::FALLOC_FL_KEEP_SIZE != 0;
+    let ino = inode.ino();
+    if !keep && end > inode.size() {
+        // SAFETY: limits check for the new size.
+        let r = unsafe { bindings::inode_newsize_ok(inode.as_ptr(), end) };
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
+    }
+    if mode & (bindings::FALLOC_FL_PUNCH_HOLE | bindings::FALLOC_FL_ZERO_RANGE) != 0 {
+        // Zero partial blocks at both edges through DAX, free whole blocks.
+        let first_full = (off as u64).div_ceil(BLOCK) as i64 * BLOCK as i64;
+        let last_full = (end as u64 / BLOCK) as i64 * BLOCK as i64;
+        let size = inode.size();
+        let zero = |s: i64, e: i64| -> Result {
+            let e = e.min(size);
+            if e > s {
+                let mut did = false;
+                // SAFETY: locks held; zeroes through iomap (CoW if shared).
+                let r = unsafe { bindings::dax_zero_range(inode.as_ptr(), s, e - s, &mut did, &IOMAP_OPS) };
+                if r < 0 {
+                    return Err(Error::from_errno(r));
+                }
+            }
+            Ok(())
+        };
+        if first_full >= last_full {
+            zero(off, end)?;
+        } else {
+            zero(off, first_full)?;
+            zero(last_full, end)?;
+            unmap_blocks(inode, first_full, last_full)?;
+            let (l, c) = (first_full as u64 / BLOCK, (last_full - first_full) as u64 / BLOCK);
+            info.with_fs(|fs| fs.punch(ino, l, c))?;
+        }
+        if mode & bindings::FALLOC_FL_PUNCH_HOLE != 0 {
+            return crate::namei::refresh(inode);
+        }
+    }
+    let (l, e) = blocks(off, len);
+    if mode & bindings::FALLOC_FL_UNSHARE_RANGE != 0 {
+        unmap_blocks(inode, (l * BLOCK) as i64, (e * BLOCK) as i64)?;
+        info.with_fs(|fs| fs.unshare(ino, l, e - l))?;
+        return crate::namei::refresh(inode);
+    }
+    let new_size = if keep || end <= inode.size() { None } else { Some(end) };
+    info.with_fs(|fs| fs.fallocate(ino, l, e - l, keep))?;
+    if let Some(s) = new_size {
+        commit_size(inode, s)?;
+    }
+    crate::namei::refresh(inode)
+}
+
+unsafe extern "C" fn fiemap(ip: *mut bindings::inode, fi: *mut bindings::fiemap_extent_info, start: u64, len: u64) -> c_int {
+    // SAFETY: the VFS holds a reference; shared i_rwsem keeps extents stable.
+    unsafe {
+        bindings::ferrofs_inode_lock_shared(ip);
+        let r = bindings::iomap_fiemap(ip, fi, start, len, &IOMAP_OPS);
+        bindings::ferrofs_inode_unlock_shared(ip);
+        r
+    }
+}
+
+unsafe extern "C" fn dax_writepages(mapping: *mut bindings::address_space, wbc: *mut bindings::writeback_control) -> c_int {
+    // SAFETY: mapping->host is the inode being written back (referenced).
+    let inode = unsafe { Inode::from_raw((*mapping).host) };
+    let Ok(info) = info_of(inode) else { return EIO.to_errno() };
+    // SAFETY: flushes CPU caches of dirty DAX entries of the mapping.
+    unsafe { bindings::dax_writeback_mapping_range(mapping, info.dax.dev(), wbc) }
+}
+
+static DAX_AOPS: bindings::address_space_operations = bindings::address_space_operations {
+    writepages: Some(dax_writepages),
+    dirty_folio: Some(bindings::noop_dirty_folio),
+    direct_IO: Some(bindings::noop_direct_IO),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+};
+
+struct FileOps(bindings::file_operations);
+// SAFETY: a constant table; the owner pointer is NULL and never written.
+unsafe impl Sync for FileOps {}
+
+static FILE_FOPS: FileOps = FileOps(bindings::file_operations {
+    llseek: Some(llseek),
+    read_iter: Some(read_iter),
+    write_iter: Some(write_iter),
+    mmap: Some(mmap),
+    open: Some(bindings::generic_file_open),
+    fsync: Some(fsync),
+    fallocate: Some(fallocate),
+    get_unmapped_area: Some(bindings::thp_get_unmapped_area),
+    splice_read: Some(bindings::copy_splice_read),
+    fop_flags: bindings::FERROFS_FOP_MMAP_SYNC,
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+});
+
+static FILE_IOPS: bindings::inode_operations = bindings::inode_operations {
+    getattr: Some(crate::namei::getattr),
+    setattr: Some(crate::namei::setattr),
+    fiemap: Some(fiemap),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+};

@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Inodes and the namespace: iget, eviction, directory and inode operations.
+//!
+//! The engine is the single source of truth for every attribute: a namespace
+//! operation runs one engine transaction (durable when it returns), then the
+//! VFS inodes it touched are refreshed from the engine with `refresh`.
+//! Directory entries are copied out of the engine in batches and emitted to
+//! userspace only after the engine lock is dropped, because copying to a user
+//! buffer can fault on a ferrofs mapping and re-enter the engine.
+
+use crate::bindings;
+use crate::engine;
+use crate::super_ops::info_of;
+use crate::vfs::{err_ptr, to_c, Inode, SuperBlock};
+use kernel::ffi::{c_char, c_int, c_uint, c_void};
+use kernel::prelude::*;
+
+const S_IFMT: u32 = bindings::S_IFMT;
+
+/// Gets the VFS inode for `ino`, reading it from the engine if not cached.
+/// Returns a referenced inode.
+pub(crate) fn iget(sb: &SuperBlock, ino: u64) -> Result<*mut bindings::inode> {
+    // SAFETY: sb is live; iget_locked returns a referenced inode or NULL.
+    let p = unsafe { bindings::iget_locked(sb.as_ptr(), ino as _) };
+    if p.is_null() {
+        return Err(ENOMEM);
+    }
+    // SAFETY: p is referenced; i_state is read under the rules of I_NEW.
+    if unsafe { (*p).i_state } & bindings::I_NEW == 0 {
+        return Ok(p);
+    }
+    // SAFETY: p is a new, locked inode that only we can see.
+    let inode = unsafe { Inode::from_raw(p) };
+    let r = sb.info().ok_or(EIO).and_then(|info| info.with_fs(|fs| fs.read_inode(ino)));
+    match r {
+        Ok(di) => {
+            inode.fill_from(&di);
+            set_ops(inode, di.rdev);
+            // SAFETY: fully initialised; publish it.
+            unsafe { bindings::unlock_new_inode(p) };
+            Ok(p)
+        }
+        Err(e) => {
+            // SAFETY: a new inode that failed to initialise.
+            unsafe { bindings::iget_failed(p) };
+            Err(e)
+        }
+    }
+}
+
+/// Installs the operation tables for the inode's type.
+fn set_ops(inode: &Inode, rdev: u32) {
+    let p = inode.as_ptr();
+    let mode = u32::from(inode.mode());
+    // SAFETY: the inode is new (I_NEW or not yet published); we own its ops.
+    unsafe {
+        match mode & S_IFMT {
+            bindings::S_IFDIR => {
+                (*p).i_op = &DIR_IOPS;
+                (*p).__bindgen_anon_3.i_fop = &DIR_FOPS_T.0;
+            }
+            bindings::S_IFREG => crate::file::set_file_ops(inode),
+            bindings::S_IFLNK => {
+                (*p).i_op = &SYMLINK_IOPS;
+                bindings::inode_nohighmem(p);
+            }
+            _ => {
+                (*p).i_op = &SPECIAL_IOPS;
+                bindings::init_special_inode(p, inode.mode(), bindings::ferrofs_decode_dev(rdev));
+            }
+        }
+    }
+}
+
+/// Re-reads `ino`'s attributes from the engine into its cached VFS inode.
+pub(crate) fn refresh(inode: &Inode) -> Result {
+    let info = info_of(inode)?;
+    let di = info.with_fs(|fs| fs.read_inode(inode.ino()))?;
+    inode.fill_from(&di);
+    Ok(())
+}
+
+pub(crate) unsafe extern "C" fn evict_inode(p: *mut bindings::inode) {
+    // SAFETY: the VFS hands us the inode being evicted; nobody else uses it.
+    let inode = unsafe { Inode::from_raw(p) };
+    // SAFETY: drops every page-cache / DAX entry of the mapping.
+    unsafe { bindings::truncate_inode_pages_final(&mut (*p).i_data) };
+    // SAFETY: reading the state of the inode being evicted.
+    let bad = unsafe { bindings::is_bad_inode(p) };
+    if inode.nlink() == 0 && !bad && inode.ino() != 0 {
+        if let Ok(info) = info_of(inode) {
+            if let Err(e) = info.with_fs(|fs| fs.evict(inode.ino())) {
+                pr_err!("ferrofs ({}): freeing inode {} failed ({:?}); fsck will reclaim it\n",
+                    inode.sb().id(), inode.ino(), e);
+            }
+        }
+    }
+    // SAFETY: the final step of eviction.
+    unsafe { bindings::clear_inode(p) };
+}
+
+/// A name from a dentry, valid for the callback.
+fn dname<'a>(d: *mut bindings::dentry) -> &'a [u8] {
+    // SAFETY: the VFS keeps d_name stable while it holds the parent's lock,
+    // which it does for every callback that passes us a dentry to name.
+    unsafe {
+        let q = &(*d).d_name;
+        core::slice::from_raw_parts(q.name, q.__bindgen_anon_1.__bindgen_anon_1.len as usize)
+    }
+}
+
+fn now(inode: *mut bindings::inode) -> engine::Time {
+    // SAFETY: inode is live; current_time only reads the sb granularity.
+    let ts = unsafe { bindings::current_time(inode) };
+    engine::Time { sec: ts.tv_sec, nsec: ts.tv_nsec as u32 }
+}
+
+unsafe extern "C" fn lookup(dir: *mut bindings::inode, d: *mut bindings::dentry, _flags: c_uint) -> *mut bindings::dentry {
+    // SAFETY: dir is live and locked (shared) by the VFS for the call.
+    let dir = unsafe { Inode::from_raw(dir) };
+    let name = dname(d);
+    if name.len() > engine::NAME_MAX {
+        return err_ptr(crate::vfs::code::enametoolong());
+    }
+    let r = info_of(dir).and_then(|info| info.with_fs(|fs| fs.lookup(dir.ino(), name)));
+    let inode = match r {
+        Ok(Some(ino)) => match iget(dir.sb(), ino) {
+            Ok(i) => i,
+            Err(e) => return err_ptr(e),
+        },
+        Ok(None) => core::ptr::null_mut(),
+        Err(e) => return err_ptr(e),
+    };
+    // SAFETY: inode is NULL (negative dentry) or referenced; d_splice_alias
+    // consumes the reference.
+    unsafe { bindings::d_splice_alias(inode, d) }
+}
+
+/// Creates an inode of `mode` named by `d` in `dir`, instantiates `d`.
+fn make_node(
+    idmap: *mut bindings::mnt_idmap,
+    dirp: *mut bindings::inode,
+    d: *mut bindings::dentry,
+    mode: u16,
+    rdev: u32,
+    symlink: Option<&[u8]>,
+) -> Result {
+    // SAFETY: dir is live and exclusively locked by the VFS.
+    let dir = unsafe { Inode::from_raw(dirp) };
+    let info = info_of(dir)?;
+    let name = dname(d);
+    // SAFETY: new_inode returns an unhashed inode only we can see, or NULL.
+    let p = unsafe { bindings::new_inode(dir.sb().as_ptr()) };
+    if p.is_null() {
+        return Err(ENOMEM);
+    }
+    // SAFETY: computes owner/group/mode (setgid directories) into the new inode.
+    unsafe { bindings::inode_init_owner(idmap, p, dirp, mode) };
+    // SAFETY: as above: the new inode is ours.
+    let inode = unsafe { Inode::from_raw(p) };
+    let new = engine::NewInode {
+        // SAFETY: plain reads of the fields inode_init_owner just set.
+        mode: u32::from(inode.mode()),
+        uid: unsafe { bindings::ferrofs_i_uid_read(p) },
+        gid: unsafe { bindings::ferrofs_i_gid_read(p) },
+        rdev,
+        flags: 0,
+        time: now(dirp),
+    };
+    let r = info.with_fs(|fs| match symlink {
+        Some(target) => fs.symlink(dir.ino(), name, target, &new),
+        None => fs.create(dir.ino(), name, &new),
+    });
+    let (ino, di) = match r {
+        Ok(v) => v,
+        Err(e) => {
+            // SAFETY: the inode never reached the engine: mark it bad so eviction skips it.
+            unsafe {
+                bindings::make_bad_inode(p);
+                bindings::iput(p);
+            }
+            return Err(e);
+        }
+    };
+    // SAFETY: still private to us until insert_inode_locked hashes it.
+    unsafe { (*p).i_ino = ino as _ };
+    inode.fill_from(&di);
+    set_ops(inode, rdev);
+    // SAFETY: hashes the new inode (I_NEW) so iget finds it.
+    if unsafe { bindings::insert_inode_locked(p) } < 0 {
+        pr_err!("ferrofs ({}): inode {} already in cache: engine allocated a live number\n", dir.sb().id(), ino);
+        // SAFETY: unpublish; the engine inode is reaped by evict since nlink > 0 is not true here.
+        unsafe {
+            bindings::make_bad_inode(p);
+            bindings::unlock_new_inode(p);
+            bindings::iput(p);
+        }
+        return Err(EIO);
+    }
+    let _ = refresh(dir);
+    // SAFETY: d is the negative dentry of the create; consumes our reference
+    // and unlocks the new inode.
+    unsafe { bindings::d_instantiate_new(d, p) };
+    Ok(())
+}
+
+unsafe extern "C" fn create(idmap: *mut bindings::mnt_idmap, dir: *mut bindings::inode, d: *mut bindings::dentry, mode: u16, _excl: bool) -> c_int {
+    to_c(make_node(idmap, dir, d, mode | bindings::S_IFREG as u16, 0, None))
+}
+
+unsafe extern "C" fn mkdir(idmap: *mut bindings::mnt_idmap, dir: *mut bindings::inode, d: *mut bindings::dentry, mode: u16) -> c_int {
+    to_c(make_node(idmap, dir, d, mode | bindings::S_IFDIR as u16, 0, None))
+}
+
+unsafe extern "C" fn mknod(idmap: *mut bindings::mnt_idmap, dir: *mut bindings::inode, d: *mut bindings::dentry, mode: u16, rdev: bindings::dev_t) -> c_int {
+    // SAFETY: pure arithmetic.
+    let enc = unsafe { bindings::ferrofs_encode_dev(rdev) };
+    to_c(make_node(idmap, dir, d, mode, enc, None))
+}
+
+unsafe extern "C" fn symlink(idmap: *mut bindings::mnt_idmap, dir: *mut bindings::inode, d: *mut bindings::dentry, target: *const c_char) -> c_int {
+    // SAFETY: the VFS passes a NUL-terminated kernel copy of the target.
+    let t = unsafe { kernel::str::CStr::from_char_ptr(target) }.as_bytes();
+    if t.len() >= bindings::FERROFS_PAGE_SIZE as usize {
+        return crate::vfs::code::enametoolong().to_errno();
+    }
+    to_c(make_node(idmap, dir, d, (bindings::S_IFLNK | 0o777) as u16, 0, Some(t)))
+}
+
+unsafe extern "C" fn link(old: *mut bindings::dentry, dirp: *mut bindings::inode, d: *mut bindings::dentry) -> c_int {
+    // SAFETY: the VFS holds old's inode and locks dir.
+    let (inode, dir) = unsafe { (Inode::from_raw(bindings::ferrofs_d_inode(old)), Inode::from_raw(dirp)) };
+    let r = info_of(dir).and_then(|info| info.with_fs(|fs| fs.link(inode.ino(), dir.ino(), dname(d), now(dirp))));
+    if let Err(e) = r {
+        return e.to_errno();
+    }
+    let _ = refresh(inode);
+    let _ = refresh(dir);
+    // SAFETY: take a reference for the new dentry and instantiate it.
+    unsafe {
+        bindings::ihold(inode.as_ptr());
+        bindings::d_instantiate(d, inode.as_ptr());
+    }
+    0
+}
+
+fn remove(dirp: *mut bindings::inode, d: *mut bindings::dentry, is_dir: bool) -> Result {
+    // SAFETY: the VFS locks dir and the victim for the call.
+    let (dir, victim) = unsafe { (Inode::from_raw(dirp), Inode::from_raw(bindings::ferrofs_d_inode(d))) };
+    let info = info_of(dir)?;
+    let t = now(dirp);
+    info.with_fs(|fs| if is_dir { fs.rmdir(dir.ino(), dname(d), t) } else { fs.unlink(dir.ino(), dname(d), t) }.map(|_| ()))?;
+    refresh(victim)?;
+    refresh(dir)
+}
+
+unsafe extern "C" fn unlink(dir: *mut bindings::inode, d: *mut bindings::dentry) -> c_int {
+    to_c(remove(dir, d, false))
+}
+
+unsafe extern "C" fn rmdir(dir: *mut bindings::inode, d: *mut bindings::dentry) -> c_int {
+    to_c(remove(dir, d, true))
+}
+
+unsafe extern "C" fn rename(
+    _idmap: *mut bindings::mnt_idmap,
+    odirp: *mut bindings::inode,
+    od: *mut bindings::dentry,
+    ndirp: *mut bindings::inode,
+    nd: *mut bindings::dentry,
+    flags: c_uint,
+) -> c_int {
+    if flags & !(bindings::RENAME_NOREPLACE | bindings::RENAME_EXCHANGE) != 0 {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: the VFS locks both directories and both inodes (lock_rename +
+    // lock_two_nondirectories) for the call.
+    let (odir, ndir, moved) = unsafe {
+        (Inode::from_raw(odirp), Inode::from_raw(ndirp), Inode::from_raw(bindings::ferrofs_d_inode(od)))
+    };
+    // SAFETY: as above; the target may be negative (NULL).
+    let target = unsafe { bindings::ferrofs_d_inode(nd) };
+    let rf = engine::RenameFlags {
+        noreplace: flags & bindings::RENAME_NOREPLACE != 0,
+        exchange: flags & bindings::RENAME_EXCHANGE != 0,
+    };
+    let r = info_of(odir).and_then(|info| {
+        info.with_fs(|fs| fs.rename(odir.ino(), dname(od), ndir.ino(), dname(nd), rf, now(odirp)))
+    });
+    if let Err(e) = r {
+        return e.to_errno();
+    }
+    let _ = refresh(moved);
+    if !target.is_null() {
+        // SAFETY: the target inode is referenced by its dentry and locked.
+        let _ = refresh(unsafe { Inode::from_raw(target) });
+    }
+    let _ = refresh(odir);
+    let _ = refresh(ndir);
+    0
+}
+
+pub(crate) unsafe extern "C" fn getattr(
+    idmap: *mut bindings::mnt_idmap,
+    path: *const bindings::path,
+    stat: *mut bindings::kstat,
+    mask: u32,
+    _flags: c_uint,
+) -> c_int {
+    // SAFETY: path->dentry is referenced for the call; its inode is positive.
+    let p = unsafe { bindings::ferrofs_d_inode((*path).dentry) };
+    // SAFETY: as above.
+    let inode = unsafe { Inode::from_raw(p) };
+    let btime = info_of(inode).and_then(|info| info.with_fs(|fs| fs.read_inode(inode.ino())));
+    // SAFETY: fills stat from the live inode; stat is valid for the call.
+    unsafe {
+        bindings::generic_fillattr(idmap, mask, p, stat);
+        if let Ok(di) = btime {
+            (*stat).btime.tv_sec = di.btime.sec;
+            (*stat).btime.tv_nsec = di.btime.nsec as _;
+            (*stat).result_mask |= bindings::STATX_BTIME;
+        }
+        if bindings::ferrofs_is_dax(p) {
+            (*stat).attributes |= bindings::STATX_ATTR_DAX as u64;
+        }
+        (*stat).attributes_mask |= bindings::STATX_ATTR_DAX as u64;
+    }
+    0
+}
+
+/// setattr for every inode type: ownership, mode, times; sizes for regular
+/// files go through the data path (`file::set_size`).
+pub(crate) unsafe extern "C" fn setattr(idmap: *mut bindings::mnt_idmap, d: *mut bindings::dentry, attr: *mut bindings::iattr) -> c_int {
+    // SAFETY: the VFS holds the inode lock for notify_change.
+    let p = unsafe { bindings::ferrofs_d_inode(d) };
+    // SAFETY: as above.
+    let inode = unsafe { Inode::from_raw(p) };
+    // SAFETY: validates the request against the inode (permissions, limits).
+    let r = unsafe { bindings::setattr_prepare(idmap, d, attr) };
+    if r != 0 {
+        return r;
+    }
+    // SAFETY: attr is valid for the call.
+    let valid = unsafe { (*attr).ia_valid };
+    if valid & bindings::ATTR_SIZE != 0 {
+        // SAFETY: attr is valid.
+        let size = unsafe { (*attr).ia_size };
+        if let Err(e) = crate::file::set_size(inode, size) {
+            return e.to_errno();
+        }
+    }
+    // SAFETY: applies uid/gid/mode/times to the VFS inode (we hold its lock).
+    unsafe { bindings::setattr_copy(idmap, p, attr) };
+    to_c(write_attrs(inode))
+}
+
+/// Writes the VFS inode's mode, owner and times to the engine.
+pub(crate) fn write_attrs(inode: &Inode) -> Result {
+    let info = info_of(inode)?;
+    let p = inode.as_ptr();
+    // SAFETY: reads of a live inode whose lock the caller holds.
+    let (uid, gid) = unsafe { (bindings::ferrofs_i_uid_read(p), bindings::ferrofs_i_gid_read(p)) };
+    let mode = u32::from(inode.mode());
+    let (a, m, c) = (inode.time(0), inode.time(1), inode.time(2));
+    info.with_fs(|fs| {
+        let mut di = fs.read_inode(inode.ino())?;
+        di.mode = mode;
+        di.uid = uid;
+        di.gid = gid;
+        di.atime = a;
+        di.mtime = m;
+        di.ctime = c;
+        fs.write_inode(inode.ino(), &di)
+    })
+}
+
+unsafe extern "C" fn get_link(d: *mut bindings::dentry, p: *mut bindings::inode, done: *mut bindings::delayed_call) -> *const c_char {
+    if d.is_null() {
+        return err_ptr(ECHILD); // RCU walk: we may sleep on the engine lock
+    }
+    // SAFETY: the VFS holds a reference to the inode for the call.
+    let inode = unsafe { Inode::from_raw(p) };
+    let mut buf = match KVec::from_elem(0u8, bindings::FERROFS_PAGE_SIZE as usize, GFP_KERNEL) {
+        Ok(b) => b,
+        Err(_) => return err_ptr(ENOMEM),
+    };
+    let r = info_of(inode).and_then(|info| info.with_fs(|fs| fs.read_link(inode.ino(), &mut buf[..])));
+    let n = match r {
+        Ok(n) if n < buf.len() => n,
+        Ok(_) => return err_ptr(crate::vfs::code::euclean()),
+        Err(e) => return err_ptr(e),
+    };
+    buf[n] = 0;
+    let (ptr, _len, _cap) = buf.into_raw_parts();
+    // SAFETY: the delayed call frees the buffer with kfree once the VFS is
+    // done with the string (KVec allocates with krealloc, so kfree matches).
+    unsafe {
+        (*done).fn_ = Some(free_link);
+        (*done).arg = ptr.cast();
+    }
+    ptr.cast()
+}
+
+unsafe extern "C" fn free_link(arg: *mut c_void) {
+    // SAFETY: arg is the krealloc'd buffer from get_link.
+    unsafe { kernel::bindings::kfree(arg) };
+}
+
+/// Collected directory entries, emitted after the engine lock is dropped.
+struct Batch {
+    buf: KVec<u8>,
+}
+
+unsafe extern "C" fn iterate_shared(file: *mut bindings::file, ctx: *mut bindings::dir_context) -> c_int {
+    // SAFETY: file and ctx are valid for the call; the inode is referenced.
+    let dir = unsafe { Inode::from_raw(bindings::ferrofs_file_inode(file)) };
+    // SAFETY: emits "." and ".." at positions 0 and 1.
+    if !unsafe { bindings::ferrofs_dir_emit_dots(file, ctx) } {
+        return 0;
+    }
+    let Ok(info) = info_of(dir) else { return EIO.to_errno() };
+    let mut batch = Batch { buf: KVec::new() };
+    loop {
+        // SAFETY: ctx is valid; pos is ours to read and advance.
+        let pos = unsafe { (*ctx).pos } as u64;
+        // SAFETY: u8 has no destructor; shrinking the length is always valid.
+        unsafe { batch.buf.set_len(0) };
+        let mut end = true;
+        let r = info.with_fs(|fs| {
+            fs.readdir(dir.ino(), pos, &mut |name, ino, ftype, next| {
+                // record: ino u64, next u64, type u8, len u8, name
+                if batch.buf.len() + 18 + name.len() > 16384 {
+                    end = false;
+                    return false;
+                }
+                let ok = batch.buf.extend_from_slice(&ino.to_le_bytes(), GFP_KERNEL).is_ok()
+                    && batch.buf.extend_from_slice(&next.to_le_bytes(), GFP_KERNEL).is_ok()
+                    && batch.buf.extend_from_slice(&[ftype, name.len() as u8], GFP_KERNEL).is_ok()
+                    && batch.buf.extend_from_slice(name, GFP_KERNEL).is_ok();
+                if !ok {
+                    end = false;
+                }
+                ok
+            })
+        });
+        if let Err(e) = r {
+            return e.to_errno();
+        }
+        let mut off = 0;
+        let b = &batch.buf[..];
+        while off + 18 <= b.len() {
+            let ino = u64::from_le_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]));
+            let next = u64::from_le_bytes(b[off + 8..off + 16].try_into().unwrap_or([0; 8]));
+            let (ft, len) = (b[off + 16], b[off + 17] as usize);
+            let name = &b[off + 18..off + 18 + len];
+            // SAFETY: ctx is valid; dir_emit copies the name to userspace.
+            if !unsafe { bindings::ferrofs_dir_emit(ctx, name.as_ptr().cast(), len as c_int, ino, c_uint::from(ft)) } {
+                return 0;
+            }
+            // SAFETY: advancing the position past the emitted entry.
+            unsafe { (*ctx).pos = next as i64 };
+            off += 18 + len;
+        }
+        if end {
+            return 0;
+        }
+    }
+}
+
+static DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
+    lookup: Some(lookup),
+    create: Some(create),
+    mkdir: Some(mkdir),
+    mknod: Some(mknod),
+    symlink: Some(symlink),
+    link: Some(link),
+    unlink: Some(unlink),
+    rmdir: Some(rmdir),
+    rename: Some(rename),
+    getattr: Some(getattr),
+    setattr: Some(setattr),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+};
+
+struct FileOps(bindings::file_operations);
+// SAFETY: a constant table of function pointers; the owner pointer is unused.
+unsafe impl Sync for FileOps {}
+
+static DIR_FOPS_T: FileOps = FileOps(bindings::file_operations {
+    llseek: Some(bindings::generic_file_llseek),
+    read: Some(bindings::generic_read_dir),
+    iterate_shared: Some(iterate_shared),
+    fsync: Some(bindings::noop_fsync),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+});
+
+static SYMLINK_IOPS: bindings::inode_operations = bindings::inode_operations {
+    get_link: Some(get_link),
+    getattr: Some(getattr),
+    setattr: Some(setattr),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+};
+
+static SPECIAL_IOPS: bindings::inode_operations = bindings::inode_operations {
+    getattr: Some(getattr),
+    setattr: Some(setattr),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+};
+
+/// `super_operations.write_inode`: lazily updated attributes (times) reach
+/// the engine here (writeback, fsync, umount). Everything else is written
+/// when it changes.
+pub(crate) unsafe extern "C" fn write_inode(p: *mut bindings::inode, _wbc: *mut bindings::writeback_control) -> c_int {
+    // SAFETY: writeback holds a reference on the inode for the call.
+    let inode = unsafe { Inode::from_raw(p) };
+    // SAFETY: reading the state of a live inode.
+    if unsafe { bindings::is_bad_inode(p) } || inode.nlink() == 0 {
+        return 0;
+    }
+    to_c(write_attrs(inode))
+}

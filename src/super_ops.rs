@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The filesystem type, mounting (fs_context), and superblock operations.
+//!
+//! Mount order (fill_super): claim the dax_device as its holder, map it,
+//! mount the engine on that mapping (validates the superblock, rolls back an
+//! interrupted transaction, reaps orphans), then instantiate the root inode.
+//! Unmount order (put_super, after the VFS evicted every inode): engine
+//! unmount (clean flag), then release the dax_device.
+
+use crate::bindings;
+use crate::dax::{DaxClaim, PmemMedia};
+use crate::engine;
+use crate::namei;
+use crate::vfs::{to_c, to_kerr, Inode, SuperBlock};
+use kernel::ffi::{c_char, c_int, c_void};
+use core::pin::Pin;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+use kernel::types::Opaque;
+
+/// Superblock magic reported by statfs (`f_type`): "FeRR".
+pub(crate) const FERROFS_MAGIC: u64 = 0x4665_5252;
+
+/// How file data is accessed. ferrofs keeps file data only on pmem and reads
+/// and writes it through DAX, so `always` is the only mode it implements.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DaxMode {
+    Always,
+}
+
+/// Options parsed from the mount request.
+#[derive(Clone, Copy)]
+pub(crate) struct MountOpts {
+    pub(crate) dax: DaxMode,
+}
+
+/// Per-mount state, pointed to by `sb->s_fs_info`.
+#[pin_data]
+pub(crate) struct FsInfo {
+    /// The engine; `None` once the filesystem is shut down.
+    #[pin]
+    fs: Mutex<Option<engine::Fs<PmemMedia>>>,
+    pub(crate) dax: DaxClaim,
+    pub(crate) opts: MountOpts,
+    dev: [u8; 32],
+}
+
+impl FsInfo {
+    fn dev(&self) -> &str {
+        let n = self.dev.iter().position(|&b| b == 0).unwrap_or(self.dev.len());
+        core::str::from_utf8(&self.dev[..n]).unwrap_or("?")
+    }
+
+    /// Runs `f` on the engine under the mount's lock. Corruption is logged
+    /// with the device and structure; a shut-down filesystem returns EIO.
+    pub(crate) fn with_fs<R>(
+        &self,
+        f: impl FnOnce(&mut engine::Fs<PmemMedia>) -> core::result::Result<R, engine::Error>,
+    ) -> Result<R> {
+        // SAFETY: dax_read_lock/unlock bracket every access to the mapping so
+        // that device removal (kill_dax) waits for us.
+        let id = unsafe { bindings::dax_read_lock() };
+        // SAFETY: our claim keeps the dax_device allocated.
+        let r = if !unsafe { bindings::dax_alive(self.dax.dev()) } {
+            Err(EIO)
+        } else {
+            let mut g = self.fs.lock();
+            match g.as_mut() {
+                None => Err(EIO),
+                Some(fs) => f(fs).map_err(|e| {
+                    if let engine::Error::Corrupt { what, block } = e {
+                        pr_err!("ferrofs ({}): metadata corruption in {} at block {}\n", self.dev(), what, block);
+                    }
+                    to_kerr(e)
+                }),
+            }
+        };
+        // SAFETY: paired with the lock above.
+        unsafe { bindings::dax_read_unlock(id) };
+        r
+    }
+}
+
+/// The `file_system_type`, in writable memory (the VFS links it into lists).
+struct FsType(Opaque<bindings::file_system_type>);
+// SAFETY: the VFS serialises all access to the structure (file_systems_lock).
+unsafe impl Sync for FsType {}
+
+static FS_TYPE: FsType = FsType(Opaque::new(bindings::file_system_type {
+    name: c"ferrofs".as_ptr().cast(),
+    fs_flags: bindings::FS_REQUIRES_DEV as c_int,
+    init_fs_context: Some(init_fs_context),
+    kill_sb: Some(bindings::kill_block_super),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+}));
+
+pub(crate) fn register(module: &'static ThisModule) -> Result {
+    let t = FS_TYPE.0.get();
+    // SAFETY: not yet registered, so nobody else looks at the structure; the
+    // module pointer is ours and outlives the registration.
+    unsafe { (*t).owner = module.as_ptr().cast() };
+    // SAFETY: t points to a static file_system_type.
+    let r = unsafe { bindings::register_filesystem(t) };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
+pub(crate) fn unregister() {
+    // SAFETY: registered in `register`; module exit runs once.
+    unsafe { bindings::unregister_filesystem(FS_TYPE.0.get()) };
+}
+
+static CONTEXT_OPS: bindings::fs_context_operations = bindings::fs_context_operations {
+    free: Some(fc_free),
+    parse_param: Some(fc_parse_param),
+    get_tree: Some(fc_get_tree),
+    reconfigure: Some(fc_reconfigure),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+};
+
+unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -> c_int {
+    let opts = match KBox::new(MountOpts { dax: DaxMode::Always }, GFP_KERNEL) {
+        Ok(b) => b,
+        Err(_) => return ENOMEM.to_errno(),
+    };
+    // SAFETY: fc is the context being set up; fs_private/ops are ours.
+    unsafe {
+        (*fc).fs_private = KBox::into_raw(opts).cast();
+        (*fc).ops = &CONTEXT_OPS;
+    }
+    0
+}
+
+unsafe extern "C" fn fc_free(fc: *mut bindings::fs_context) {
+    // SAFETY: fs_private is NULL or the KBox<MountOpts> from init_fs_context.
+    unsafe {
+        let p = (*fc).fs_private.cast::<MountOpts>();
+        if !p.is_null() {
+            drop(KBox::from_raw(p));
+            (*fc).fs_private = core::ptr::null_mut();
+        }
+    }
+}
+
+fn cstr_bytes<'a>(p: *const c_char) -> &'a [u8] {
+    if p.is_null() {
+        return &[];
+    }
+    // SAFETY: the VFS passes NUL-terminated parameter strings.
+    unsafe { kernel::str::CStr::from_char_ptr(p) }.as_bytes()
+}
+
+unsafe extern "C" fn fc_parse_param(fc: *mut bindings::fs_context, param: *mut bindings::fs_parameter) -> c_int {
+    // SAFETY: fc and param are valid for this call; fs_private is our MountOpts.
+    let (opts, key, ty, val) = unsafe {
+        (
+            &mut *(*fc).fs_private.cast::<MountOpts>(),
+            cstr_bytes((*param).key),
+            (*param).type_(),
+            (*param).__bindgen_anon_1.string,
+        )
+    };
+    if key != b"dax" {
+        return ENOPARAM.to_errno();
+    }
+    let value = if ty == bindings::fs_value_type_fs_value_is_flag { &b"always"[..] } else { cstr_bytes(val) };
+    match value {
+        b"always" => {
+            opts.dax = DaxMode::Always;
+            0
+        }
+        b"inode" | b"never" => {
+            pr_err!(
+                "ferrofs: dax={} is not supported: ferrofs keeps file data only on pmem and accesses it through DAX\n",
+                core::str::from_utf8(value).unwrap_or("?")
+            );
+            EINVAL.to_errno()
+        }
+        _ => {
+            pr_err!("ferrofs: bad value for mount option dax (want always)\n");
+            EINVAL.to_errno()
+        }
+    }
+}
+
+const ENOPARAM: Error = kernel::error::code::ENOPARAM;
+
+unsafe extern "C" fn fc_reconfigure(fc: *mut bindings::fs_context) -> c_int {
+    // SAFETY: fc->root is the mounted root during reconfigure.
+    let sb = unsafe { SuperBlock::from_raw((*(*fc).root).d_sb) };
+    // SAFETY: reading the requested flags of a valid context.
+    let want_ro = unsafe { (*fc).sb_flags } as usize & bindings::FERROFS_SB_RDONLY as usize != 0;
+    if !want_ro && sb.info().map(|i| i.with_fs(|fs| Ok(fs.is_read_only())).unwrap_or(true)).unwrap_or(true) {
+        pr_err!("ferrofs ({}): cannot remount read-write: the filesystem is read-only or shut down\n", sb.id());
+        return EROFS.to_errno();
+    }
+    0
+}
+
+unsafe extern "C" fn fc_get_tree(fc: *mut bindings::fs_context) -> c_int {
+    // SAFETY: fc is valid; fill_super has the signature get_tree_bdev wants.
+    unsafe { bindings::get_tree_bdev(fc, Some(fill_super)) }
+}
+
+unsafe extern "C" fn fill_super(sbp: *mut bindings::super_block, fc: *mut bindings::fs_context) -> c_int {
+    // SAFETY: the VFS gives us a new, locked super_block for this call.
+    let sb = unsafe { SuperBlock::from_raw(sbp) };
+    // SAFETY: fs_private is our MountOpts (init_fs_context).
+    let opts = unsafe { *(*fc).fs_private.cast::<MountOpts>() };
+    to_c(fill_super_inner(sb, opts))
+}
+
+fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
+    let sbp = sb.as_ptr();
+    // SAFETY: sb is new and exclusively ours.
+    if unsafe { bindings::sb_set_blocksize(sbp, engine::BLOCK_SIZE as c_int) } == 0 {
+        pr_err!("ferrofs ({}): device does not support {}-byte blocks\n", sb.id(), engine::BLOCK_SIZE);
+        return Err(EINVAL);
+    }
+    let dax = DaxClaim::claim(sb)?;
+    let read_only = sb.is_read_only();
+    let time = now_secs();
+    let fs = engine::Fs::mount(dax.media(), &engine::MountOptions { read_only, time }).map_err(|e| {
+        explain_mount_error(sb, e);
+        to_kerr(e)
+    })?;
+    let geo = fs.statfs();
+    let root_ino = fs.root_ino();
+    let mut dev = [0u8; 32];
+    let id = sb.id().as_bytes();
+    dev[..id.len().min(31)].copy_from_slice(&id[..id.len().min(31)]);
+    let info: Pin<KBox<FsInfo>> = KBox::pin_init(
+        pin_init!(FsInfo { fs <- kernel::new_mutex!(Some(fs), "ferrofs_engine"), dax, opts, dev }),
+        GFP_KERNEL,
+    )?;
+    // SAFETY: the super_block is new and locked; we own the fields we set.
+    unsafe {
+        (*sbp).s_magic = FERROFS_MAGIC as _;
+        (*sbp).s_op = &SUPER_OPS;
+        (*sbp).s_maxbytes = (engine::MAX_LBLK * engine::BLOCK_SIZE) as i64;
+        (*sbp).s_time_gran = 1;
+        (*sbp).s_time_min = i64::MIN;
+        (*sbp).s_time_max = i64::MAX;
+        // SAFETY (of into_raw): released in put_super or below on failure;
+        // the FsInfo is never moved (it stays pinned in its box).
+        (*sbp).s_fs_info = KBox::into_raw(Pin::into_inner_unchecked(info)).cast::<c_void>();
+    }
+    let root = match namei::iget(sb, root_ino) {
+        Ok(i) => i,
+        Err(e) => {
+            pr_err!("ferrofs ({}): cannot read the root inode {}\n", sb.id(), root_ino);
+            free_info(sb);
+            return Err(e);
+        }
+    };
+    // SAFETY: root is a referenced inode; d_make_root consumes the reference
+    // (and iputs it on failure).
+    let dentry = unsafe { bindings::d_make_root(root) };
+    if dentry.is_null() {
+        free_info(sb);
+        return Err(ENOMEM);
+    }
+    // SAFETY: installing the root dentry of our new super_block.
+    unsafe { (*sbp).s_root = dentry };
+    pr_info!(
+        "ferrofs ({}): mounted{}, dax=always, {} blocks, {} free\n",
+        sb.id(),
+        if read_only { " read-only" } else { "" },
+        geo.blocks,
+        geo.free_blocks
+    );
+    Ok(())
+}
+
+/// Unmounts the engine (if still mounted) and frees the FsInfo.
+fn free_info(sb: &SuperBlock) {
+    let sbp = sb.as_ptr();
+    // SAFETY: s_fs_info is our KBox<FsInfo> or NULL; no inode can reach it
+    // any more (put_super runs after evict_inodes; fill_super failure paths
+    // run after the only inode was released).
+    unsafe {
+        let p = (*sbp).s_fs_info.cast::<FsInfo>();
+        if p.is_null() {
+            return;
+        }
+        (*sbp).s_fs_info = core::ptr::null_mut();
+        let info = KBox::from_raw(p);
+        if let Some(fs) = info.fs.lock().take() {
+            if let Err(e) = fs.unmount(now_secs()) {
+                pr_err!("ferrofs ({}): unmount failed: {:?}\n", sb.id(), e);
+            }
+        }
+        drop(info); // releases the dax_device claim
+    }
+}
+
+static SUPER_OPS: bindings::super_operations = bindings::super_operations {
+    put_super: Some(put_super),
+    statfs: Some(statfs),
+    show_options: Some(show_options),
+    evict_inode: Some(namei::evict_inode),
+    write_inode: Some(namei::write_inode),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+};
+
+unsafe extern "C" fn put_super(sbp: *mut bindings::super_block) {
+    // SAFETY: the VFS calls put_super once on a live super_block.
+    let sb = unsafe { SuperBlock::from_raw(sbp) };
+    free_info(sb);
+    pr_info!("ferrofs ({}): unmounted\n", sb.id());
+}
+
+unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> c_int {
+    // SAFETY: dentry is live for the call and pins its super_block.
+    let sb = unsafe { SuperBlock::from_raw((*dentry).d_sb) };
+    let Some(info) = sb.info() else { return EIO.to_errno() };
+    let st = match info.with_fs(|fs| Ok((fs.statfs(), fsid_of(&fs.superblock().uuid)))) {
+        Ok(s) => s,
+        Err(e) => return e.to_errno(),
+    };
+    let (st, fsid) = st;
+    // SAFETY: buf is a valid kstatfs for the call.
+    unsafe {
+        (*buf).f_type = FERROFS_MAGIC as _;
+        (*buf).f_bsize = engine::BLOCK_SIZE as _;
+        (*buf).f_frsize = engine::BLOCK_SIZE as _;
+        (*buf).f_blocks = st.blocks;
+        (*buf).f_bfree = st.free_blocks;
+        (*buf).f_bavail = st.free_blocks;
+        (*buf).f_files = st.files + st.files_free;
+        (*buf).f_ffree = st.files_free;
+        (*buf).f_namelen = st.name_max as _;
+        (*buf).f_fsid.val = [fsid as u32 as i32, (fsid >> 32) as u32 as i32];
+    }
+    0
+}
+
+unsafe extern "C" fn show_options(m: *mut bindings::seq_file, _root: *mut bindings::dentry) -> c_int {
+    // SAFETY: m is a valid seq_file for the call.
+    unsafe { bindings::__seq_puts(m, c",dax=always".as_ptr().cast()) };
+    0
+}
+
+/// The super_block of an inode, with its FsInfo (always set while inodes live).
+pub(crate) fn info_of(inode: &Inode) -> Result<&FsInfo> {
+    inode.sb().info().ok_or(EIO)
+}
+
+/// Wall-clock seconds, for the superblock's mount and write times.
+pub(crate) fn now_secs() -> i64 {
+    // SAFETY: reads the realtime clock.
+    unsafe { bindings::ktime_get_real_seconds() }
+}
+
+fn fsid_of(uuid: &[u8; 16]) -> u64 {
+    let mut a = [0u8; 8];
+    for (i, b) in uuid.iter().enumerate() {
+        a[i % 8] ^= b;
+    }
+    u64::from_le_bytes(a)
+}
+
+/// One dmesg line naming the device and why the engine refused to mount.
+fn explain_mount_error(sb: &SuperBlock, e: engine::Error) {
+    let dev = sb.id();
+    match e {
+        engine::Error::BadMagic => pr_err!("ferrofs ({}): not a ferrofs filesystem (bad superblock magic)\n", dev),
+        engine::Error::BadVersion { version } => {
+            pr_err!("ferrofs ({}): unsupported on-disk format version {}\n", dev, version)
+        }
+        engine::Error::UnsupportedFeature { incompat } => pr_err!(
+            "ferrofs ({}): unknown incompatible feature bits {:#x}; refusing to mount\n",
+            dev, incompat
+        ),
+        engine::Error::DeviceTooSmall { need_blocks, have_blocks } => pr_err!(
+            "ferrofs ({}): filesystem needs {} blocks but the device has only {} (device too small)\n",
+            dev, need_blocks, have_blocks
+        ),
+        engine::Error::Corrupt { what, block } => pr_err!(
+            "ferrofs ({}): cannot mount: {} is corrupt at block {} (bad checksum or contents); run fsck.ferrofs\n",
+            dev, what, block
+        ),
+        engine::Error::Io { block } => pr_err!("ferrofs ({}): media error reading block {}\n", dev, block),
+        other => pr_err!("ferrofs ({}): cannot mount: {:?}\n", dev, other),
+    }
+}

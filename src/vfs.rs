@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Thin typed wrappers over the VFS objects ferrofs touches.
+//!
+//! Each C object gets one `#[repr(transparent)]` wrapper over `Opaque<T>`;
+//! a `&SuperBlock` or `&Inode` may only be made from a pointer the VFS handed
+//! us for the duration of a callback (see each `from_raw`). Everything that
+//! needs `unsafe` to reach into the C structure lives here.
+
+use crate::bindings;
+use crate::engine;
+use kernel::ffi::c_int;
+use kernel::prelude::*;
+use kernel::types::Opaque;
+
+/// Maps an engine error to the kernel error with the same errno.
+pub(crate) fn to_kerr(e: engine::Error) -> Error {
+    Error::from_errno(-(e.errno()))
+}
+
+/// Returns the errno of `r` as the C int a VFS callback returns.
+pub(crate) fn to_c(r: Result) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `ERR_PTR()`.
+pub(crate) fn err_ptr<T>(e: Error) -> *mut T {
+    e.to_errno() as isize as *mut T
+}
+
+/// A mounted (or mounting) ferrofs super_block.
+#[repr(transparent)]
+pub(crate) struct SuperBlock(Opaque<bindings::super_block>);
+
+impl SuperBlock {
+    /// # Safety
+    /// `ptr` must be a live super_block for the whole lifetime `'a` (true for
+    /// the duration of any VFS callback that received it).
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::super_block) -> &'a Self {
+        // SAFETY: `SuperBlock` is a transparent wrapper; the caller vouches for liveness.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut bindings::super_block {
+        self.0.get()
+    }
+
+    /// The device name (`s_id`), for log lines.
+    pub(crate) fn id(&self) -> &str {
+        // SAFETY: s_id is a NUL-padded char array set by the VFS before fill_super.
+        let raw = unsafe { &(*self.as_ptr()).s_id };
+        // SAFETY: c_char is u8 in the kernel (-funsigned-char); same size and alignment.
+        let bytes: &[u8] = unsafe { core::slice::from_raw_parts(raw.as_ptr().cast(), raw.len()) };
+        let n = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        core::str::from_utf8(&bytes[..n]).unwrap_or("?")
+    }
+
+    /// Our per-mount state, once fill_super installed it.
+    pub(crate) fn info(&self) -> Option<&crate::super_ops::FsInfo> {
+        // SAFETY: s_fs_info is either NULL or the pinned FsInfo installed by
+        // fill_super, freed only in put_super after all inodes are gone.
+        unsafe { (*self.as_ptr()).s_fs_info.cast::<crate::super_ops::FsInfo>().as_ref() }
+    }
+
+    pub(crate) fn is_read_only(&self) -> bool {
+        // SAFETY: reading s_flags of a live super_block.
+        unsafe { (*self.as_ptr()).s_flags as usize & bindings::FERROFS_SB_RDONLY as usize != 0 }
+    }
+}
+
+/// A VFS inode of a ferrofs super_block.
+#[repr(transparent)]
+pub(crate) struct Inode(Opaque<bindings::inode>);
+
+impl Inode {
+    /// # Safety
+    /// `ptr` must be a live inode (the VFS holds a reference) for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::inode) -> &'a Self {
+        // SAFETY: transparent wrapper; the caller vouches for liveness.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut bindings::inode {
+        self.0.get()
+    }
+
+    pub(crate) fn ino(&self) -> u64 {
+        // SAFETY: i_ino is immutable once the inode is hashed.
+        unsafe { (*self.as_ptr()).i_ino as u64 }
+    }
+
+    pub(crate) fn sb(&self) -> &SuperBlock {
+        // SAFETY: an inode pins its super_block.
+        unsafe { SuperBlock::from_raw((*self.as_ptr()).i_sb) }
+    }
+
+    pub(crate) fn mode(&self) -> u16 {
+        // SAFETY: reading i_mode of a live inode.
+        unsafe { (*self.as_ptr()).i_mode }
+    }
+
+    pub(crate) fn size(&self) -> i64 {
+        // SAFETY: i_size_read handles the seqcount on 32-bit; the inode is live.
+        unsafe { bindings::ferrofs_i_size_read(self.as_ptr()) }
+    }
+
+    pub(crate) fn nlink(&self) -> u32 {
+        // SAFETY: reading the i_nlink union member of a live inode.
+        unsafe { (*self.as_ptr()).__bindgen_anon_1.i_nlink }
+    }
+
+    /// Copies an engine inode into the VFS inode (attributes, not ops).
+    pub(crate) fn fill_from(&self, di: &engine::Inode) {
+        let p = self.as_ptr();
+        // SAFETY: the caller has the inode locked or new (I_NEW); these are
+        // plain field stores and helpers designed for exactly this.
+        unsafe {
+            (*p).i_mode = di.mode as u16;
+            bindings::ferrofs_i_uid_write(p, di.uid);
+            bindings::ferrofs_i_gid_write(p, di.gid);
+            bindings::set_nlink(p, di.nlink);
+            bindings::ferrofs_i_size_write(p, di.size as i64);
+            (*p).i_blocks = (di.blocks * 8) as _;
+            (*p).i_generation = di.generation as u32;
+            bindings::ferrofs_inode_set_time(p, 0, di.atime.sec, di.atime.nsec);
+            bindings::ferrofs_inode_set_time(p, 1, di.mtime.sec, di.mtime.nsec);
+            bindings::ferrofs_inode_set_time(p, 2, di.ctime.sec, di.ctime.nsec);
+        }
+    }
+
+    /// Reads a timestamp (0 atime, 1 mtime, 2 ctime).
+    pub(crate) fn time(&self, which: c_int) -> engine::Time {
+        let (mut sec, mut nsec) = (0i64, 0u32);
+        // SAFETY: the inode is live; the shim only reads.
+        unsafe { bindings::ferrofs_inode_get_time(self.as_ptr(), which, &mut sec, &mut nsec) };
+        engine::Time { sec, nsec }
+    }
+}
+
+/// Errors the 6.12 `kernel::error::code` module lacks, from the bindings.
+pub(crate) mod code {
+    use kernel::error::Error;
+    fn e(n: u32) -> Error {
+        Error::from_errno(-(n as i32))
+    }
+    pub(crate) fn eopnotsupp() -> Error {
+        e(crate::bindings::EOPNOTSUPP)
+    }
+    pub(crate) fn enametoolong() -> Error {
+        e(crate::bindings::ENAMETOOLONG)
+    }
+    pub(crate) fn euclean() -> Error {
+        e(crate::bindings::EUCLEAN)
+    }
+}

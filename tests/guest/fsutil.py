@@ -1,0 +1,52 @@
+"""Helpers for in-guest tests: raw syscalls with errno, ioctls, mmap checks."""
+import ctypes
+import ctypes.util
+import errno
+import os
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def mount_errno(dev, target, opts="dax", fstype="ferrofs"):
+    """mount(2) and return 'OK' or the errno name (e.g. 'EINVAL')."""
+    r = _libc.mount(dev.encode(), target.encode(), fstype.encode(), 0, opts.encode() if opts else None)
+    if r == 0:
+        return "OK"
+    return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+
+
+def errname(fn, *args, **kw):
+    """Call fn; return 'OK' or the OSError's errno name."""
+    try:
+        fn(*args, **kw)
+        return "OK"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def expect_errno(want, fn, *args, **kw):
+    got = errname(fn, *args, **kw)
+    if got != want:
+        raise AssertionError(f"{getattr(fn, '__name__', fn)}{args}: got {got}, want {want}")
+
+
+def pattern(seed, n):
+    """Deterministic bytes that differ per seed and offset."""
+    import random
+    return random.Random(seed).randbytes(n)
+
+
+def kernel_log():
+    """The kernel log ring buffer (klogctl READ_ALL): util-linux dmesg prints
+    nothing in our chroot, busybox is not there."""
+    buf = ctypes.create_string_buffer(1 << 20)
+    n = _libc.klogctl(3, buf, len(buf))
+    if n < 0:
+        raise OSError(ctypes.get_errno(), "klogctl")
+    return buf.raw[:n].decode(errors="replace")
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] == ["kmsg"]:
+        sys.stdout.write(kernel_log())

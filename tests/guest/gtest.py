@@ -1,0 +1,80 @@
+"""Minimal in-guest test harness for ferrofs.
+
+A test file defines functions named test_*; main() makes a fresh ferrofs on
+$DEV, mounts it -o dax on $MNT, runs each test in a fresh subdirectory,
+unmounts, and runs fsck.ferrofs -n. Any exception fails the test; the exit
+status is non-zero if anything failed (including fsck).
+"""
+import os
+import subprocess
+import sys
+import traceback
+
+DEV = os.environ.get("DEV", "/dev/pmem0")
+MNT = os.environ.get("MNT", "/mnt/test")
+
+
+def sh(cmd, check=True):
+    r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"`{cmd}` exited {r.returncode}: {r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def mkfs_mount():
+    sh(f"mkfs.ferrofs -f -q {DEV}")
+    mount()
+
+
+def mount():
+    sh(f"mount -t ferrofs -o dax {DEV} {MNT}")
+
+
+def umount():
+    sh(f"umount {MNT}")
+
+
+def remount():
+    umount()
+    mount()
+
+
+def drop_caches():
+    sh("sync; echo 3 > /proc/sys/vm/drop_caches")
+
+
+def statfs_free():
+    st = os.statvfs(MNT)
+    return st.f_bfree
+
+
+def main(module_globals):
+    tests = sorted((n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f))
+    only = sys.argv[1:]
+    mkfs_mount()
+    failed = []
+    for name, fn in tests:
+        if only and name not in only:
+            continue
+        d = os.path.join(MNT, name)
+        os.mkdir(d)
+        cwd = os.getcwd()
+        os.chdir(d)
+        try:
+            fn()
+            print(f"ok   {name}", flush=True)
+        except Exception:
+            failed.append(name)
+            print(f"FAIL {name}", flush=True)
+            traceback.print_exc()
+        finally:
+            os.chdir(cwd)
+    if not os.path.ismount(MNT):
+        mount()
+    umount()
+    r = subprocess.run(["fsck.ferrofs", "-n", DEV], capture_output=True, text=True)
+    if r.returncode != 0:
+        failed.append("fsck")
+        print(f"FAIL fsck.ferrofs -n exited {r.returncode}\n{r.stdout}{r.stderr}")
+    print(f"{len(tests) - len(failed)} ok, {len(failed)} failed: {' '.join(failed)}")
+    sys.exit(1 if failed else 0)
