@@ -45,7 +45,7 @@ impl DaxClaim {
         let bdev = unsafe { (*sbp).s_bdev };
         // SAFETY: bdev is live (opened by get_tree_bdev).
         if !unsafe { bindings::ferrofs_bdev_dax_capable(bdev) } {
-            pr_err!("ferrofs ({}): device does not support DAX; ferrofs needs a pmem device in fsdax mode\n", sb.id());
+            crate::vfs::fs_err!(sb.id(), "device does not support DAX; ferrofs needs a pmem device in fsdax mode\n");
             return Err(EINVAL);
         }
         let mut start_off: u64 = 0;
@@ -55,7 +55,7 @@ impl DaxClaim {
             bindings::fs_dax_get_by_bdev(bdev, &mut start_off, sbp.cast(), &HOLDER_OPS)
         };
         if dev.is_null() {
-            pr_err!("ferrofs ({}): dax device is already claimed by another holder\n", sb.id());
+            crate::vfs::fs_err!(sb.id(), "dax device is already claimed by another holder\n");
             return Err(EBUSY);
         }
         let mut claim = DaxClaim { dev, holder: sbp.cast(), start_off, kaddr: core::ptr::null_mut(), len: 0 };
@@ -80,13 +80,11 @@ impl DaxClaim {
             got
         };
         if got < 0 {
-            pr_err!("ferrofs ({}): dax_direct_access failed: {}\n", sb.id(), got);
+            crate::vfs::fs_err!(sb.id(), "dax_direct_access failed: {}\n", got);
             return Err(Error::from_errno(got as c_int));
         }
         if got < pages {
-            pr_err!(
-                "ferrofs ({}): only {} of {} pages are directly mapped (media errors?); refusing to mount\n",
-                sb.id(), got, pages
+            crate::vfs::fs_err!(sb.id(), "only {} of {} pages are directly mapped (media errors?); refusing to mount\n", got, pages
             );
             return Err(EIO);
         }
@@ -140,7 +138,7 @@ impl PmemMedia {
     fn range(&self, off: u64, len: u64) -> Option<*mut u8> {
         let end = off.checked_add(len)?;
         if end > self.len {
-            pr_err!("ferrofs: media access {:#x}+{:#x} beyond device end {:#x}\n", off, len, self.len);
+            pr_err!("media access {:#x}+{:#x} beyond device end {:#x}\n", off, len, self.len);
             return None;
         }
         // SAFETY: off < len of the mapping, checked above.

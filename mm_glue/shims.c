@@ -97,6 +97,7 @@ int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end)
 	}
 }
 
+int ferrofs_finish_open_simple(struct file *file, int error) { return finish_open_simple(file, error); }
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len) { memcpy_flushcache(dst, src, len); }
 void ferrofs_wb_cache_pmem(void *addr, size_t len) { arch_wb_cache_pmem(addr, len); }
 void ferrofs_pmem_wmb(void) { pmem_wmb(); }

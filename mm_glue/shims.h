@@ -46,6 +46,7 @@ ssize_t ferrofs_generic_write_sync(struct kiocb *iocb, ssize_t count);
 struct inode *ferrofs_vmf_inode(struct vm_fault *vmf);
 bool ferrofs_vmf_write_shared(struct vm_fault *vmf);
 int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end);
+int ferrofs_finish_open_simple(struct file *file, int error);
 
 /* Persistent-memory primitives for the engine's media. */
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len);

@@ -41,7 +41,7 @@ struct FerroFsModule;
 impl kernel::Module for FerroFsModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         super_ops::register(module)?;
-        pr_info!("ferrofs: registered (on-disk format v{})\n", engine::FORMAT_VERSION);
+        pr_info!("registered (on-disk format v{})\n", engine::FORMAT_VERSION);
         Ok(FerroFsModule)
     }
 }
@@ -49,6 +49,6 @@ impl kernel::Module for FerroFsModule {
 impl Drop for FerroFsModule {
     fn drop(&mut self) {
         super_ops::unregister();
-        pr_info!("ferrofs: unregistered\n");
+        pr_info!("unregistered\n");
     }
 }

@@ -17,7 +17,7 @@
 use crate::bindings;
 use crate::engine;
 use crate::super_ops::info_of;
-use crate::vfs::{to_c, Inode};
+use crate::vfs::{to_c, Inode, SuperBlock};
 use kernel::ffi::{c_int, c_uint, c_ulong};
 use kernel::prelude::*;
 
@@ -285,6 +285,21 @@ fn dax_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> bindings::vm_fault_
         let mut pfn: bindings::pfn_t = core::mem::zeroed();
         let mut ret = bindings::dax_iomap_fault(vmf, order, &mut pfn, core::ptr::null_mut(), &IOMAP_OPS);
         bindings::ferrofs_invalidate_unlock_shared(ip);
+        if let Some(info) = SuperBlock::from_raw(sb).info() {
+            let st = &info.stats;
+            let c = if ret & bindings::FERROFS_VM_FAULT_ERROR != 0 {
+                None
+            } else if order == 0 {
+                Some(&st.pte_faults)
+            } else if ret & bindings::FERROFS_VM_FAULT_FALLBACK != 0 {
+                Some(&st.pmd_fallbacks)
+            } else {
+                Some(&st.pmd_faults)
+            };
+            if let Some(c) = c {
+                c.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            }
+        }
         if ret & bindings::FERROFS_VM_FAULT_NEEDDSYNC != 0 {
             ret = bindings::dax_finish_sync_fault(vmf, order, pfn);
         }

@@ -90,8 +90,7 @@ pub(crate) unsafe extern "C" fn evict_inode(p: *mut bindings::inode) {
     if inode.nlink() == 0 && !bad && inode.ino() != 0 {
         if let Ok(info) = info_of(inode) {
             if let Err(e) = info.with_fs(|fs| fs.evict(inode.ino())) {
-                pr_err!("ferrofs ({}): freeing inode {} failed ({:?}); fsck will reclaim it\n",
-                    inode.sb().id(), inode.ino(), e);
+                crate::vfs::fs_err!(inode.sb().id(), "freeing inode {} failed ({:?}); fsck will reclaim it\n", inode.ino(), e);
             }
         }
     }
@@ -136,19 +135,18 @@ unsafe extern "C" fn lookup(dir: *mut bindings::inode, d: *mut bindings::dentry,
     unsafe { bindings::d_splice_alias(inode, d) }
 }
 
-/// Creates an inode of `mode` named by `d` in `dir`, instantiates `d`.
-fn make_node(
+/// Makes a new VFS inode of `mode` in `dir`, backed by the engine inode that
+/// `make` creates. Returns it hashed and still locked (I_NEW).
+fn new_vfs_inode(
     idmap: *mut bindings::mnt_idmap,
     dirp: *mut bindings::inode,
-    d: *mut bindings::dentry,
     mode: u16,
     rdev: u32,
-    symlink: Option<&[u8]>,
-) -> Result {
-    // SAFETY: dir is live and exclusively locked by the VFS.
+    make: impl FnOnce(&mut engine::Fs<crate::dax::PmemMedia>, &engine::NewInode) -> engine::Result<(u64, engine::Inode)>,
+) -> Result<*mut bindings::inode> {
+    // SAFETY: dir is live and locked by the VFS for the calling operation.
     let dir = unsafe { Inode::from_raw(dirp) };
     let info = info_of(dir)?;
-    let name = dname(d);
     // SAFETY: new_inode returns an unhashed inode only we can see, or NULL.
     let p = unsafe { bindings::new_inode(dir.sb().as_ptr()) };
     if p.is_null() {
@@ -158,23 +156,14 @@ fn make_node(
     unsafe { bindings::inode_init_owner(idmap, p, dirp, mode) };
     // SAFETY: as above: the new inode is ours.
     let inode = unsafe { Inode::from_raw(p) };
-    let new = engine::NewInode {
-        // SAFETY: plain reads of the fields inode_init_owner just set.
-        mode: u32::from(inode.mode()),
-        uid: unsafe { bindings::ferrofs_i_uid_read(p) },
-        gid: unsafe { bindings::ferrofs_i_gid_read(p) },
-        rdev,
-        flags: 0,
-        time: now(dirp),
-    };
-    let r = info.with_fs(|fs| match symlink {
-        Some(target) => fs.symlink(dir.ino(), name, target, &new),
-        None => fs.create(dir.ino(), name, &new),
-    });
-    let (ino, di) = match r {
+    // SAFETY: plain reads of the fields inode_init_owner just set.
+    let (uid, gid) = unsafe { (bindings::ferrofs_i_uid_read(p), bindings::ferrofs_i_gid_read(p)) };
+    let new = engine::NewInode { mode: u32::from(inode.mode()), uid, gid, rdev, flags: 0, time: now(dirp) };
+    let (ino, di) = match info.with_fs(|fs| make(fs, &new)) {
         Ok(v) => v,
         Err(e) => {
-            // SAFETY: the inode never reached the engine: mark it bad so eviction skips it.
+            // SAFETY: the inode never reached the engine: mark it bad so
+            // eviction does not look for it there.
             unsafe {
                 bindings::make_bad_inode(p);
                 bindings::iput(p);
@@ -188,8 +177,8 @@ fn make_node(
     set_ops(inode, rdev);
     // SAFETY: hashes the new inode (I_NEW) so iget finds it.
     if unsafe { bindings::insert_inode_locked(p) } < 0 {
-        pr_err!("ferrofs ({}): inode {} already in cache: engine allocated a live number\n", dir.sb().id(), ino);
-        // SAFETY: unpublish; the engine inode is reaped by evict since nlink > 0 is not true here.
+        crate::vfs::fs_err!(dir.sb().id(), "inode {} already in cache: engine reused a live number\n", ino);
+        // SAFETY: unpublish a broken inode.
         unsafe {
             bindings::make_bad_inode(p);
             bindings::unlock_new_inode(p);
@@ -197,11 +186,48 @@ fn make_node(
         }
         return Err(EIO);
     }
+    Ok(p)
+}
+
+/// Creates an inode of `mode` named by `d` in `dir`, instantiates `d`.
+fn make_node(
+    idmap: *mut bindings::mnt_idmap,
+    dirp: *mut bindings::inode,
+    d: *mut bindings::dentry,
+    mode: u16,
+    rdev: u32,
+    symlink: Option<&[u8]>,
+) -> Result {
+    // SAFETY: dir is live and exclusively locked by the VFS.
+    let dir = unsafe { Inode::from_raw(dirp) };
+    let name = dname(d);
+    let dino = dir.ino();
+    let p = new_vfs_inode(idmap, dirp, mode, rdev, |fs, new| match symlink {
+        Some(target) => fs.symlink(dino, name, target, new),
+        None => fs.create(dino, name, new),
+    })?;
     let _ = refresh(dir);
     // SAFETY: d is the negative dentry of the create; consumes our reference
     // and unlocks the new inode.
     unsafe { bindings::d_instantiate_new(d, p) };
     Ok(())
+}
+
+unsafe extern "C" fn tmpfile(idmap: *mut bindings::mnt_idmap, dirp: *mut bindings::inode, file: *mut bindings::file, mode: u16) -> c_int {
+    // SAFETY: dir is live for the call.
+    let dino = unsafe { Inode::from_raw(dirp) }.ino();
+    let p = match new_vfs_inode(idmap, dirp, mode, 0, |fs, new| fs.tmpfile(dino, new)) {
+        Ok(p) => p,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: d_tmpfile expects nlink 1 and drops it to 0 (the engine inode
+    // is already at 0 and on the orphan list); then publish and open.
+    unsafe {
+        bindings::set_nlink(p, 1);
+        bindings::d_tmpfile(file, p);
+        bindings::unlock_new_inode(p);
+        bindings::ferrofs_finish_open_simple(file, 0)
+    }
 }
 
 unsafe extern "C" fn create(idmap: *mut bindings::mnt_idmap, dir: *mut bindings::inode, d: *mut bindings::dentry, mode: u16, _excl: bool) -> c_int {
@@ -477,6 +503,7 @@ static DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
     unlink: Some(unlink),
     rmdir: Some(rmdir),
     rename: Some(rename),
+    tmpfile: Some(tmpfile),
     getattr: Some(getattr),
     setattr: Some(setattr),
     // SAFETY: all-zero is a valid value for the remaining fields.
@@ -487,8 +514,14 @@ struct FileOps(bindings::file_operations);
 // SAFETY: a constant table of function pointers; the owner pointer is unused.
 unsafe impl Sync for FileOps {}
 
+/// Directory positions are hash cookies up to 2^62, beyond s_maxbytes.
+unsafe extern "C" fn dir_llseek(file: *mut bindings::file, off: i64, whence: c_int) -> i64 {
+    // SAFETY: file is valid for the call.
+    unsafe { bindings::generic_file_llseek_size(file, off, whence, i64::MAX, i64::MAX) }
+}
+
 static DIR_FOPS_T: FileOps = FileOps(bindings::file_operations {
-    llseek: Some(bindings::generic_file_llseek),
+    llseek: Some(dir_llseek),
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),
     fsync: Some(bindings::noop_fsync),

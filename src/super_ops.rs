@@ -14,6 +14,7 @@ use crate::namei;
 use crate::vfs::{to_c, to_kerr, Inode, SuperBlock};
 use kernel::ffi::{c_char, c_int, c_void};
 use core::pin::Pin;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Mutex;
 use kernel::types::Opaque;
@@ -34,6 +35,21 @@ pub(crate) struct MountOpts {
     pub(crate) dax: DaxMode,
 }
 
+/// Counters exported read-only in debugfs
+/// (`/sys/kernel/debug/ferrofs/<dev>/`), for tests and users.
+#[derive(Default)]
+pub(crate) struct Stats {
+    /// Faults that installed a 2 MiB PMD mapping.
+    pub(crate) pmd_faults: AtomicU64,
+    /// PMD faults that fell back to PTEs (unaligned or short extent).
+    pub(crate) pmd_fallbacks: AtomicU64,
+    /// 4 KiB faults.
+    pub(crate) pte_faults: AtomicU64,
+}
+
+/// The module's debugfs directory (`/sys/kernel/debug/ferrofs`).
+static DEBUG_ROOT: AtomicPtr<bindings::dentry> = AtomicPtr::new(core::ptr::null_mut());
+
 /// Per-mount state, pointed to by `sb->s_fs_info`.
 #[pin_data]
 pub(crate) struct FsInfo {
@@ -43,6 +59,8 @@ pub(crate) struct FsInfo {
     pub(crate) dax: DaxClaim,
     pub(crate) opts: MountOpts,
     dev: [u8; 32],
+    pub(crate) stats: Stats,
+    debug_dir: AtomicPtr<bindings::dentry>,
 }
 
 impl FsInfo {
@@ -69,7 +87,7 @@ impl FsInfo {
                 None => Err(EIO),
                 Some(fs) => f(fs).map_err(|e| {
                     if let engine::Error::Corrupt { what, block } = e {
-                        pr_err!("ferrofs ({}): metadata corruption in {} at block {}\n", self.dev(), what, block);
+                        crate::vfs::fs_err!(self.dev(), "metadata corruption in {} at block {}\n", what, block);
                     }
                     to_kerr(e)
                 }),
@@ -100,17 +118,47 @@ pub(crate) fn register(module: &'static ThisModule) -> Result {
     // SAFETY: not yet registered, so nobody else looks at the structure; the
     // module pointer is ours and outlives the registration.
     unsafe { (*t).owner = module.as_ptr().cast() };
+    // SAFETY: creates our top-level debugfs directory (an ERR_PTR when
+    // debugfs is off, which every debugfs call accepts).
+    DEBUG_ROOT.store(unsafe { bindings::debugfs_create_dir(c"ferrofs".as_ptr().cast(), core::ptr::null_mut()) }, Ordering::Relaxed);
     // SAFETY: t points to a static file_system_type.
     let r = unsafe { bindings::register_filesystem(t) };
     if r != 0 {
+        // SAFETY: removes what we created above.
+        unsafe { bindings::debugfs_remove(DEBUG_ROOT.swap(core::ptr::null_mut(), Ordering::Relaxed)) };
         return Err(Error::from_errno(r));
     }
     Ok(())
 }
 
 pub(crate) fn unregister() {
-    // SAFETY: registered in `register`; module exit runs once.
-    unsafe { bindings::unregister_filesystem(FS_TYPE.0.get()) };
+    // SAFETY: registered in `register`; module exit runs once, after every
+    // mount is gone (so no per-mount directory remains).
+    unsafe {
+        bindings::unregister_filesystem(FS_TYPE.0.get());
+        bindings::debugfs_remove(DEBUG_ROOT.swap(core::ptr::null_mut(), Ordering::Relaxed));
+    }
+}
+
+/// Creates `/sys/kernel/debug/ferrofs/<dev>/` with the mount's counters.
+fn debugfs_add(info: &FsInfo) {
+    let mut name = [0u8; 33];
+    name[..32].copy_from_slice(&info.dev);
+    name[31] = 0;
+    // SAFETY: name is NUL-terminated; the parent may be an ERR_PTR (debugfs
+    // then returns ERR_PTRs that the remaining calls ignore).
+    let dir = unsafe { bindings::debugfs_create_dir(name.as_ptr().cast(), DEBUG_ROOT.load(Ordering::Relaxed)) };
+    info.debug_dir.store(dir, Ordering::Relaxed);
+    let counters: [(&core::ffi::CStr, &AtomicU64); 3] = [
+        (c"pmd_faults", &info.stats.pmd_faults),
+        (c"pmd_fallbacks", &info.stats.pmd_fallbacks),
+        (c"pte_faults", &info.stats.pte_faults),
+    ];
+    for (n, v) in counters {
+        // SAFETY: the FsInfo is pinned and outlives the files (removed in
+        // free_info before it is dropped); AtomicU64 has u64's layout.
+        unsafe { bindings::debugfs_create_u64(n.as_ptr().cast(), 0o444, dir, v.as_ptr()) };
+    }
 }
 
 static CONTEXT_OPS: bindings::fs_context_operations = bindings::fs_context_operations {
@@ -181,7 +229,7 @@ unsafe extern "C" fn fc_parse_param(fc: *mut bindings::fs_context, param: *mut b
             EINVAL.to_errno()
         }
         _ => {
-            pr_err!("ferrofs: bad value for mount option dax (want always)\n");
+            pr_err!("bad value for mount option dax (want always)\n");
             EINVAL.to_errno()
         }
     }
@@ -195,7 +243,7 @@ unsafe extern "C" fn fc_reconfigure(fc: *mut bindings::fs_context) -> c_int {
     // SAFETY: reading the requested flags of a valid context.
     let want_ro = unsafe { (*fc).sb_flags } as usize & bindings::FERROFS_SB_RDONLY as usize != 0;
     if !want_ro && sb.info().map(|i| i.with_fs(|fs| Ok(fs.is_read_only())).unwrap_or(true)).unwrap_or(true) {
-        pr_err!("ferrofs ({}): cannot remount read-write: the filesystem is read-only or shut down\n", sb.id());
+        crate::vfs::fs_err!(sb.id(), "cannot remount read-write: the filesystem is read-only or shut down\n");
         return EROFS.to_errno();
     }
     0
@@ -218,7 +266,7 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     let sbp = sb.as_ptr();
     // SAFETY: sb is new and exclusively ours.
     if unsafe { bindings::sb_set_blocksize(sbp, engine::BLOCK_SIZE as c_int) } == 0 {
-        pr_err!("ferrofs ({}): device does not support {}-byte blocks\n", sb.id(), engine::BLOCK_SIZE);
+        crate::vfs::fs_err!(sb.id(), "device does not support {}-byte blocks\n", engine::BLOCK_SIZE);
         return Err(EINVAL);
     }
     let dax = DaxClaim::claim(sb)?;
@@ -234,7 +282,14 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     let id = sb.id().as_bytes();
     dev[..id.len().min(31)].copy_from_slice(&id[..id.len().min(31)]);
     let info: Pin<KBox<FsInfo>> = KBox::pin_init(
-        pin_init!(FsInfo { fs <- kernel::new_mutex!(Some(fs), "ferrofs_engine"), dax, opts, dev }),
+        pin_init!(FsInfo {
+            fs <- kernel::new_mutex!(Some(fs), "ferrofs_engine"),
+            dax,
+            opts,
+            dev,
+            stats: Stats::default(),
+            debug_dir: AtomicPtr::new(core::ptr::null_mut()),
+        }),
         GFP_KERNEL,
     )?;
     // SAFETY: the super_block is new and locked; we own the fields we set.
@@ -252,7 +307,7 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     let root = match namei::iget(sb, root_ino) {
         Ok(i) => i,
         Err(e) => {
-            pr_err!("ferrofs ({}): cannot read the root inode {}\n", sb.id(), root_ino);
+            crate::vfs::fs_err!(sb.id(), "cannot read the root inode {}\n", root_ino);
             free_info(sb);
             return Err(e);
         }
@@ -266,9 +321,10 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     }
     // SAFETY: installing the root dentry of our new super_block.
     unsafe { (*sbp).s_root = dentry };
-    pr_info!(
-        "ferrofs ({}): mounted{}, dax=always, {} blocks, {} free\n",
-        sb.id(),
+    if let Some(info) = sb.info() {
+        debugfs_add(info);
+    }
+    crate::vfs::fs_info!(sb.id(), "mounted{}, dax=always, {} blocks, {} free\n",
         if read_only { " read-only" } else { "" },
         geo.blocks,
         geo.free_blocks
@@ -289,9 +345,10 @@ fn free_info(sb: &SuperBlock) {
         }
         (*sbp).s_fs_info = core::ptr::null_mut();
         let info = KBox::from_raw(p);
+        bindings::debugfs_remove(info.debug_dir.swap(core::ptr::null_mut(), Ordering::Relaxed));
         if let Some(fs) = info.fs.lock().take() {
             if let Err(e) = fs.unmount(now_secs()) {
-                pr_err!("ferrofs ({}): unmount failed: {:?}\n", sb.id(), e);
+                crate::vfs::fs_err!(sb.id(), "unmount failed: {:?}\n", e);
             }
         }
         drop(info); // releases the dax_device claim
@@ -312,7 +369,7 @@ unsafe extern "C" fn put_super(sbp: *mut bindings::super_block) {
     // SAFETY: the VFS calls put_super once on a live super_block.
     let sb = unsafe { SuperBlock::from_raw(sbp) };
     free_info(sb);
-    pr_info!("ferrofs ({}): unmounted\n", sb.id());
+    crate::vfs::fs_info!(sb.id(), "unmounted\n");
 }
 
 unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> c_int {
@@ -369,23 +426,17 @@ fn fsid_of(uuid: &[u8; 16]) -> u64 {
 fn explain_mount_error(sb: &SuperBlock, e: engine::Error) {
     let dev = sb.id();
     match e {
-        engine::Error::BadMagic => pr_err!("ferrofs ({}): not a ferrofs filesystem (bad superblock magic)\n", dev),
+        engine::Error::BadMagic => crate::vfs::fs_err!(dev, "not a ferrofs filesystem (bad superblock magic)\n"),
         engine::Error::BadVersion { version } => {
-            pr_err!("ferrofs ({}): unsupported on-disk format version {}\n", dev, version)
+            crate::vfs::fs_err!(dev, "unsupported on-disk format version {}\n", version)
         }
-        engine::Error::UnsupportedFeature { incompat } => pr_err!(
-            "ferrofs ({}): unknown incompatible feature bits {:#x}; refusing to mount\n",
-            dev, incompat
+        engine::Error::UnsupportedFeature { incompat } => crate::vfs::fs_err!(dev, "unknown incompatible feature bits {:#x}; refusing to mount\n", incompat
         ),
-        engine::Error::DeviceTooSmall { need_blocks, have_blocks } => pr_err!(
-            "ferrofs ({}): filesystem needs {} blocks but the device has only {} (device too small)\n",
-            dev, need_blocks, have_blocks
+        engine::Error::DeviceTooSmall { need_blocks, have_blocks } => crate::vfs::fs_err!(dev, "filesystem needs {} blocks but the device has only {} (device too small)\n", need_blocks, have_blocks
         ),
-        engine::Error::Corrupt { what, block } => pr_err!(
-            "ferrofs ({}): cannot mount: {} is corrupt at block {} (bad checksum or contents); run fsck.ferrofs\n",
-            dev, what, block
+        engine::Error::Corrupt { what, block } => crate::vfs::fs_err!(dev, "cannot mount: {} is corrupt at block {} (bad checksum or contents); run fsck.ferrofs\n", what, block
         ),
-        engine::Error::Io { block } => pr_err!("ferrofs ({}): media error reading block {}\n", dev, block),
-        other => pr_err!("ferrofs ({}): cannot mount: {:?}\n", dev, other),
+        engine::Error::Io { block } => crate::vfs::fs_err!(dev, "media error reading block {}\n", block),
+        other => crate::vfs::fs_err!(dev, "cannot mount: {:?}\n", other),
     }
 }

@@ -155,3 +155,31 @@ pub(crate) mod code {
         e(crate::bindings::EUCLEAN)
     }
 }
+
+/// Logs `"ferrofs (<dev>): <message>"` at `$level`, the XFS-style prefix
+/// that names the device (plain `pr_*!` would print `ferrofs: `).
+macro_rules! fs_log {
+    ($level:ident, $dev:expr, $($arg:tt)+) => {{
+        let dev: &str = $dev;
+        let mut name = [0u8; 48];
+        let prefix = b"ferrofs (";
+        let n = dev.len().min(name.len() - prefix.len() - 2);
+        name[..prefix.len()].copy_from_slice(prefix);
+        name[prefix.len()..prefix.len() + n].copy_from_slice(&dev.as_bytes()[..n]);
+        name[prefix.len() + n] = b')';
+        // SAFETY: a kernel format string of ours and a NUL-terminated name
+        // (the buffer is zeroed past the closing parenthesis).
+        unsafe {
+            kernel::print::call_printk(
+                &kernel::print::format_strings::$level,
+                &name[..prefix.len() + n + 2],
+                format_args!($($arg)+),
+            )
+        }
+    }};
+}
+pub(crate) use fs_log;
+macro_rules! fs_err { ($dev:expr, $($arg:tt)+) => { $crate::vfs::fs_log!(ERR, $dev, $($arg)+) } }
+macro_rules! fs_warn { ($dev:expr, $($arg:tt)+) => { $crate::vfs::fs_log!(WARNING, $dev, $($arg)+) } }
+macro_rules! fs_info { ($dev:expr, $($arg:tt)+) => { $crate::vfs::fs_log!(INFO, $dev, $($arg)+) } }
+pub(crate) use {fs_err, fs_info, fs_warn};

@@ -35,8 +35,17 @@ def umount():
 
 
 def remount():
-    umount()
-    mount()
+    """Unmount and mount again; the caller must have closed its files and
+    mappings. The harness's cwd is inside the mount, so step out meanwhile."""
+    import gc
+    gc.collect()
+    cwd = os.getcwd()
+    os.chdir("/")
+    try:
+        umount()
+        mount()
+    finally:
+        os.chdir(cwd)
 
 
 def drop_caches():
@@ -46,6 +55,19 @@ def drop_caches():
 def statfs_free():
     st = os.statvfs(MNT)
     return st.f_bfree
+
+
+def release_mount():
+    """Close whatever a test left open on the mount (fds, mappings), so the
+    next remount or the final umount is not refused as busy."""
+    import gc
+    gc.collect()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(MNT + "/"):
+                os.close(int(fd))
+        except OSError:
+            pass
 
 
 def main(module_globals):
@@ -69,6 +91,7 @@ def main(module_globals):
             traceback.print_exc()
         finally:
             os.chdir(cwd)
+            release_mount()
     if not os.path.ismount(MNT):
         mount()
     umount()
