@@ -3,6 +3,8 @@
 #![warn(missing_docs)]
 
 pub mod filemedia;
+pub mod fsck;
+pub mod harness;
 pub mod rng;
 pub mod sim;
 

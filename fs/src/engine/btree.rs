@@ -3,7 +3,8 @@
 //! Keys are three u64 compared lexicographically; each tree has a fixed value
 //! size. Nodes are whole blocks: a 64-byte header, then packed entries (leaf:
 //! key + value; internal: key + child block). Internal entry `i` covers keys in
-//! `[key_i, key_{i+1})`, entry 0 also everything below. Nodes are never empty
+//! `[key_i, key_{i+1})`; entry 0 covers everything below key 1 (its own key
+//! is informational only and never used for searching). Nodes are never empty
 //! except that an empty tree has no root at all. Iteration re-descends from
 //! the root (no parent pointers, no recursion, fixed-size path stack), and the
 //! working buffers are small: nodes are read and shifted in pieces.
@@ -128,8 +129,10 @@ impl<M: Media> Fs<M> {
     }
 
     /// First index with key >= k (`upper`: first index with key > k).
+    /// In internal nodes (`upper`) key 0 is never consulted: entry 0 covers
+    /// everything below key 1.
     fn search(&self, blk: u64, es: u64, n: u64, k: Key, upper: bool) -> Result<u64> {
-        let (mut lo, mut hi) = (0u64, n);
+        let (mut lo, mut hi) = (if upper { 1u64 } else { 0 }, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let km = self.key_at(blk, es, mid)?;
@@ -465,5 +468,36 @@ impl<M: Media> Fs<M> {
             break;
         }
         Ok(true)
+    }
+}
+
+impl<M: Media> Fs<M> {
+    /// Raw tree access for tools and tests: insert (one transaction).
+    pub fn tree_insert(&mut self, t: TreeId, k: Key, v: &[u8]) -> Result<()> {
+        self.run(|fs| fs.bt_insert(t, k, v))
+    }
+    /// Raw tree access: delete (one transaction).
+    pub fn tree_delete(&mut self, t: TreeId, k: Key) -> Result<bool> {
+        self.run(|fs| fs.bt_delete(t, k))
+    }
+    /// Raw tree access: update a value (one transaction).
+    pub fn tree_update(&mut self, t: TreeId, k: Key, v: &[u8]) -> Result<()> {
+        self.run(|fs| fs.bt_update(t, k, v))
+    }
+    /// Raw tree access: exact lookup.
+    pub fn tree_get(&self, t: TreeId, k: Key, v: &mut [u8]) -> Result<bool> {
+        self.bt_get(t, k, v)
+    }
+    /// Raw tree access: smallest key >= k.
+    pub fn tree_seek_ge(&self, t: TreeId, k: Key, v: &mut [u8]) -> Result<Option<Key>> {
+        self.bt_seek_ge(t, k, v)
+    }
+    /// Raw tree access: largest key <= k.
+    pub fn tree_seek_le(&self, t: TreeId, k: Key, v: &mut [u8]) -> Result<Option<Key>> {
+        self.bt_seek_le(t, k, v)
+    }
+    /// Root and height of a tree.
+    pub fn tree_root(&self, t: TreeId) -> TreeRoot {
+        self.sb.trees[t as usize]
     }
 }

@@ -119,6 +119,9 @@ impl<M: Media> Fs<M> {
 
     /// The first extent overlapping [lblk, end).
     fn ext_first_in(&self, ino: u64, lblk: u64, end: u64) -> Result<Option<Extent>> {
+        if lblk >= end {
+            return Ok(None);
+        }
         if let Some(e) = self.ext_covering(ino, lblk)? {
             return Ok(Some(e));
         }
@@ -400,8 +403,11 @@ impl<M: Media> Fs<M> {
             self.m.flush(p * BLOCK_SIZE, got * BLOCK_SIZE);
         }
         let mut cur = m.lblk;
-        while let Some(n) = self.unmap_step(ino, cur, m.lblk + got)? {
-            cur = n;
+        while cur < m.lblk + got {
+            match self.unmap_step(ino, cur, m.lblk + got)? {
+                Some(n) => cur = n,
+                None => break,
+            }
         }
         self.ext_insert(ino, m.lblk, p, got, 0)?;
         self.blocks_add(ino, got as i64)?;

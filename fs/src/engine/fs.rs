@@ -350,6 +350,24 @@ impl<M: Media> Fs<M> {
         Ok(self.m)
     }
 
+    /// Only roll back an interrupted transaction (fsck). Returns the number
+    /// of blocks restored and the media.
+    pub fn recover_journal(media: M) -> Result<(u64, M)> {
+        let mblocks = media.size() / BLOCK_SIZE;
+        let mut fs = Fs::new_in_memory(media);
+        fs.journal_open(mblocks)?;
+        let n = fs.journal_recover()?;
+        Ok((n, fs.m))
+    }
+
+    /// Count the blocks an interrupted transaction would roll back.
+    pub fn journal_pending_blocks(media: M) -> Result<u64> {
+        let mblocks = media.size() / BLOCK_SIZE;
+        let mut fs = Fs::new_in_memory(media);
+        fs.journal_open(mblocks)?;
+        fs.journal_pending()
+    }
+
     /// Give back the media without marking clean (simulates a crash / forced shutdown).
     pub fn into_media(self) -> M {
         self.m
@@ -377,6 +395,21 @@ impl<M: Media> Fs<M> {
 /// Directory hash key derived from the uuid.
 pub fn hash_key(uuid: &[u8; 16]) -> [u64; 2] {
     [le64(uuid, 0) ^ 0x6665_7272_6f66_7321, le64(uuid, 8) ^ 0x6469_7268_6173_6821]
+}
+
+/// Directory name hash: 46 bits, never 0 or 1 (reserved readdir cookies).
+pub fn dir_hash(key: [u64; 2], name: &[u8]) -> u64 {
+    let h = siphash13(key, name) >> 18;
+    if h < 2 {
+        h + 2
+    } else {
+        h
+    }
+}
+
+/// Xattr name hash (48 bits), namespace folded into the key.
+pub fn xattr_hash(key: [u64; 2], ns: u8, name: &[u8]) -> u64 {
+    siphash13([key[0] ^ ns as u64, !key[1]], name) >> 16
 }
 
 /// SipHash-1-3 of `data` with a 128-bit key.

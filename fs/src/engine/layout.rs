@@ -620,3 +620,31 @@ impl Inode {
 pub const INODE_SYMLEN_OFF: usize = 104;
 /// Bytes of the fixed inode fields.
 pub const INODE_FIXED: usize = 104;
+
+/// Directory entry value: target inode (u64).
+pub const DE_INO: usize = 0;
+/// Directory entry value: file type (DT_*, u8).
+pub const DE_FTYPE: usize = 8;
+/// Directory entry value: name length (u8).
+pub const DE_NAMELEN: usize = 9;
+/// Directory entry value: name bytes.
+pub const DE_NAME: usize = 16;
+
+/// Xattr record: namespace index (u8).
+pub const XA_NS: usize = 0;
+/// Xattr record: name length (u8).
+pub const XA_NAMELEN: usize = 1;
+/// Xattr record: flags (u8, XA_EXTERNAL).
+pub const XA_FLAGS: usize = 2;
+/// Xattr record: value length (u32).
+pub const XA_VLEN: usize = 4;
+/// Xattr record: first value block (u64, external values).
+pub const XA_PBLK: usize = 8;
+/// Xattr record: crc32c of the value (u32, external values).
+pub const XA_VCRC: usize = 16;
+/// Xattr record: value blocks (u32, external values).
+pub const XA_NBLK: usize = 20;
+/// Xattr record: name bytes.
+pub const XA_NAME: usize = 24;
+/// Xattr flag: value in blocks.
+pub const XA_EXTERNAL: u8 = 1;

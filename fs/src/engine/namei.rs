@@ -1,7 +1,7 @@
 //! Inodes, directories and the namespace operations.
 
 use super::btree::Key;
-use super::fs::{siphash13, Fs};
+use super::fs::{dir_hash, Fs};
 use super::layout::*;
 use super::media::Media;
 use super::{corrupt, Error, Result};
@@ -32,11 +32,6 @@ pub struct RenameFlags {
     pub exchange: bool,
 }
 
-/// Directory entry value layout.
-const DE_INO: usize = 0;
-const DE_FTYPE: usize = 8;
-const DE_NAMELEN: usize = 9;
-const DE_NAME: usize = 16;
 /// readdir cookie of ".".
 pub const POS_DOT: u64 = 0;
 /// readdir cookie of "..".
@@ -57,12 +52,7 @@ fn check_name(name: &[u8]) -> Result<()> {
 impl<M: Media> Fs<M> {
     /// 46-bit keyed name hash, never 0 or 1 (reserved readdir cookies).
     pub fn name_hash(&self, name: &[u8]) -> u64 {
-        let h = siphash13(self.hkey, name) >> 18;
-        if h < 2 {
-            h + 2
-        } else {
-            h
-        }
+        dir_hash(self.hkey, name)
     }
 
     pub(crate) fn inode_get(&self, ino: u64) -> Result<Inode> {
@@ -617,5 +607,54 @@ impl<M: Media> Fs<M> {
             }
             n += 1;
         }
+    }
+}
+
+impl<M: Media> Fs<M> {
+    /// fsck -y: set the link count and block count of an inode (and keep the
+    /// orphan list consistent with nlink 0).
+    pub fn repair_inode_counts(&mut self, ino: u64, nlink: u32, blocks: u64) -> Result<()> {
+        self.run(|fs| {
+            let mut i = fs.inode_get(ino)?;
+            i.nlink = nlink;
+            i.blocks = blocks;
+            fs.inode_put(ino, &i)?;
+            if nlink == 0 {
+                fs.orphan_add(ino)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// fsck -y: drop an orphan record.
+    pub fn repair_drop_orphan(&mut self, ino: u64) -> Result<()> {
+        self.run(|fs| fs.orphan_remove(ino))
+    }
+
+    /// fsck -y: replace the refcount btree by `recs` = (pblk, len, count >= 2).
+    pub fn repair_refcounts(&mut self, recs: &[(u64, u64, u64)]) -> Result<()> {
+        self.run(|fs| {
+            loop {
+                if !fs.tx_has_room() {
+                    fs.tx_restart()?;
+                }
+                match fs.bt_seek_ge(TreeId::Refcount, Key::new(0, 0, 0), &mut [0u8; 16])? {
+                    Some(k) => {
+                        fs.bt_delete(TreeId::Refcount, k)?;
+                    }
+                    None => break,
+                }
+            }
+            for &(p, l, c) in recs {
+                if !fs.tx_has_room() {
+                    fs.tx_restart()?;
+                }
+                let mut v = [0u8; 16];
+                put64(&mut v, 0, l);
+                put64(&mut v, 8, c);
+                fs.bt_insert(TreeId::Refcount, Key::new(p, 0, 0), &v)?;
+            }
+            Ok(())
+        })
     }
 }

@@ -4,20 +4,11 @@
 
 use super::btree::Key;
 use super::crc::Crc32c;
-use super::fs::{siphash13, Fs};
+use super::fs::{xattr_hash, Fs};
 use super::layout::*;
 use super::media::Media;
 use super::{corrupt, Error, Result};
 
-const XA_NS: usize = 0;
-const XA_NAMELEN: usize = 1;
-const XA_FLAGS: usize = 2;
-const XA_VLEN: usize = 4;
-const XA_PBLK: usize = 8;
-const XA_VCRC: usize = 16;
-const XA_NBLK: usize = 20;
-const XA_NAME: usize = 24;
-const XA_EXTERNAL: u8 = 1;
 
 /// How `xattr_set` treats an existing attribute.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,10 +37,7 @@ pub struct XattrRec {
 
 impl<M: Media> Fs<M> {
     fn xattr_hash(&self, ns: u8, name: &[u8]) -> u64 {
-        let mut k = self.hkey;
-        k[0] ^= ns as u64;
-        k[1] = !k[1];
-        siphash13(k, name) >> 16
+        xattr_hash(self.hkey, ns, name)
     }
 
     /// Decode and check a record. Returns header and the name.

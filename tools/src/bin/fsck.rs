@@ -1,1 +1,61 @@
-fn main() {}
+//! fsck.ferrofs: check (and with -y repair) a ferrofs.
+//! Exit codes per fsck(8): 0 clean, 1 errors corrected, 4 errors left
+//! uncorrected, 8 operational error.
+
+use ferrofs_tools::fsck::{fsck, FsckOptions};
+use ferrofs_tools::FileMedia;
+use std::process::exit;
+
+fn usage() -> ! {
+    eprintln!("usage: fsck.ferrofs [-n] [-y] [-f] DEVICE|FILE");
+    exit(8)
+}
+
+fn main() {
+    let (mut repair, mut no) = (false, false);
+    let mut dev = None;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "-n" => no = true,
+            "-y" | "-p" | "-a" => repair = true,
+            "-f" => {}
+            "-h" | "--help" => usage(),
+            s if s.starts_with('-') => usage(),
+            s => {
+                if dev.replace(s.to_string()).is_some() {
+                    usage();
+                }
+            }
+        }
+    }
+    if no && repair {
+        eprintln!("fsck.ferrofs: -n and -y are mutually exclusive");
+        exit(8);
+    }
+    let dev = dev.unwrap_or_else(|| usage());
+    let m = match FileMedia::open(&dev, repair) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("fsck.ferrofs: {e}");
+            exit(8);
+        }
+    };
+    let r = fsck(&m, FsckOptions { repair });
+    for p in &r.problems {
+        println!("{}: block {}: {}{}", p.what, p.block, p.msg, if p.fixed { " [fixed]" } else { "" });
+    }
+    if repair {
+        if let Err(e) = m.sync() {
+            eprintln!("fsck.ferrofs: {e}");
+            exit(8);
+        }
+    }
+    let verdict = match r.exit_code {
+        0 => "clean",
+        1 => "errors corrected",
+        4 => "errors left uncorrected",
+        _ => "operational error",
+    };
+    println!("{dev}: {verdict}: {} inodes, {} data blocks in use", r.inodes, r.used_blocks);
+    exit(r.exit_code);
+}
