@@ -213,7 +213,8 @@ impl Media for SimPmem {
         }
     }
     fn fence(&self) {
-        if let Some(mut h) = self.hook.borrow_mut().take() {
+        let hook = self.hook.borrow_mut().take();
+        if let Some(mut h) = hook {
             {
                 let i = self.inner.borrow();
                 h(&CrashView { cur: &i.cur, durable: &i.durable, pending: &i.pending, fence_no: i.fences });
