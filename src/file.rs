@@ -48,7 +48,7 @@ unsafe extern "C" fn iomap_begin(
     length: i64,
     flags: c_uint,
     iomap: *mut bindings::iomap,
-    _srcmap: *mut bindings::iomap,
+    srcmap: *mut bindings::iomap,
 ) -> c_int {
     // SAFETY: iomap_iter holds a reference on the inode for the call.
     let inode = unsafe { Inode::from_raw(ip) };
@@ -58,18 +58,21 @@ unsafe extern "C" fn iomap_begin(
     let write = flags & (bindings::IOMAP_WRITE | bindings::IOMAP_ZERO) != 0;
     let zero_only = flags & bindings::IOMAP_ZERO != 0 && flags & bindings::IOMAP_WRITE == 0;
     let huge = flags & bindings::IOMAP_FAULT != 0 && count >= PMD_BLOCKS;
+    // Returns the mapping, whether its blocks are new (were a hole or
+    // unwritten), and whether they replace shared blocks (CoW).
     let r = info.with_fs(|fs| {
         let m = fs.map(inode.ino(), lblk, count)?;
         if !write || (zero_only && m.kind != engine::MapKind::Written) {
-            return Ok((m, false));
+            return Ok((m, false, false));
         }
         if m.kind == engine::MapKind::Written && !m.shared {
-            return Ok((m, false));
+            return Ok((m, false, false));
         }
         let flags = engine::AllocFlags { unwritten: false, huge_align: huge };
-        Ok((fs.alloc_write(inode.ino(), lblk, count, flags)?, m.kind == engine::MapKind::Hole))
+        let n = fs.alloc_write(inode.ino(), lblk, count, flags)?;
+        Ok((n, m.kind != engine::MapKind::Written, m.shared))
     });
-    let (m, new) = match r {
+    let (m, new, cow) = match r {
         Ok(v) => v,
         Err(e) => return e.to_errno(),
     };
@@ -100,6 +103,16 @@ unsafe extern "C" fn iomap_begin(
                     (*iomap).flags |= bindings::IOMAP_F_NEW as u16;
                 }
             }
+        }
+        if cow {
+            // The engine already copied the old blocks into the new ones
+            // inside its transaction (crash-safe), so the source fsdax
+            // copies "around" the write is the new extent itself. The
+            // SHARED flag makes fsdax drop this file's entries and page
+            // table entries for the old blocks (other owners keep theirs).
+            (*iomap).flags |= bindings::IOMAP_F_SHARED as u16;
+            *srcmap = *iomap;
+            (*srcmap).flags = 0;
         }
     }
     0
@@ -452,6 +465,67 @@ fn fallocate_locked(inode: &Inode, mode: u32, off: i64, len: i64) -> Result {
     crate::namei::refresh(inode)
 }
 
+/// FICLONE, FICLONERANGE, FIDEDUPERANGE and copy_file_range: share the
+/// source's extents into the destination (O(extents), never O(bytes)).
+unsafe extern "C" fn remap_file_range(
+    fin: *mut bindings::file,
+    pos_in: i64,
+    fout: *mut bindings::file,
+    pos_out: i64,
+    len: i64,
+    flags: c_uint,
+) -> i64 {
+    if flags & !(bindings::REMAP_FILE_DEDUP | bindings::REMAP_FILE_ADVISORY) != 0 {
+        return EINVAL.to_errno() as i64;
+    }
+    let (src, dst) = (file_inode(fin), file_inode(fout));
+    // SAFETY: both inodes are pinned by their files; the helpers order the
+    // locks (and take one lock when src == dst).
+    unsafe {
+        bindings::lock_two_nondirectories(src.as_ptr(), dst.as_ptr());
+        bindings::filemap_invalidate_lock_two((*src.as_ptr()).i_mapping, (*dst.as_ptr()).i_mapping);
+    }
+    let r = remap_locked(fin, pos_in, fout, pos_out, len, flags);
+    // SAFETY: paired with the locks above.
+    unsafe {
+        bindings::filemap_invalidate_unlock_two((*src.as_ptr()).i_mapping, (*dst.as_ptr()).i_mapping);
+        bindings::unlock_two_nondirectories(src.as_ptr(), dst.as_ptr());
+    }
+    match r {
+        Ok(n) => n,
+        Err(e) => e.to_errno() as i64,
+    }
+}
+
+fn remap_locked(fin: *mut bindings::file, pos_in: i64, fout: *mut bindings::file, pos_out: i64, len: i64, flags: c_uint) -> Result<i64> {
+    let (src, dst) = (file_inode(fin), file_inode(fout));
+    let mut len = len;
+    // SAFETY: both files valid and locked as the prep requires; it checks
+    // types, ranges, EOF rules, immutability, writes back and write-protects
+    // the source's dirty DAX entries (so later stores CoW), and for dedupe
+    // compares the data through our iomap.
+    let e = unsafe { bindings::dax_remap_file_range_prep(fin, pos_in, fout, pos_out, &mut len, flags, &IOMAP_OPS) };
+    if e < 0 {
+        return Err(Error::from_errno(e));
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let dedupe = flags & bindings::REMAP_FILE_DEDUP != 0;
+    let nblocks = (len as u64).div_ceil(BLOCK);
+    // Nothing may keep mapping the destination's old blocks.
+    unmap_blocks(dst, pos_out, pos_out + (nblocks * BLOCK) as i64)?;
+    let info = info_of(dst)?;
+    let (s, d) = (src.ino(), dst.ino());
+    let (sl, dl) = (pos_in as u64 / BLOCK, pos_out as u64 / BLOCK);
+    info.with_fs(|fs| if dedupe { fs.dedupe(s, sl, d, dl, nblocks) } else { fs.reflink(s, sl, d, dl, nblocks) })?;
+    if !dedupe && pos_out + len > dst.size() {
+        commit_size(dst, pos_out + len)?;
+    }
+    crate::namei::refresh(dst)?;
+    Ok(len)
+}
+
 unsafe extern "C" fn fiemap(ip: *mut bindings::inode, fi: *mut bindings::fiemap_extent_info, start: u64, len: u64) -> c_int {
     // SAFETY: the VFS holds a reference; shared i_rwsem keeps extents stable.
     unsafe {
@@ -492,6 +566,7 @@ static FILE_FOPS: FileOps = FileOps(bindings::file_operations {
     fallocate: Some(fallocate),
     get_unmapped_area: Some(bindings::thp_get_unmapped_area),
     splice_read: Some(bindings::copy_splice_read),
+    remap_file_range: Some(remap_file_range),
     fop_flags: bindings::FERROFS_FOP_MMAP_SYNC,
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
@@ -501,6 +576,8 @@ static FILE_IOPS: bindings::inode_operations = bindings::inode_operations {
     getattr: Some(crate::namei::getattr),
     setattr: Some(crate::namei::setattr),
     fiemap: Some(fiemap),
+    fileattr_get: Some(crate::namei::fileattr_get),
+    fileattr_set: Some(crate::namei::fileattr_set),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };

@@ -556,3 +556,49 @@ pub(crate) unsafe extern "C" fn write_inode(p: *mut bindings::inode, _wbc: *mut 
     }
     to_c(write_attrs(inode))
 }
+
+/// Inode flags ferrofs stores, as FS_*_FL (FS_IOC_GETFLAGS) bits.
+const FL_MAP: [(u32, u32); 3] = [
+    (engine::IFLAG_IMMUTABLE, bindings::FS_IMMUTABLE_FL),
+    (engine::IFLAG_APPEND, bindings::FS_APPEND_FL),
+    (engine::IFLAG_DAX, bindings::FS_DAX_FL),
+];
+
+pub(crate) unsafe extern "C" fn fileattr_get(d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
+    // SAFETY: the VFS holds a reference to the dentry's inode.
+    let inode = unsafe { Inode::from_raw(bindings::ferrofs_d_inode(d)) };
+    let di = match info_of(inode).and_then(|i| i.with_fs(|fs| fs.read_inode(inode.ino()))) {
+        Ok(di) => di,
+        Err(e) => return e.to_errno(),
+    };
+    let fl = FL_MAP.iter().filter(|(e, _)| di.flags & e != 0).fold(0, |a, (_, f)| a | f);
+    // SAFETY: fa is valid for the call; fills flags and the xflags mirror.
+    unsafe { bindings::fileattr_fill_flags(fa, fl) };
+    0
+}
+
+pub(crate) unsafe extern "C" fn fileattr_set(_idmap: *mut bindings::mnt_idmap, d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
+    // SAFETY: the VFS holds the inode lock for FS_IOC_SETFLAGS/FSSETXATTR.
+    let inode = unsafe { Inode::from_raw(bindings::ferrofs_d_inode(d)) };
+    // SAFETY: fa is valid for the call.
+    // (vfs_fileattr_set keeps flags and xflags in step before calling us)
+    let fl = unsafe { (*fa).flags };
+    let known = FL_MAP.iter().fold(0, |a, (_, f)| a | f);
+    if fl & !known != 0 {
+        return crate::vfs::code::eopnotsupp().to_errno();
+    }
+    let eflags = FL_MAP.iter().filter(|(_, f)| fl & f != 0).fold(0, |a, (e, _)| a | e);
+    let t = now(inode.as_ptr());
+    let r = info_of(inode).and_then(|info| {
+        info.with_fs(|fs| {
+            let mut di = fs.read_inode(inode.ino())?;
+            di.flags = (di.flags & !(engine::IFLAG_IMMUTABLE | engine::IFLAG_APPEND | engine::IFLAG_DAX)) | eflags;
+            di.ctime = t;
+            fs.write_inode(inode.ino(), &di)
+        })
+    });
+    if let Err(e) = r {
+        return e.to_errno();
+    }
+    to_c(refresh(inode))
+}

@@ -127,6 +127,14 @@ impl Inode {
             bindings::ferrofs_inode_set_time(p, 0, di.atime.sec, di.atime.nsec);
             bindings::ferrofs_inode_set_time(p, 1, di.mtime.sec, di.mtime.nsec);
             bindings::ferrofs_inode_set_time(p, 2, di.ctime.sec, di.ctime.nsec);
+            let mut fl = 0;
+            if di.flags & engine::IFLAG_IMMUTABLE != 0 {
+                fl |= bindings::S_IMMUTABLE;
+            }
+            if di.flags & engine::IFLAG_APPEND != 0 {
+                fl |= bindings::S_APPEND;
+            }
+            bindings::inode_set_flags(p, fl, bindings::S_IMMUTABLE | bindings::S_APPEND);
         }
     }
 
@@ -169,6 +177,7 @@ macro_rules! fs_log {
         name[prefix.len() + n] = b')';
         // SAFETY: a kernel format string of ours and a NUL-terminated name
         // (the buffer is zeroed past the closing parenthesis).
+        #[allow(unused_unsafe)]
         unsafe {
             kernel::print::call_printk(
                 &kernel::print::format_strings::$level,
@@ -180,6 +189,5 @@ macro_rules! fs_log {
 }
 pub(crate) use fs_log;
 macro_rules! fs_err { ($dev:expr, $($arg:tt)+) => { $crate::vfs::fs_log!(ERR, $dev, $($arg)+) } }
-macro_rules! fs_warn { ($dev:expr, $($arg:tt)+) => { $crate::vfs::fs_log!(WARNING, $dev, $($arg)+) } }
 macro_rules! fs_info { ($dev:expr, $($arg:tt)+) => { $crate::vfs::fs_log!(INFO, $dev, $($arg)+) } }
-pub(crate) use {fs_err, fs_info, fs_warn};
+pub(crate) use {fs_err, fs_info};

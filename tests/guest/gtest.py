@@ -35,10 +35,10 @@ def umount():
 
 
 def remount():
-    """Unmount and mount again; the caller must have closed its files and
-    mappings. The harness's cwd is inside the mount, so step out meanwhile."""
-    import gc
-    gc.collect()
+    """Unmount and mount again. Files and mappings the caller still has open
+    on the mount are closed first; the harness's cwd is inside the mount, so
+    step out meanwhile."""
+    release_mount()
     cwd = os.getcwd()
     os.chdir("/")
     try:

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Reflink, dedupe and copy-on-write on DAX: every copy byte for byte, FIEMAP
+shared flags, space accounting, errno cases, and mappings that must see the
+new blocks after a remap."""
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
+import gtest
+from fsutil import expect_errno, pattern
+
+B = 4096
+FICLONE = 0x40049409
+FICLONERANGE = 0x4020940D
+FIDEDUPERANGE = 0xC0189436
+FS_IOC_FIEMAP = 0xC020660B
+FS_IOC_SETFLAGS = 0x40086602
+FIEMAP_EXTENT_SHARED = 0x2000
+FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
+
+
+def clone(src_fd, dst_fd):
+    fcntl.ioctl(dst_fd, FICLONE, src_fd)
+
+
+def clone_range(src_fd, soff, length, dst_fd, doff):
+    fcntl.ioctl(dst_fd, FICLONERANGE, struct.pack("qQQQ", src_fd, soff, length, doff))
+
+
+def dedupe(src_fd, soff, length, dst_fd, doff):
+    """Returns (status, bytes_deduped) of one FIDEDUPERANGE destination."""
+    buf = bytearray(struct.pack("QQHHI", soff, length, 1, 0, 0) + struct.pack("qQQiI", dst_fd, doff, 0, 0, 0))
+    fcntl.ioctl(src_fd, FIDEDUPERANGE, buf)
+    _, _, deduped, status, _ = struct.unpack_from("qQQiI", buf, 24)
+    return status, deduped
+
+
+def extents(fd):
+    """[(logical, physical, length, flags)] via FS_IOC_FIEMAP."""
+    n = 256
+    buf = bytearray(struct.pack("QQIIII", 0, 2**64 - 1, 1, 0, n, 0) + bytes(56 * n))  # FIEMAP_FLAG_SYNC
+    fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+    count = struct.unpack_from("I", buf, 20)[0]
+    out = []
+    for i in range(count):
+        lo, ph, ln, _, _, fl = struct.unpack_from("QQQQQI", buf, 32 + 56 * i)
+        out.append((lo, ph, ln, fl))
+    return out
+
+
+def shared_bytes(fd):
+    return sum(e[2] for e in extents(fd) if e[3] & FIEMAP_EXTENT_SHARED)
+
+
+def mkfile(name, data):
+    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, data)
+    return fd
+
+
+def read_all(fd):
+    return os.pread(fd, os.fstat(fd).st_size + 1, 0)
+
+
+def test_clone_then_cow_write():
+    data = pattern(1, 64 * B)
+    a = mkfile("a", data)
+    free0 = gtest.statfs_free()
+    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
+    clone(a, b)
+    assert read_all(b) == data
+    assert gtest.statfs_free() == free0, "reflink allocated data blocks"
+    assert shared_bytes(a) == 64 * B and shared_bytes(b) == 64 * B, (extents(a), extents(b))
+    os.pwrite(b, b"X" * 10, 5 * B + 100)  # CoW of one block
+    assert gtest.statfs_free() == free0 - 1, (free0, gtest.statfs_free())
+    assert read_all(a) == data, "the source changed"
+    want = bytearray(data)
+    want[5 * B + 100:5 * B + 110] = b"X" * 10
+    assert read_all(b) == bytes(want)
+    assert shared_bytes(b) == 63 * B
+    gtest.remount()
+    a, b = os.open("a", os.O_RDONLY), os.open("b", os.O_RDONLY)
+    assert read_all(a) == data and read_all(b) == bytes(want)
+
+
+def test_cow_through_mmap():
+    data = pattern(2, 8 * B)
+    a = mkfile("a", data)
+    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
+    clone(a, b)
+    ma = mmap.mmap(a, 8 * B)
+    mb = mmap.mmap(b, 8 * B)
+    assert ma[:] == data and mb[:] == data  # read faults on shared blocks
+    mb[3 * B:3 * B + 4] = b"COW!"  # write fault: CoW in place of the shared page
+    assert ma[:] == data, "store through b's mapping reached a"
+    assert read_all(a) == data
+    assert mb[3 * B:3 * B + 4] == b"COW!" and os.pread(b, 4, 3 * B) == b"COW!"
+    want = data[:3 * B] + b"COW!" + data[3 * B + 4:]
+    assert mb[:] == want
+    ma[0:2] = b"AA"  # and the other way round
+    assert mb[0:2] == data[0:2]
+
+
+def test_cow_pmd():
+    size = 4 << 20
+    a = os.open("a", os.O_RDWR | os.O_CREAT, 0o644)
+    os.ftruncate(a, size)
+    m = mmap.mmap(a, size)
+    data = pattern(3, size)
+    m[:] = data
+    m.close()
+    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
+    clone(a, b)
+    mb = mmap.mmap(b, size)
+    mb[(2 << 20) + 7] = 0x11
+    assert os.pread(a, size, 0) == data
+    want = bytearray(data)
+    want[(2 << 20) + 7] = 0x11
+    assert os.pread(b, size, 0) == bytes(want)
+
+
+def test_clone_range_and_self():
+    data = pattern(4, 32 * B)
+    a = mkfile("a", data)
+    clone_range(a, 0, 8 * B, a, 16 * B)  # same file, other offset
+    want = data[:16 * B] + data[:8 * B] + data[24 * B:]
+    assert read_all(a) == want
+    expect_errno("EINVAL", clone_range, a, 0, 8 * B, a, 4 * B)  # overlapping
+    expect_errno("EINVAL", clone_range, a, 100, B, a, 20 * B)  # unaligned
+    c = os.open("c", os.O_RDWR | os.O_CREAT, 0o644)
+    clone_range(a, 4 * B, 4 * B, c, 10 * B)  # past EOF: grows the file, hole before
+    assert os.fstat(c).st_size == 14 * B
+    assert os.pread(c, 14 * B, 0) == bytes(10 * B) + want[4 * B:8 * B]
+
+
+def test_clone_unaligned_eof():
+    data = pattern(5, 3 * B + 123)
+    a = mkfile("a", data)
+    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
+    clone(a, b)
+    assert os.fstat(b).st_size == len(data) and read_all(b) == data
+
+
+def test_dedupe():
+    data = pattern(6, 16 * B)
+    a = mkfile("a", data)
+    b = mkfile("b", data)
+    free0 = gtest.statfs_free()
+    status, n = dedupe(a, 0, 16 * B, b, 0)
+    assert (status, n) == (0, 16 * B), (status, n)
+    assert gtest.statfs_free() == free0 + 16, "dedupe freed no blocks"
+    assert read_all(b) == data and shared_bytes(b) == 16 * B
+    c = mkfile("c", data[:B] + b"different" + data[B + 9:])
+    status, n = dedupe(a, 0, 4 * B, c, 0)
+    assert status == 1 and n == 0, (status, n)  # FILE_DEDUPE_RANGE_DIFFERS
+    assert shared_bytes(c) == 0
+
+
+def test_copy_file_range_shares():
+    data = pattern(7, 256 * B)
+    a = mkfile("a", data)
+    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
+    free0 = gtest.statfs_free()
+    assert os.copy_file_range(a, b, len(data), 0, 0) == len(data)
+    assert read_all(b) == data
+    assert gtest.statfs_free() >= free0 - 2, "copy_file_range copied instead of sharing"
+    assert shared_bytes(b) == len(data)
+
+
+def test_cp_reflink_always():
+    data = pattern(8, 1 << 20)
+    os.close(mkfile("src", data))
+    subprocess.run(["cp", "--reflink=always", "src", "dst"], check=True)
+    with open("dst", "rb") as f:
+        assert f.read() == data
+    out = subprocess.run(["xfs_io", "-c", "fiemap -v", "dst"], capture_output=True, text=True).stdout
+    assert "0x2000" in out or "0x2001" in out, out
+
+
+def test_remap_replaces_mapped_destination():
+    old = pattern(9, 4 * B)
+    new = pattern(10, 4 * B)
+    d = mkfile("dst", old)
+    s = mkfile("src", new)
+    m = mmap.mmap(d, 4 * B)
+    assert m[:] == old
+    clone(s, d)
+    assert m[:] == new, "a mapping kept reading the destination's old blocks"
+    m[0:3] = b"abc"  # and writing through it CoWs, the source is untouched
+    assert read_all(s) == new
+
+
+def test_errors():
+    a = mkfile("a", pattern(11, 4 * B))
+    os.mkdir("dir")
+    dfd = os.open("dir", os.O_RDONLY)
+    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
+    expect_errno("EISDIR", clone, dfd, b)
+    ro = os.open("a", os.O_RDONLY)
+    expect_errno("EBADF", clone, a, ro)  # destination not open for writing
+    t = os.open("/tmp/other-fs", os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(t, b"x" * B)
+    expect_errno("EXDEV", clone, t, b)
+    imm = mkfile("imm", b"i" * B)
+    fcntl.ioctl(imm, FS_IOC_SETFLAGS, struct.pack("i", FS_IMMUTABLE_FL))
+    expect_errno("EPERM", clone, a, imm)
+    fcntl.ioctl(imm, FS_IOC_SETFLAGS, struct.pack("i", 0))
+    expect_errno("EINVAL", clone_range, a, 0, B, b, 100)  # unaligned destination
+
+
+if __name__ == "__main__":
+    gtest.main(globals())
