@@ -29,6 +29,7 @@ fn crc32c_vectors() {
 #[test]
 fn fs_struct_is_small() {
     let n = core::mem::size_of::<Fs<&SimPmem>>();
+    eprintln!("size_of::<Fs<_>>() = {n}");
     assert!(n <= 2048, "Fs is {n} bytes");
 }
 

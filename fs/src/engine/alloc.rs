@@ -196,9 +196,26 @@ impl<M: Media> Fs<M> {
         Ok(None)
     }
 
-    /// Allocate up to `want` contiguous blocks, preferring `goal`; with `huge`,
-    /// try a 2 MiB aligned 512-block run first. Returns (start, len >= 1).
+    /// Blocks kept back from data allocations so that metadata updates (btree
+    /// splits of unlink, rmdir, truncate, orphan records) still succeed on a
+    /// full filesystem: a user who hits ENOSPC can always delete.
+    pub fn metadata_reserve(&self) -> u64 {
+        (self.sb.total_blocks / 1024).clamp(64, 8192)
+    }
+
+    /// Allocate up to `want` contiguous data blocks, preferring `goal`; with
+    /// `huge`, try a 2 MiB aligned 512-block run first. Returns (start, len
+    /// >= 1). Never dips into the metadata reserve.
     pub(crate) fn alloc_blocks(&mut self, goal: u64, want: u64, huge: bool) -> Result<(u64, u64)> {
+        let avail = self.sb.free_blocks.saturating_sub(self.metadata_reserve());
+        if avail == 0 {
+            return Err(Error::NoSpace);
+        }
+        self.alloc_run(goal, want.min(avail), huge)
+    }
+
+    /// The allocator proper: any free blocks, reserve included.
+    fn alloc_run(&mut self, goal: u64, want: u64, huge: bool) -> Result<(u64, u64)> {
         let want = want.clamp(1, MAX_EXTENT_LEN);
         if self.sb.free_blocks == 0 {
             return Err(Error::NoSpace);
@@ -256,10 +273,11 @@ impl<M: Media> Fs<M> {
         Err(Error::NoSpace)
     }
 
-    /// Allocate one metadata block (a btree node), zeroed.
+    /// Allocate one metadata block (a btree node), zeroed. May use the
+    /// metadata reserve.
     pub(crate) fn alloc_meta(&mut self) -> Result<super::journal::LoggedBlock> {
         let goal = self.sb.data_start;
-        let (s, _) = self.alloc_blocks(goal, 1, false)?;
+        let (s, _) = self.alloc_run(goal, 1, false)?;
         let lb = self.fresh(s)?;
         self.mzero(&lb, 0, BLOCK_SIZE);
         Ok(lb)

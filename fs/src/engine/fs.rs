@@ -38,6 +38,8 @@ pub struct StatFs {
     pub blocks: u64,
     /// Free blocks.
     pub free_blocks: u64,
+    /// Free blocks available to file data (free minus the metadata reserve).
+    pub avail_blocks: u64,
     /// Inodes in use.
     pub files: u64,
     /// Inodes that can still be created (inode numbers are 64-bit; bounded by space).
@@ -65,7 +67,13 @@ pub struct Fs<M: Media> {
     pub(crate) tx: Tx,
     pub(crate) hkey: [u64; 2],
     pub(crate) report: MountReport,
+    /// Nodes whose crc was verified since mount (direct mapped, blk + 1).
+    /// Our own stores keep crcs valid, so a verified node stays verified.
+    pub(crate) verified: [core::cell::Cell<u64>; VCACHE],
 }
+
+/// Slots of the verified-node cache.
+pub(crate) const VCACHE: usize = 64;
 
 const EMPTY_SB: Superblock = Superblock {
     version: FORMAT_VERSION,
@@ -98,7 +106,15 @@ const EMPTY_SB: Superblock = Superblock {
 
 impl<M: Media> Fs<M> {
     fn new_in_memory(m: M) -> Fs<M> {
-        Fs { m, sb: EMPTY_SB, ro: false, tx: Tx::new(), hkey: [0; 2], report: MountReport::default() }
+        Fs {
+            m,
+            sb: EMPTY_SB,
+            ro: false,
+            tx: Tx::new(),
+            hkey: [0; 2],
+            report: MountReport::default(),
+            verified: [const { core::cell::Cell::new(0) }; VCACHE],
+        }
     }
 
     pub(crate) fn rd(&self, off: u64, buf: &mut [u8]) -> Result<()> {
@@ -161,6 +177,7 @@ impl<M: Media> Fs<M> {
             block_size: BLOCK_SIZE,
             blocks: self.sb.total_blocks,
             free_blocks: self.sb.free_blocks,
+            avail_blocks: self.sb.free_blocks.saturating_sub(self.metadata_reserve()),
             files: self.sb.inode_count,
             files_free: self.sb.free_blocks,
             name_max: NAME_MAX as u64,
