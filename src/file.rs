@@ -196,7 +196,7 @@ unsafe extern "C" fn write_iter(iocb: *mut bindings::kiocb, from: *mut bindings:
         let done = unsafe { bindings::dax_iomap_rw(iocb, from, &IOMAP_OPS) };
         // SAFETY: valid iocb.
         let end = unsafe { (*iocb).ki_pos };
-        if end > inode.size() {
+        if done > 0 && end > inode.size() {
             commit_size(inode, end)?;
         }
         if done < 0 {

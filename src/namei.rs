@@ -76,7 +76,7 @@ fn set_ops(inode: &Inode, rdev: u32) {
 pub(crate) fn refresh(inode: &Inode) -> Result {
     let info = info_of(inode)?;
     let di = info.with_fs(|fs| fs.read_inode(inode.ino()))?;
-    inode.fill_from(&di);
+    inode.refresh_from(&di);
     Ok(())
 }
 
@@ -345,6 +345,9 @@ pub(crate) unsafe extern "C" fn getattr(
             (*stat).btime.tv_sec = di.btime.sec;
             (*stat).btime.tv_nsec = di.btime.nsec as _;
             (*stat).result_mask |= bindings::STATX_BTIME;
+            // faults allocate blocks without passing through the VFS inode
+            (*stat).blocks = di.blocks * 8;
+            (*p).i_blocks = (di.blocks * 8) as _;
         }
         if bindings::ferrofs_is_dax(p) {
             (*stat).attributes |= bindings::STATX_ATTR_DAX as u64;

@@ -388,7 +388,7 @@ unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::k
         (*buf).f_frsize = engine::BLOCK_SIZE as _;
         (*buf).f_blocks = st.blocks;
         (*buf).f_bfree = st.free_blocks;
-        (*buf).f_bavail = st.free_blocks;
+        (*buf).f_bavail = st.avail_blocks;
         (*buf).f_files = st.files + st.files_free;
         (*buf).f_ffree = st.files_free;
         (*buf).f_namelen = st.name_max as _;

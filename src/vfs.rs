@@ -113,6 +113,22 @@ impl Inode {
 
     /// Copies an engine inode into the VFS inode (attributes, not ops).
     pub(crate) fn fill_from(&self, di: &engine::Inode) {
+        self.fill(di, false)
+    }
+
+    /// Like `fill_from` for a live inode whose times may be newer in the
+    /// VFS than in the engine (atime/mtime are written back lazily, in
+    /// write_inode): each timestamp becomes the later of the two.
+    pub(crate) fn refresh_from(&self, di: &engine::Inode) {
+        self.fill(di, true)
+    }
+
+    fn fill(&self, di: &engine::Inode, keep_newer_times: bool) {
+        let later = |which: c_int, t: engine::Time| {
+            let cur = self.time(which);
+            if keep_newer_times && (cur.sec, cur.nsec) > (t.sec, t.nsec) { cur } else { t }
+        };
+        let (at, mt, ct) = (later(0, di.atime), later(1, di.mtime), later(2, di.ctime));
         let p = self.as_ptr();
         // SAFETY: the caller has the inode locked or new (I_NEW); these are
         // plain field stores and helpers designed for exactly this.
@@ -124,9 +140,9 @@ impl Inode {
             bindings::ferrofs_i_size_write(p, di.size as i64);
             (*p).i_blocks = (di.blocks * 8) as _;
             (*p).i_generation = di.generation as u32;
-            bindings::ferrofs_inode_set_time(p, 0, di.atime.sec, di.atime.nsec);
-            bindings::ferrofs_inode_set_time(p, 1, di.mtime.sec, di.mtime.nsec);
-            bindings::ferrofs_inode_set_time(p, 2, di.ctime.sec, di.ctime.nsec);
+            bindings::ferrofs_inode_set_time(p, 0, at.sec, at.nsec);
+            bindings::ferrofs_inode_set_time(p, 1, mt.sec, mt.nsec);
+            bindings::ferrofs_inode_set_time(p, 2, ct.sec, ct.nsec);
             let mut fl = 0;
             if di.flags & engine::IFLAG_IMMUTABLE != 0 {
                 fl |= bindings::S_IMMUTABLE;

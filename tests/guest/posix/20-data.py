@@ -193,7 +193,7 @@ def test_enospc():
         fd = os.open("fill", os.O_WRONLY)
         expect_errno("ENOSPC", os.pwrite, fd, b"x" * B, written + 10 * B)
         os.close(fd)
-        assert os.stat("fill").st_size == written
+        assert os.stat("fill").st_size == written, (os.stat("fill").st_size, written)
         with open("fill", "rb") as f:  # what was written is intact: whole chunks, then a prefix
             off = 0
             while off < written:
