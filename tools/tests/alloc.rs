@@ -1,0 +1,142 @@
+//! Allocator: 2 MiB aligned runs, fragmentation fallback, ENOSPC leaves a
+//! consistent filesystem, frees come back; poisoned media gives EIO.
+
+use ferrofs_engine::*;
+use ferrofs_tools::fsck::{fsck, FsckOptions};
+use ferrofs_tools::{harness, SimPmem};
+
+const T: Time = Time { sec: 1, nsec: 0 };
+
+fn fs_on(pm: &SimPmem) -> Fs<&SimPmem> {
+    let o = FormatOptions { label: b"", uuid: [2; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    Fs::format(pm, &o).unwrap();
+    Fs::mount(pm, &MountOptions::default()).unwrap()
+}
+
+fn newfile(fs: &mut Fs<&SimPmem>, name: &str) -> u64 {
+    fs.create(ROOT_INO, name.as_bytes(), &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap().0
+}
+
+#[test]
+fn huge_aligned_allocation() {
+    let pm = SimPmem::new(32 << 20);
+    let mut fs = fs_on(&pm);
+    let f = newfile(&mut fs, "big");
+    let m = fs.alloc_write(f, 512, 1024, AllocFlags { unwritten: true, huge_align: true }).unwrap();
+    assert_eq!(m.kind, MapKind::Unwritten);
+    assert_eq!(m.count, 512);
+    assert_eq!(m.pblk % 512, 0, "not 2 MiB aligned: {m:?}");
+    let m2 = fs.alloc_write(f, 1024, 512, AllocFlags { unwritten: false, huge_align: true }).unwrap();
+    assert_eq!((m2.pblk % 512, m2.count, m2.kind), (0, 512, MapKind::Written));
+    fs.convert_unwritten(f, 512, 512).unwrap();
+    assert_eq!(fs.map(f, 600, 1).unwrap().kind, MapKind::Written);
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}
+
+#[test]
+fn fragmentation_fallback_and_enospc() {
+    let pm = SimPmem::new(8 << 20);
+    let mut fs = fs_on(&pm);
+    let free0 = fs.statfs().free_blocks;
+    // fragment: 1-block files, delete every other one
+    let mut files = Vec::new();
+    let mut i = 0;
+    loop {
+        let f = match fs.create(ROOT_INO, format!("s{i}").as_bytes(), &NewInode { mode: S_IFREG, time: T, ..Default::default() }) {
+            Ok((f, _)) => f,
+            Err(Error::NoSpace) => break,
+            Err(e) => panic!("{e:?}"),
+        };
+        match fs.alloc_write(f, 0, 1, AllocFlags::default()) {
+            Ok(_) => files.push((i, f)),
+            Err(Error::NoSpace) => {
+                files.push((i, f));
+                break;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+        i += 1;
+    }
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+    for (n, (i, f)) in files.iter().enumerate() {
+        if n % 2 == 0 {
+            let v = fs.unlink(ROOT_INO, format!("s{i}").as_bytes(), T).unwrap();
+            assert_eq!(v, *f);
+            fs.evict(v).unwrap();
+        }
+    }
+    // a huge request falls back to whatever runs exist
+    let big = newfile(&mut fs, "big");
+    let m = fs.alloc_write(big, 0, 512, AllocFlags { unwritten: false, huge_align: true }).unwrap();
+    assert!(m.count >= 1 && m.count < 512);
+    // fill up: ENOSPC eventually, and the filesystem stays consistent
+    let mut l = m.count;
+    loop {
+        match harness::write(&mut fs, big, l * BLOCK_SIZE, &[7u8; 4096], T) {
+            Ok(()) => l += 1,
+            Err(Error::NoSpace) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0, "{}", fsck(&pm, FsckOptions::default()).describe());
+    // everything frees back
+    for (n, (i, _)) in files.iter().enumerate() {
+        if n % 2 == 1 {
+            let v = fs.unlink(ROOT_INO, format!("s{i}").as_bytes(), T).unwrap();
+            fs.evict(v).unwrap();
+        }
+    }
+    let v = fs.unlink(ROOT_INO, b"big", T).unwrap();
+    fs.evict(v).unwrap();
+    let m = fs.unmount(0).unwrap();
+    let fs = Fs::mount(m, &MountOptions::default()).unwrap();
+    assert_eq!(fs.statfs().free_blocks, free0);
+    assert_eq!(fs.statfs().files, 1);
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}
+
+#[test]
+fn poisoned_media_is_eio_not_panic() {
+    let pm = SimPmem::new(8 << 20);
+    let mut fs = fs_on(&pm);
+    let f = newfile(&mut fs, "f");
+    harness::write(&mut fs, f, 0, &[1u8; 8192], T).unwrap();
+    let p = fs.map(f, 0, 1).unwrap().pblk;
+    pm.poison(p * BLOCK_SIZE + 100, 8);
+    assert!(matches!(harness::read_all(&fs, f), Err(Error::Io { .. })));
+    // CoW from a poisoned block fails cleanly (rolled back)
+    let g = newfile(&mut fs, "g");
+    fs.reflink(f, 0, g, 0, 2).unwrap();
+    assert!(matches!(fs.alloc_write(g, 0, 1, AllocFlags::default()), Err(Error::Io { .. })));
+    // a poisoned btree node
+    let root = fs.tree_root(TreeId::Dir).root;
+    pm.poison(root * BLOCK_SIZE + 200, 8);
+    let m2 = fs.into_media();
+    match Fs::mount(m2, &MountOptions::default()) {
+        Err(Error::Io { .. }) => {}
+        Ok(fs) => assert!(matches!(fs.lookup(ROOT_INO, b"f"), Err(Error::Io { .. }))),
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn owners_finds_every_sharer_after_remount() {
+    let pm = SimPmem::new(8 << 20);
+    let mut fs = fs_on(&pm);
+    let a = newfile(&mut fs, "a");
+    harness::write(&mut fs, a, 0, &[5u8; 5 * 4096], T).unwrap();
+    let b = newfile(&mut fs, "b");
+    let c = newfile(&mut fs, "c");
+    fs.reflink(a, 1, b, 10, 3).unwrap();
+    fs.reflink(a, 2, c, 0, 1).unwrap();
+    let p = fs.map(a, 2, 1).unwrap().pblk;
+    let m = fs.unmount(0).unwrap();
+    let fs = Fs::mount(m, &MountOptions::default()).unwrap();
+    let mut seen = Vec::new();
+    fs.owners(p, 1, &mut |ino, lblk, pblk, len| seen.push((ino, lblk + (p - pblk), len))).unwrap();
+    seen.sort();
+    let mut want = vec![(a, 2), (b, 11), (c, 0)];
+    want.sort();
+    assert_eq!(seen.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(), want);
+    assert!(fs.map(b, 11, 1).unwrap().shared);
+}
