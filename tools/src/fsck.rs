@@ -444,7 +444,7 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
     let mut last: Option<(u64, u64)> = None; // (ino, end)
     for (k, v) in &leaves[TreeId::Extent as usize] {
         let (p, l, f) = (u64at(v, 0), u32at(v, 8) as u64, u32at(v, 12));
-        if k.c != 0 || l == 0 || l > MAX_EXTENT_LEN || f & !EXT_UNWRITTEN != 0 || !in_data(p, l) || k.b + l > MAX_LBLK {
+        if k.c != 0 || l == 0 || l > MAX_EXTENT_LEN || f & !EXT_UNWRITTEN != 0 || !in_data(p, l) || k.b.saturating_add(l) > MAX_LBLK {
             ck.prob("extent btree", p, format!("bad extent record ino {} lblk {} pblk {p} len {l}", k.a, k.b));
             continue;
         }

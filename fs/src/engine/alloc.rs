@@ -305,7 +305,7 @@ impl<M: Media> Fs<M> {
                 }
             }
             self.bm_set(cur, stop - cur, false)?;
-            self.sb.free_blocks += stop - cur;
+            self.sb.free_blocks = self.sb.free_blocks.saturating_add(stop - cur);
             self.sb_dirty();
             cur = stop;
         }
@@ -315,7 +315,10 @@ impl<M: Media> Fs<M> {
     /// Mark blocks in use without allocating them (quarantine of free blocks).
     pub(crate) fn bitmap_claim(&mut self, p: u64, l: u64) -> Result<()> {
         self.bm_set(p, l, true)?;
-        self.sb.free_blocks -= l;
+        self.sb.free_blocks = match self.sb.free_blocks.checked_sub(l) {
+            Some(f) => f,
+            None => return corrupt("superblock free block count", 0),
+        };
         self.sb_dirty();
         Ok(())
     }

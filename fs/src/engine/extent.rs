@@ -84,8 +84,8 @@ impl<M: Media> Fs<M> {
             || e.flags & !EXT_UNWRITTEN != 0
             || k.c != 0
             || e.pblk < self.sb.data_start
-            || e.pblk + e.len > self.sb.total_blocks - 1
-            || e.lblk + e.len > MAX_LBLK
+            || e.pblk.saturating_add(e.len) > self.sb.total_blocks - 1
+            || e.lblk.saturating_add(e.len) > MAX_LBLK
         {
             return corrupt("extent btree record", k.a);
         }
@@ -138,6 +138,14 @@ impl<M: Media> Fs<M> {
         Ok(())
     }
 
+    fn rc_check(&self, k: Key, v: &[u8; 16]) -> Result<(u64, u64)> {
+        let (len, cnt) = (le64(v, 0), le64(v, 8));
+        if len == 0 || cnt < 2 || k.b != 0 || k.c != 0 || k.a.saturating_add(len) > self.sb.total_blocks {
+            return corrupt("refcount btree record", k.a);
+        }
+        Ok((len, cnt))
+    }
+
     /// Refcount state of the run at `p`: (Some(count) if shared, run length <= n).
     fn rc_run(&self, p: u64, n: u64) -> Result<(Option<u64>, u64)> {
         if self.sb.trees[TreeId::Refcount as usize].root == 0 {
@@ -145,10 +153,7 @@ impl<M: Media> Fs<M> {
         }
         let mut v = [0u8; 16];
         if let Some(k) = self.bt_seek_le(TreeId::Refcount, Key::new(p, 0, 0), &mut v)? {
-            let (len, cnt) = (le64(&v, 0), le64(&v, 8));
-            if len == 0 || cnt < 2 || k.b != 0 || k.c != 0 {
-                return corrupt("refcount btree record", k.a);
-            }
+            let (len, cnt) = self.rc_check(k, &v)?;
             if k.a + len > p {
                 return Ok((Some(cnt), (k.a + len - p).min(n)));
             }
@@ -163,7 +168,7 @@ impl<M: Media> Fs<M> {
     fn rc_split(&mut self, at: u64) -> Result<()> {
         let mut v = [0u8; 16];
         if let Some(k) = self.bt_seek_le(TreeId::Refcount, Key::new(at, 0, 0), &mut v)? {
-            let (len, cnt) = (le64(&v, 0), le64(&v, 8));
+            let (len, cnt) = self.rc_check(k, &v)?;
             if k.a < at && k.a + len > at {
                 self.bt_update(TreeId::Refcount, k, &rc_val(at - k.a, cnt))?;
                 self.bt_insert(TreeId::Refcount, Key::new(at, 0, 0), &rc_val(k.a + len - at, cnt))?;
@@ -215,11 +220,10 @@ impl<M: Media> Fs<M> {
             return Ok(());
         }
         let mut i = self.inode_get(ino)?;
-        let nb = i.blocks as i64 + delta;
-        if nb < 0 {
-            return corrupt("inode block count", ino);
-        }
-        i.blocks = nb as u64;
+        i.blocks = match i.blocks.checked_add_signed(delta) {
+            Some(b) => b,
+            None => return corrupt("inode block count", ino),
+        };
         self.inode_put(ino, &i)
     }
 
@@ -629,7 +633,7 @@ impl<M: Media> Fs<M> {
             if len == 0 || len > MAX_EXTENT_LEN {
                 return corrupt("rmap btree record", k.a);
             }
-            if k.a + len > pblk {
+            if k.a.saturating_add(len) > pblk {
                 cb(k.b, k.c, k.a, len);
             }
             next = self.bt_next(TreeId::Rmap, k, &mut v)?;
@@ -650,6 +654,9 @@ impl<M: Media> Fs<M> {
             while b < end {
                 if let Some(k) = fs.bt_seek_le(TreeId::Badblock, Key::new(b, 0, 0), &mut v)? {
                     let len = le64(&v, 0);
+                    if len == 0 || k.a.saturating_add(len) > fs.sb.total_blocks {
+                        return corrupt("badblock btree record", k.a);
+                    }
                     if k.a + len > b {
                         b = k.a + len;
                         continue;

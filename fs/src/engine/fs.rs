@@ -330,7 +330,7 @@ impl<M: Media> Fs<M> {
         if !fs.ro {
             fs.begin()?;
             fs.sb.state = STATE_DIRTY;
-            fs.sb.mount_count += 1;
+            fs.sb.mount_count = fs.sb.mount_count.wrapping_add(1);
             fs.sb.mount_time = opts.time;
             fs.sb_dirty();
             fs.commit()?;

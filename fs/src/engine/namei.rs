@@ -228,7 +228,7 @@ impl<M: Media> Fs<M> {
         self.sb.next_ino = ino.checked_add(1).ok_or(Error::NoSpace)?;
         let generation = self.sb.next_generation;
         self.sb.next_generation = generation.wrapping_add(1);
-        self.sb.inode_count += 1;
+        self.sb.inode_count = self.sb.inode_count.saturating_add(1);
         self.sb_dirty();
         let i = Inode {
             mode: a.mode,
@@ -598,7 +598,7 @@ impl<M: Media> Fs<M> {
             match self.inode_get(ino) {
                 Ok(i) if i.nlink == 0 => self.run(|fs| fs.evict_inner(ino))?,
                 Ok(i) => self.run(|fs| {
-                    let first = i.size.div_ceil(BLOCK_SIZE);
+                    let first = i.size.div_ceil(BLOCK_SIZE).min(MAX_LBLK);
                     fs.unmap_range_all(ino, first, MAX_LBLK - first)?;
                     fs.orphan_remove(ino)
                 })?,

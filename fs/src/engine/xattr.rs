@@ -50,7 +50,7 @@ impl<M: Media> Fs<M> {
             || (ext
                 && (r.nblk != vlen.div_ceil(BLOCK_SIZE)
                     || r.pblk < self.sb.data_start
-                    || r.pblk + r.nblk > self.sb.total_blocks - 1));
+                    || r.pblk.saturating_add(r.nblk) > self.sb.total_blocks - 1));
         if bad {
             return corrupt("xattr btree record", ino);
         }
