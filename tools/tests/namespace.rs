@@ -1,0 +1,209 @@
+//! Namespace details: readdir cookies, names, special files, rename rules,
+//! tmpfile, xattr limits.
+
+use ferrofs_engine::*;
+use ferrofs_tools::fsck::{fsck, FsckOptions};
+use ferrofs_tools::harness::list_dir;
+use ferrofs_tools::SimPmem;
+use std::collections::BTreeSet;
+
+const T: Time = Time { sec: 3, nsec: 4 };
+
+fn setup(pm: &SimPmem) -> Fs<&SimPmem> {
+    let o = FormatOptions { label: b"", uuid: [8; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    Fs::format(pm, &o).unwrap();
+    Fs::mount(pm, &MountOptions::default()).unwrap()
+}
+
+fn reg() -> NewInode {
+    NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }
+}
+fn dir() -> NewInode {
+    NewInode { mode: S_IFDIR | 0o755, time: T, ..Default::default() }
+}
+
+#[test]
+fn readdir_cookies_are_stable() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = setup(&pm);
+    let mut names = BTreeSet::new();
+    for i in 0..400 {
+        let n = format!("entry-{i}");
+        fs.create(ROOT_INO, n.as_bytes(), &reg()).unwrap();
+        names.insert(n);
+    }
+    // read in batches of 7, deleting and adding names between batches
+    let mut pos = 0;
+    let mut seen = BTreeSet::new();
+    let mut deleted = BTreeSet::new();
+    let mut round = 0;
+    loop {
+        let mut batch = Vec::new();
+        fs.readdir(ROOT_INO, pos, &mut |n, _, _, next| {
+            batch.push((String::from_utf8_lossy(n).to_string(), next));
+            batch.len() < 7
+        })
+        .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for (n, next) in &batch {
+            assert!(seen.insert(n.clone()), "{n} returned twice");
+            pos = *next;
+        }
+        round += 1;
+        // delete one name not yet seen and one already seen; add a new one
+        if let Some(victim) = names.iter().find(|n| !seen.contains(*n) && !deleted.contains(*n)).cloned() {
+            let v = fs.unlink(ROOT_INO, victim.as_bytes(), T).unwrap();
+            fs.evict(v).unwrap();
+            deleted.insert(victim);
+        }
+        fs.create(ROOT_INO, format!("new-{round}").as_bytes(), &reg()).unwrap();
+    }
+    assert!(seen.contains("."));
+    assert!(seen.contains(".."));
+    for n in &names {
+        if !deleted.contains(n) {
+            assert!(seen.contains(n), "{n} never returned");
+        }
+    }
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}
+
+#[test]
+fn names_and_special_files() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = setup(&pm);
+    let long = vec![b'n'; 255];
+    fs.create(ROOT_INO, &long, &reg()).unwrap();
+    assert_eq!(fs.lookup(ROOT_INO, &long).unwrap().is_some(), true);
+    assert_eq!(fs.create(ROOT_INO, &[b'n'; 256], &reg()).err(), Some(Error::NameTooLong));
+    assert_eq!(fs.create(ROOT_INO, b"a/b", &reg()).err(), Some(Error::Invalid));
+    assert_eq!(fs.create(ROOT_INO, b"..", &reg()).err(), Some(Error::Invalid));
+    assert_eq!(fs.lookup(ROOT_INO, b".").unwrap(), Some(ROOT_INO));
+    assert_eq!(fs.lookup(ROOT_INO, b"..").unwrap(), Some(ROOT_INO));
+    let (d, _) = fs.create(ROOT_INO, b"d", &dir()).unwrap();
+    assert_eq!(fs.lookup(d, b"..").unwrap(), Some(ROOT_INO));
+    let (c, ci) = fs.create(d, b"chr", &NewInode { mode: 0o020644, rdev: 0x0501, time: T, ..Default::default() }).unwrap();
+    assert_eq!((ci.rdev, ci.ftype()), (0x0501, 2));
+    fs.create(d, b"fifo", &NewInode { mode: 0o010644, time: T, ..Default::default() }).unwrap();
+    fs.create(d, b"sock", &NewInode { mode: 0o140644, time: T, ..Default::default() }).unwrap();
+    let ents = list_dir(&fs, d).unwrap();
+    assert_eq!(ents.iter().map(|e| e.2).collect::<Vec<_>>(), vec![2, 1, 12]);
+    assert_eq!(fs.read_inode(c).unwrap().rdev, 0x0501);
+    // symlinks: inline, in a block, too long
+    let t1 = b"short/target";
+    let (s1, _) = fs.symlink(ROOT_INO, b"s1", t1, &NewInode { time: T, ..Default::default() }).unwrap();
+    let t2 = vec![b'x'; 4095];
+    let (s2, _) = fs.symlink(ROOT_INO, b"s2", &t2, &NewInode { time: T, ..Default::default() }).unwrap();
+    let mut b = vec![0u8; 5000];
+    assert_eq!(fs.read_link(s1, &mut b).unwrap(), t1.len());
+    assert_eq!(&b[..t1.len()], t1);
+    assert_eq!(fs.read_link(s2, &mut b).unwrap(), 4095);
+    assert_eq!(&b[..4095], &t2[..]);
+    assert_eq!(fs.symlink(ROOT_INO, b"s3", &[b'x'; 4096], &NewInode::default()).err(), Some(Error::NameTooLong));
+    // setattr keeps the type and engine-owned fields
+    let mut i = fs.read_inode(s1).unwrap();
+    i.mode = S_IFREG | 0o600;
+    i.uid = 42;
+    i.size = 999;
+    i.mtime = Time { sec: 100, nsec: 5 };
+    fs.write_inode(s1, &i).unwrap();
+    let j = fs.read_inode(s1).unwrap();
+    assert_eq!((j.mode, j.uid, j.size, j.mtime), (S_IFLNK | 0o600, 42, t1.len() as u64, Time { sec: 100, nsec: 5 }));
+    let m = fs.unmount(0).unwrap();
+    let fs = Fs::mount(m, &MountOptions::default()).unwrap();
+    assert_eq!(fs.read_link(s2, &mut b).unwrap(), 4095);
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}
+
+#[test]
+fn rename_rules() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = setup(&pm);
+    let (a, _) = fs.create(ROOT_INO, b"a", &dir()).unwrap();
+    let (b, _) = fs.create(a, b"b", &dir()).unwrap();
+    let (c, _) = fs.create(b, b"c", &dir()).unwrap();
+    let (f, _) = fs.create(ROOT_INO, b"f", &reg()).unwrap();
+    let none = RenameFlags::default();
+    // into its own subtree
+    assert_eq!(fs.rename(ROOT_INO, b"a", c, b"x", none, T).err(), Some(Error::Invalid));
+    assert_eq!(fs.rename(ROOT_INO, b"a", a, b"x", none, T).err(), Some(Error::Invalid));
+    // dir over file / file over dir / over non-empty dir
+    assert_eq!(fs.rename(a, b"b", ROOT_INO, b"f", none, T).err(), Some(Error::NotDir));
+    assert_eq!(fs.rename(ROOT_INO, b"f", ROOT_INO, b"a", none, T).err(), Some(Error::IsDir));
+    let (e, _) = fs.create(ROOT_INO, b"e", &dir()).unwrap();
+    assert_eq!(fs.rename(ROOT_INO, b"e", ROOT_INO, b"a", none, T).err(), Some(Error::NotEmpty));
+    assert_eq!(fs.rename(ROOT_INO, b"f", ROOT_INO, b"e", RenameFlags { noreplace: true, exchange: false }, T).err(), Some(Error::Exists));
+    // move a directory up: parents and nlinks follow
+    fs.rename(b, b"c", ROOT_INO, b"c", none, T).unwrap();
+    assert_eq!(fs.read_inode(c).unwrap().parent, ROOT_INO);
+    assert_eq!(fs.read_inode(b).unwrap().nlink, 2);
+    assert_eq!(fs.read_inode(ROOT_INO).unwrap().nlink, 2 + 3);
+    // exchange a directory and a file across directories
+    fs.rename(ROOT_INO, b"c", a, b"b", RenameFlags { exchange: true, noreplace: false }, T).unwrap();
+    assert_eq!(fs.lookup(a, b"b").unwrap(), Some(c));
+    assert_eq!(fs.lookup(ROOT_INO, b"c").unwrap(), Some(b));
+    assert_eq!(fs.read_inode(c).unwrap().parent, a);
+    assert_eq!(fs.read_inode(b).unwrap().parent, ROOT_INO);
+    fs.rename(ROOT_INO, b"f", a, b"b", RenameFlags { exchange: true, noreplace: false }, T).unwrap();
+    assert_eq!(fs.read_inode(c).unwrap().parent, ROOT_INO);
+    assert_eq!(fs.read_inode(a).unwrap().nlink, 2);
+    // replace an empty directory
+    fs.rename(ROOT_INO, b"c", ROOT_INO, b"e", none, T).unwrap();
+    assert_eq!(fs.read_inode(e).unwrap().nlink, 0);
+    fs.evict(e).unwrap();
+    let _ = f;
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0, "{}", fsck(&pm, FsckOptions::default()).describe());
+}
+
+#[test]
+fn tmpfile_link_and_orphan_reaping() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = setup(&pm);
+    let (t, ti) = fs.tmpfile(ROOT_INO, &reg()).unwrap();
+    assert_eq!(ti.nlink, 0);
+    fs.link(t, ROOT_INO, b"linked", T).unwrap();
+    assert_eq!(fs.read_inode(t).unwrap().nlink, 1);
+    let (t2, _) = fs.tmpfile(ROOT_INO, &reg()).unwrap();
+    ferrofs_tools::harness::write(&mut fs, t2, 0, &[1u8; 50000], T).unwrap();
+    let free = fs.statfs().free_blocks;
+    // "crash" with the tmpfile open: mount reaps it
+    let m = fs.into_media();
+    let fs = Fs::mount(m, &MountOptions::default()).unwrap();
+    assert_eq!(fs.mount_report().orphans_reaped, 1);
+    assert!(fs.statfs().free_blocks > free);
+    assert_eq!(fs.read_inode(t2).err(), Some(Error::NotFound));
+    assert_eq!(fs.read_inode(t).unwrap().nlink, 1);
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}
+
+#[test]
+fn xattr_limits_and_modes() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = setup(&pm);
+    let (f, _) = fs.create(ROOT_INO, b"f", &reg()).unwrap();
+    let big = vec![0x5au8; 65536];
+    fs.xattr_set(f, 1, b"big", &big, XattrMode::Create).unwrap();
+    assert_eq!(fs.xattr_set(f, 1, b"big", b"v", XattrMode::Create).err(), Some(Error::Exists));
+    assert_eq!(fs.xattr_set(f, 1, b"nope", b"v", XattrMode::Replace).err(), Some(Error::NoData));
+    assert_eq!(fs.xattr_set(f, 1, b"huge", &vec![0u8; 65537], XattrMode::Any).err(), Some(Error::TooBig));
+    let mut buf = vec![0u8; 70000];
+    assert_eq!(fs.xattr_get(f, 1, b"big", &mut []).unwrap(), 65536);
+    assert_eq!(fs.xattr_get(f, 1, b"big", &mut buf[..100]).err(), Some(Error::Range));
+    assert_eq!(fs.xattr_get(f, 1, b"big", &mut buf).unwrap(), 65536);
+    assert_eq!(&buf[..65536], &big[..]);
+    assert_eq!(fs.xattr_get(f, 2, b"big", &mut buf).err(), Some(Error::NoData));
+    fs.xattr_set(f, 2, b"big", b"", XattrMode::Any).unwrap();
+    assert_eq!(fs.xattr_get(f, 2, b"big", &mut buf).unwrap(), 0);
+    let mut names = Vec::new();
+    fs.xattr_list(f, &mut |ns, n, l| names.push((ns, n.to_vec(), l))).unwrap();
+    names.sort();
+    assert_eq!(names, vec![(1, b"big".to_vec(), 65536), (2, b"big".to_vec(), 0)]);
+    let free = fs.statfs().free_blocks;
+    fs.xattr_set(f, 1, b"big", b"small now", XattrMode::Replace).unwrap();
+    assert_eq!(fs.statfs().free_blocks, free + 16);
+    fs.xattr_remove(f, 1, b"big").unwrap();
+    assert_eq!(fs.xattr_remove(f, 1, b"big").err(), Some(Error::NoData));
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}
