@@ -188,6 +188,7 @@ impl<M: Media> Fs<M> {
         self.tx.sb_dirty = true;
     }
 
+    #[inline(never)]
     pub(crate) fn write_sb(&mut self) -> Result<()> {
         let lb = self.log(0)?;
         let mut b = [0u8; SB_SIZE];
@@ -198,6 +199,7 @@ impl<M: Media> Fs<M> {
         Ok(())
     }
 
+    #[inline(never)]
     pub(crate) fn reload_sb(&mut self) -> Result<()> {
         let mut b = [0u8; SB_SIZE];
         self.rd(0, &mut b)?;
@@ -295,27 +297,7 @@ impl<M: Media> Fs<M> {
             return Err(Error::DeviceTooSmall { need_blocks: 2, have_blocks: mblocks });
         }
         let mut fs = Fs::new_in_memory(media);
-        let mut b = [0u8; SB_SIZE];
-        fs.rd(0, &mut b)?;
-        // Fields that never change after mkfs, checked before anything is written.
-        if le64(&b, 0) != SB_MAGIC {
-            return Err(Error::BadMagic);
-        }
-        let version = le32(&b, 12);
-        if version != FORMAT_VERSION {
-            return Err(Error::BadVersion { version });
-        }
-        let incompat = le64(&b, 48);
-        if incompat & !FEAT_INCOMPAT_KNOWN != 0 {
-            return Err(Error::UnsupportedFeature { incompat: incompat & !FEAT_INCOMPAT_KNOWN });
-        }
-        let total = le64(&b, 104);
-        if total > mblocks {
-            return Err(Error::DeviceTooSmall { need_blocks: total, have_blocks: mblocks });
-        }
-        if le32(&b, 24) as u64 != BLOCK_SIZE {
-            return corrupt("superblock", 0);
-        }
+        let total = fs.check_raw_sb(mblocks)?;
         fs.journal_open(total)?;
         fs.report.rolled_back = fs.journal_recover()?;
         fs.reload_sb()?;
@@ -337,6 +319,35 @@ impl<M: Media> Fs<M> {
             fs.report.orphans_reaped = fs.reap_orphans()?;
         }
         Ok(fs)
+    }
+
+    /// Fields that never change after mkfs, checked before anything is
+    /// written (a torn superblock cannot have changed them). Returns the
+    /// filesystem size in blocks. Kept out of line so its buffer is not on
+    /// the stack during orphan reaping.
+    #[inline(never)]
+    fn check_raw_sb(&self, mblocks: u64) -> Result<u64> {
+        let mut b = [0u8; 128];
+        self.rd(0, &mut b)?;
+        if le64(&b, 0) != SB_MAGIC {
+            return Err(Error::BadMagic);
+        }
+        let version = le32(&b, 12);
+        if version != FORMAT_VERSION {
+            return Err(Error::BadVersion { version });
+        }
+        let incompat = le64(&b, 48);
+        if incompat & !FEAT_INCOMPAT_KNOWN != 0 {
+            return Err(Error::UnsupportedFeature { incompat: incompat & !FEAT_INCOMPAT_KNOWN });
+        }
+        let total = le64(&b, 104);
+        if total > mblocks {
+            return Err(Error::DeviceTooSmall { need_blocks: total, have_blocks: mblocks });
+        }
+        if le32(&b, 24) as u64 != BLOCK_SIZE {
+            return corrupt("superblock", 0);
+        }
+        Ok(total)
     }
 
     /// Check every bitmap block and each tree's root node.
