@@ -257,6 +257,8 @@ impl<M: Media> Fs<M> {
         let o = blk * BLOCK_SIZE + BLK_CRC_OFF;
         self.m.write(o, &crc.to_le_bytes());
         self.m.flush(o, 4);
+        // we just computed it: the block is verified
+        self.verified[(blk % super::fs::VCACHE as u64) as usize].set(blk + 1);
         Ok(())
     }
 
