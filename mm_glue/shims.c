@@ -12,6 +12,8 @@
 #include <linux/kdev_t.h>
 #include <linux/pagemap.h>
 #include <linux/wait_bit.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
 #include "shims.h"
 
 loff_t ferrofs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
@@ -98,6 +100,8 @@ int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end)
 }
 
 int ferrofs_finish_open_simple(struct file *file, int error) { return finish_open_simple(file, error); }
+void ferrofs_posix_acl_release(struct posix_acl *acl) { posix_acl_release(acl); }
+size_t ferrofs_posix_acl_xattr_size(int count) { return posix_acl_xattr_size(count); }
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len) { memcpy_flushcache(dst, src, len); }
 void ferrofs_wb_cache_pmem(void *addr, size_t len) { arch_wb_cache_pmem(addr, len); }
 void ferrofs_pmem_wmb(void) { pmem_wmb(); }

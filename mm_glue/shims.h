@@ -47,6 +47,9 @@ struct inode *ferrofs_vmf_inode(struct vm_fault *vmf);
 bool ferrofs_vmf_write_shared(struct vm_fault *vmf);
 int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end);
 int ferrofs_finish_open_simple(struct file *file, int error);
+struct posix_acl;
+void ferrofs_posix_acl_release(struct posix_acl *acl);
+size_t ferrofs_posix_acl_xattr_size(int count);
 
 /* Persistent-memory primitives for the engine's media. */
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len);

@@ -20,6 +20,7 @@ mod file;
 mod namei;
 mod super_ops;
 mod vfs;
+mod xattr;
 
 #[path = "../dax/mod.rs"]
 mod dax;

@@ -576,6 +576,9 @@ static FILE_IOPS: bindings::inode_operations = bindings::inode_operations {
     getattr: Some(crate::namei::getattr),
     setattr: Some(crate::namei::setattr),
     fiemap: Some(fiemap),
+    listxattr: Some(crate::xattr::listxattr),
+    get_inode_acl: Some(crate::xattr::get_inode_acl),
+    set_acl: Some(crate::xattr::set_acl),
     fileattr_get: Some(crate::namei::fileattr_get),
     fileattr_set: Some(crate::namei::fileattr_set),
     // SAFETY: all-zero is a valid value for the remaining fields.

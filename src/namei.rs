@@ -156,6 +156,29 @@ fn new_vfs_inode(
     unsafe { bindings::inode_init_owner(idmap, p, dirp, mode) };
     // SAFETY: as above: the new inode is ours.
     let inode = unsafe { Inode::from_raw(p) };
+    // With SB_POSIXACL the VFS leaves the umask to us: posix_acl_create
+    // applies it, or the directory's default ACL instead.
+    let is_link = u32::from(mode) & S_IFMT == bindings::S_IFLNK;
+    let (dacl, acl) = if is_link {
+        (core::ptr::null_mut(), core::ptr::null_mut())
+    } else {
+        let mut m = inode.mode();
+        match crate::xattr::acl_create(dirp, &mut m) {
+            Ok(v) => {
+                // SAFETY: the new inode is still private to us.
+                unsafe { (*p).i_mode = m };
+                v
+            }
+            Err(e) => {
+                // SAFETY: never reached the engine.
+                unsafe {
+                    bindings::make_bad_inode(p);
+                    bindings::iput(p);
+                }
+                return Err(e);
+            }
+        }
+    };
     // SAFETY: plain reads of the fields inode_init_owner just set.
     let (uid, gid) = unsafe { (bindings::ferrofs_i_uid_read(p), bindings::ferrofs_i_gid_read(p)) };
     let new = engine::NewInode { mode: u32::from(inode.mode()), uid, gid, rdev, flags: 0, time: now(dirp) };
@@ -163,8 +186,13 @@ fn new_vfs_inode(
         Ok(v) => v,
         Err(e) => {
             // SAFETY: the inode never reached the engine: mark it bad so
-            // eviction does not look for it there.
+            // eviction does not look for it there; drop the inherited ACLs.
             unsafe {
+                for a in [dacl, acl] {
+                    if !a.is_null() {
+                        bindings::ferrofs_posix_acl_release(a);
+                    }
+                }
                 bindings::make_bad_inode(p);
                 bindings::iput(p);
             }
@@ -185,6 +213,9 @@ fn new_vfs_inode(
             bindings::iput(p);
         }
         return Err(EIO);
+    }
+    if let Err(e) = crate::xattr::acl_init(inode, dacl, acl) {
+        crate::vfs::fs_err!(dir.sb().id(), "inode {}: storing inherited ACLs failed: {:?}\n", ino, e);
     }
     Ok(p)
 }
@@ -380,7 +411,14 @@ pub(crate) unsafe extern "C" fn setattr(idmap: *mut bindings::mnt_idmap, d: *mut
     }
     // SAFETY: applies uid/gid/mode/times to the VFS inode (we hold its lock).
     unsafe { bindings::setattr_copy(idmap, p, attr) };
-    to_c(write_attrs(inode))
+    if let Err(e) = write_attrs(inode) {
+        return e.to_errno();
+    }
+    if valid & bindings::ATTR_MODE != 0 {
+        // SAFETY: rewrites the access ACL to match the new mode.
+        return unsafe { bindings::posix_acl_chmod(idmap, d, inode.mode()) };
+    }
+    0
 }
 
 /// Writes the VFS inode's mode, owner and times to the engine.
@@ -509,6 +547,9 @@ static DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
     tmpfile: Some(tmpfile),
     getattr: Some(getattr),
     setattr: Some(setattr),
+    listxattr: Some(crate::xattr::listxattr),
+    get_inode_acl: Some(crate::xattr::get_inode_acl),
+    set_acl: Some(crate::xattr::set_acl),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };
@@ -536,6 +577,7 @@ static SYMLINK_IOPS: bindings::inode_operations = bindings::inode_operations {
     get_link: Some(get_link),
     getattr: Some(getattr),
     setattr: Some(setattr),
+    listxattr: Some(crate::xattr::listxattr),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };
@@ -543,6 +585,9 @@ static SYMLINK_IOPS: bindings::inode_operations = bindings::inode_operations {
 static SPECIAL_IOPS: bindings::inode_operations = bindings::inode_operations {
     getattr: Some(getattr),
     setattr: Some(setattr),
+    listxattr: Some(crate::xattr::listxattr),
+    get_inode_acl: Some(crate::xattr::get_inode_acl),
+    set_acl: Some(crate::xattr::set_acl),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };

@@ -298,6 +298,8 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
         (*sbp).s_op = &SUPER_OPS;
         (*sbp).s_maxbytes = (engine::MAX_LBLK * engine::BLOCK_SIZE) as i64;
         (*sbp).s_time_gran = 1;
+        (*sbp).s_xattr = crate::xattr::HANDLERS.0.as_ptr();
+        (*sbp).s_flags |= bindings::FERROFS_SB_POSIXACL as usize;
         (*sbp).s_time_min = i64::MIN;
         (*sbp).s_time_max = i64::MAX;
         // SAFETY (of into_raw): released in put_super or below on failure;
