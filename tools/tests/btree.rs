@@ -132,3 +132,33 @@ fn btree_sequential_append_and_remount() {
     }
     check_all(&fs, t, &model);
 }
+
+#[test]
+fn btree_sparse_nodes_merge() {
+    let m = fresh(16);
+    let mut fs = Fs::mount(&m, &MountOptions::default()).unwrap();
+    let t = TreeId::Rmap;
+    let free0 = fs.statfs().free_blocks;
+    let mut model = BTreeMap::new();
+    for i in 0..20000u64 {
+        fs.tree_insert(t, Key::new(i, 1, 2), &val(t, i)).unwrap();
+        model.insert(Key::new(i, 1, 2), i);
+    }
+    let full = free0 - fs.statfs().free_blocks;
+    let mut r = Rng::new(5);
+    let mut keys: Vec<u64> = (0..20000).filter(|i| i % 20 != 0).collect();
+    for i in (1..keys.len()).rev() {
+        keys.swap(i, r.below(i as u64 + 1) as usize);
+    }
+    for i in keys {
+        assert!(fs.tree_delete(t, Key::new(i, 1, 2)).unwrap());
+        model.remove(&Key::new(i, 1, 2));
+    }
+    check_all(&fs, t, &model);
+    let sparse = free0 - fs.statfs().free_blocks;
+    eprintln!("nodes: {full} full, {sparse} after deleting 95%");
+    assert!(sparse * 4 < full, "{sparse} nodes left of {full}: siblings not merged");
+    let m2 = fs.unmount(0).unwrap();
+    let fs = Fs::mount(m2, &MountOptions::default()).unwrap();
+    check_all(&fs, t, &model);
+}

@@ -440,8 +440,34 @@ impl<M: Media> Fs<M> {
                 self.move_bytes(&lb, BT_HDR + pos * es, base + (pos + 1) * es, (n - pos - 1) * es)?;
             }
             self.set_nkeys(&lb, n - 1)?;
-            if n > 1 || d == 0 {
+            if d == 0 {
                 break;
+            }
+            if n > 1 {
+                // Merge the right sibling in when both together fit in half a node.
+                let pd = d - 1;
+                let pidx = p.idx[pd] as u64;
+                if pidx + 1 >= p.n[pd] as u64 {
+                    break;
+                }
+                let rblk = self.child_at(p.blk[pd], pidx + 1)?;
+                let m = self.node_check(t, rblk, level)?;
+                if (n - 1) + m > node_cap(t, level) / 2 {
+                    break;
+                }
+                self.move_bytes(&lb, BT_HDR + (n - 1) * es, rblk * BLOCK_SIZE + BT_HDR, m * es)?;
+                if level > 0 {
+                    // the right node's key 0 was informational; in the merged
+                    // node it separates children, so it becomes the parent's separator
+                    let sep = self.key_at(p.blk[pd], INTERNAL_ENTRY, pidx + 1)?;
+                    self.mwrite(&lb, BT_HDR + (n - 1) * es, &sep.encode());
+                }
+                self.set_nkeys(&lb, n - 1 + m)?;
+                let rlb = self.log(rblk)?;
+                self.free_node(&rlb)?;
+                d = pd;
+                pos = pidx + 1;
+                continue;
             }
             self.free_node(&lb)?;
             d -= 1;
