@@ -70,10 +70,10 @@ impl<'a, M: Media> Overlay<'a, M> {
     }
     fn with_block<R>(&self, blk: u64, f: impl FnOnce(&mut Vec<u8>) -> R) -> std::result::Result<R, MediaError> {
         let mut g = self.blocks.borrow_mut();
-        if !g.contains_key(&blk) {
+        if let std::collections::hash_map::Entry::Vacant(e) = g.entry(blk) {
             let mut b = vec![0u8; BLOCK_SIZE as usize];
             self.base.read(blk * BLOCK_SIZE, &mut b)?;
-            g.insert(blk, b);
+            e.insert(b);
         }
         Ok(f(g.get_mut(&blk).expect("just inserted")))
     }
@@ -416,7 +416,7 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
     let leaves = std::mem::take(&mut ck.leaves);
     let hkey = hash_key(&sb.uuid);
     let total = sb.total_blocks;
-    let in_data = |p: u64, l: u64| p >= sb.data_start && l > 0 && p.checked_add(l).is_some_and(|e| e <= total - 1);
+    let in_data = |p: u64, l: u64| p >= sb.data_start && l > 0 && p.checked_add(l).is_some_and(|e| e < total);
 
     // --- inodes
     let mut inodes: BTreeMap<u64, (Inode, Vec<u8>)> = BTreeMap::new();

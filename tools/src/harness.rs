@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 /// Zero the bytes of the block containing `size` past `size` (the kernel's
 /// job before extending a file), unsharing the block first if needed.
 pub fn zero_tail<M: Media>(fs: &mut Fs<M>, ino: u64, size: u64) -> Result<()> {
-    if size % BLOCK_SIZE == 0 {
+    if size.is_multiple_of(BLOCK_SIZE) {
         return Ok(());
     }
     let lblk = size / BLOCK_SIZE;

@@ -53,11 +53,11 @@ fn run(t: TreeId, seed: u64, n: usize, keyspace: u64) {
         if op < 6 {
             let x = r.next();
             let res = fs.tree_insert(t, k, &val(t, x));
-            if model.contains_key(&k) {
-                assert_eq!(res, Err(Error::Exists));
-            } else {
+            if let std::collections::btree_map::Entry::Vacant(e) = model.entry(k) {
                 res.unwrap();
-                model.insert(k, x);
+                e.insert(x);
+            } else {
+                assert_eq!(res, Err(Error::Exists));
             }
         } else if op < 9 {
             let existed = fs.tree_delete(t, k).unwrap();

@@ -262,7 +262,7 @@ fn crash_during_recovery_is_idempotent() {
     let images = Rc::new(RefCell::new(Vec::new()));
     let im = images.clone();
     tp.set_fence_hook(Some(Box::new(move |v: &CrashView| {
-        if v.fence_no % 3 == 0 {
+        if v.fence_no.is_multiple_of(3) {
             im.borrow_mut().push(v.image(CrashMode::AllStored));
         }
     })));

@@ -76,7 +76,7 @@ fn names_and_special_files() {
     let mut fs = setup(&pm);
     let long = vec![b'n'; 255];
     fs.create(ROOT_INO, &long, &reg()).unwrap();
-    assert_eq!(fs.lookup(ROOT_INO, &long).unwrap().is_some(), true);
+    assert!(fs.lookup(ROOT_INO, &long).unwrap().is_some());
     assert_eq!(fs.create(ROOT_INO, &[b'n'; 256], &reg()).err(), Some(Error::NameTooLong));
     assert_eq!(fs.create(ROOT_INO, b"a/b", &reg()).err(), Some(Error::Invalid));
     assert_eq!(fs.create(ROOT_INO, b"..", &reg()).err(), Some(Error::Invalid));

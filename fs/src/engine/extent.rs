@@ -374,7 +374,7 @@ impl<M: Media> Fs<M> {
         match m.kind {
             MapKind::Hole => {
                 let goal = self.goal_for(ino, lblk)?;
-                let huge = fl.huge_align && lblk % super::alloc::HUGE_BLOCKS == 0;
+                let huge = fl.huge_align && lblk & (super::alloc::HUGE_BLOCKS - 1) == 0;
                 let (p, got) = self.alloc_blocks(goal, m.count, huge)?;
                 let flags = if fl.unwritten { EXT_UNWRITTEN } else { 0 };
                 if !fl.unwritten {

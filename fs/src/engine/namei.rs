@@ -32,6 +32,9 @@ pub struct RenameFlags {
     pub exchange: bool,
 }
 
+/// readdir callback: (name, ino, DT_* type, next position) -> continue?
+pub type DirEmit<'a> = dyn FnMut(&[u8], u64, u8, u64) -> bool + 'a;
+
 /// readdir cookie of ".".
 pub const POS_DOT: u64 = 0;
 /// readdir cookie of "..".
@@ -532,7 +535,7 @@ impl<M: Media> Fs<M> {
     /// List a directory from cookie `pos`. The callback gets (name, ino,
     /// ftype, next_pos) and returns false to stop. "." is cookie 0, ".." 1,
     /// entries `hash << 16 | seq`.
-    pub fn readdir(&self, dir: u64, pos: u64, cb: &mut dyn FnMut(&[u8], u64, u8, u64) -> bool) -> Result<()> {
+    pub fn readdir(&self, dir: u64, pos: u64, cb: &mut DirEmit) -> Result<()> {
         let d = self.dir_inode(dir)?;
         if pos == POS_DOT && !cb(b".", dir, 4, POS_DOTDOT) {
             return Ok(());

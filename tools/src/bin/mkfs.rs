@@ -135,7 +135,7 @@ fn main() {
         let g = fs.geometry();
         let u = uuid.iter().map(|b| format!("{b:02x}")).collect::<String>();
         println!("ferrofs on {dev}: label '{label}' uuid {}-{}-{}-{}-{}", &u[..8], &u[8..12], &u[12..16], &u[16..20], &u[20..]);
-        println!("  block size {BLOCK_SIZE}, {} blocks ({} MiB)", g.total_blocks, g.total_blocks * BLOCK_SIZE >> 20);
+        println!("  block size {BLOCK_SIZE}, {} blocks ({} MiB)", g.total_blocks, (g.total_blocks * BLOCK_SIZE) >> 20);
         println!(
             "  journal: blocks {}..{} ({} undo slots)",
             g.journal_start,
