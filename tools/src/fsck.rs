@@ -270,6 +270,70 @@ impl<M: Media> Ck<'_, M> {
     }
 }
 
+/// A valid btree node at `blk`: (tree, level, children).
+fn node_info<M: Media>(m: &M, sb: &Superblock, blk: u64) -> Option<(TreeId, u16, Vec<u64>)> {
+    if blk < sb.data_start || blk >= sb.total_blocks.saturating_sub(1) {
+        return None;
+    }
+    let b = rd(m, blk * BLOCK_SIZE, BLOCK_SIZE as usize)?;
+    node_info_buf(&b, blk)
+}
+
+fn node_info_buf(b: &[u8], blk: u64) -> Option<(TreeId, u16, Vec<u64>)> {
+    if u64at(b, 0) != BT_MAGIC || u64at(b, BLK_NO_OFF as usize) != blk || u32at(b, BLK_CRC_OFF as usize) != blk_crc(b) {
+        return None;
+    }
+    let t = TreeId::from_u8(b[NODE_TREE_OFF as usize])?;
+    let level = u16at(b, NODE_LEVEL_OFF as usize);
+    let n = u16at(b, NODE_NKEYS_OFF as usize) as u64;
+    if n == 0 || n > node_cap(t, level) || level as usize >= MAX_HEIGHT {
+        return None;
+    }
+    let mut ch = Vec::new();
+    if level > 0 {
+        for i in 0..n as usize {
+            ch.push(u64at(b, BT_HDR as usize + i * INTERNAL_ENTRY as usize + KEY_SIZE as usize));
+        }
+    }
+    Some((t, level, ch))
+}
+
+/// Find every tree's root by scanning the data region: the highest valid node
+/// of the tree that no valid internal node of the same tree points to.
+/// (Freed nodes have their magic zeroed, so stale nodes do not compete.)
+pub fn discover_roots<M: Media>(m: &M, sb: &Superblock) -> [TreeRoot; NTREES] {
+    let mut nodes: Vec<(TreeId, u16, u64)> = Vec::new();
+    let mut referenced: std::collections::HashSet<(u8, u64)> = std::collections::HashSet::new();
+    let end = sb.total_blocks.saturating_sub(1);
+    let mut blk = sb.data_start;
+    while blk < end {
+        let n = (end - blk).min(256);
+        if let Some(buf) = rd(m, blk * BLOCK_SIZE, (n * BLOCK_SIZE) as usize) {
+            for i in 0..n {
+                let b = &buf[(i * BLOCK_SIZE) as usize..((i + 1) * BLOCK_SIZE) as usize];
+                if let Some((t, level, ch)) = node_info_buf(b, blk + i) {
+                    for c in ch {
+                        referenced.insert((t as u8, c));
+                    }
+                    nodes.push((t, level, blk + i));
+                }
+            }
+        }
+        blk += n;
+    }
+    let mut roots = [TreeRoot::default(); NTREES];
+    for (t, level, b) in nodes {
+        if referenced.contains(&(t as u8, b)) {
+            continue;
+        }
+        let r = &mut roots[t as usize];
+        if r.root == 0 || level as u32 + 1 > r.height {
+            *r = TreeRoot { root: b, height: level as u32 + 1 };
+        }
+    }
+    roots
+}
+
 /// Geometry fields of a superblock.
 fn geom_eq(a: &Superblock, b: &Superblock) -> bool {
     a.total_blocks == b.total_blocks
@@ -326,6 +390,18 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         return rep;
     }
     let mut probs = Vec::new();
+    // --- journal first: an interrupted transaction may have torn the superblock
+    match Fs::journal_pending_blocks(m) {
+        Ok(0) => {}
+        Ok(n) => {
+            probs.push(Problem { what: "journal".into(), block: JOURNAL_START, msg: format!("interrupted transaction: {n} blocks to roll back"), fixed: false });
+            // roll back (into the overlay when not repairing)
+            if let Err(e) = Fs::recover_journal(m) {
+                probs.push(Problem { what: "journal".into(), block: JOURNAL_START, msg: format!("rollback failed: {e:?}"), fixed: false });
+            }
+        }
+        Err(e) => probs.push(Problem { what: "journal header".into(), block: JOURNAL_START, msg: format!("{e:?}"), fixed: false }),
+    }
     // --- superblock and backup
     let primary = read_sb(m, 0);
     let raw_total = rd(m, 0, SB_SIZE).map(|b| u64at(&b, 104)).unwrap_or(0);
@@ -367,15 +443,26 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
             img[16..24].copy_from_slice(&0u64.to_le_bytes());
             let c = sb_crc(&img);
             img[8..12].copy_from_slice(&c.to_le_bytes());
-            m.write(0, &img);
-            match Superblock::decode(&img, 0) {
+            let mut s = match Superblock::decode(&img, 0) {
                 Ok(s) => s,
                 Err(_) => {
                     rep.problems = probs;
                     rep.exit_code = 4;
                     return rep;
                 }
+            };
+            // Tree roots that do not point at a root node of their tree (the
+            // backup's are from mkfs time) are found again by scanning.
+            let bad_roots = ALL_TREES.iter().any(|&t| {
+                let r = s.trees[t as usize];
+                r.root != 0 && node_info(m, &s, r.root).is_none_or(|(tt, lvl, _)| tt != t || lvl as u32 + 1 != r.height)
+            });
+            if u64at(&raw, 0) != SB_MAGIC || bad_roots {
+                s.trees = discover_roots(m, &s);
             }
+            s.encode(&mut img);
+            m.write(0, &img);
+            s
         }
         (Err(e), Err(_)) => {
             probs.push(Problem { what: "superblock".into(), block: 0, msg: format!("no valid superblock: {e:?}"), fixed: false });
@@ -390,25 +477,6 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         rep.exit_code = 4;
         return rep;
     }
-    // --- journal
-    match Fs::journal_pending_blocks(m) {
-        Ok(0) => {}
-        Ok(n) => {
-            probs.push(Problem { what: "journal".into(), block: sb.journal_start, msg: format!("interrupted transaction: {n} blocks to roll back"), fixed: false });
-            // roll back (into the overlay when not repairing)
-            if Fs::recover_journal(m).is_ok() {
-                if let Ok(s) = read_sb(m, 0) {
-                    sb = s;
-                }
-            }
-        }
-        Err(e) => {
-            probs.push(Problem { what: "journal header".into(), block: sb.journal_start, msg: format!("{e:?}"), fixed: false });
-            rep.problems = probs;
-            rep.exit_code = 4;
-            return rep;
-        }
-    }
     let mut ck = Ck { m, sb, p: probs, meta: HashMap::new(), data: HashMap::new(), leaves: Vec::new() };
     for t in ALL_TREES {
         ck.walk_tree(t);
@@ -422,7 +490,7 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
     let mut inodes: BTreeMap<u64, (Inode, Vec<u8>)> = BTreeMap::new();
     for (k, v) in &leaves[TreeId::Inode as usize] {
         let i = Inode::decode(v);
-        if k.b != 0 || k.c != 0 || k.a == 0 || k.a >= sb.next_ino {
+        if k.b != 0 || k.c != 0 || k.a == 0 {
             ck.prob("inode btree", k.a, format!("bad inode key {k:?}"));
             continue;
         }
@@ -713,6 +781,10 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
     if sb.next_ino <= max_ino {
         ck.prob("superblock", 0, format!("next inode number {} <= existing {max_ino}", sb.next_ino));
     }
+    let max_gen = inodes.values().map(|x| x.0.generation).max().unwrap_or(0);
+    if sb.next_generation <= max_gen {
+        ck.prob("superblock", 0, format!("next generation {} <= existing {max_gen}", sb.next_generation));
+    }
     rep.inodes = inodes.len() as u64;
     rep.used_blocks = used;
     let mut probs = std::mem::take(&mut ck.p);
@@ -750,6 +822,8 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         }
         sb.inode_count = inodes.len() as u64;
         sb.next_ino = sb.next_ino.max(max_ino + 1);
+        let max_gen = inodes.values().map(|x| x.0.generation).max().unwrap_or(0);
+        sb.next_generation = sb.next_generation.max(max_gen + 1);
         let mut img = [0u8; SB_SIZE];
         sb.blkno = 0;
         sb.encode(&mut img);
