@@ -24,6 +24,8 @@ pub(crate) struct DaxClaim {
     pub(crate) kaddr: *mut u8,
     /// Bytes mapped (the whole block device).
     pub(crate) len: u64,
+    /// Page frame number of the first byte of the block device.
+    pfn: u64,
 }
 
 // SAFETY: the dax_device pointer and the kernel mapping are valid from any
@@ -58,16 +60,17 @@ impl DaxClaim {
             crate::vfs::fs_err!(sb.id(), "dax device is already claimed by another holder\n");
             return Err(EBUSY);
         }
-        let mut claim = DaxClaim { dev, holder: sbp.cast(), start_off, kaddr: core::ptr::null_mut(), len: 0 };
+        let mut claim = DaxClaim { dev, holder: sbp.cast(), start_off, kaddr: core::ptr::null_mut(), len: 0, pfn: 0 };
         // SAFETY: bdev is live.
         let len = unsafe { bindings::ferrofs_bdev_nr_bytes(bdev) } as u64;
         let pages = (len / bindings::FERROFS_PAGE_SIZE as u64) as isize;
         let mut kaddr: *mut c_void = core::ptr::null_mut();
+        // SAFETY: an all-zero pfn_t is valid; filled below.
+        let mut pfn = unsafe { core::mem::zeroed::<bindings::pfn_t>() };
         // SAFETY: dax_read_lock/unlock bracket the translation as required;
         // dev is claimed and alive; kaddr/pfn are valid out-pointers.
         let got = unsafe {
             let id = bindings::dax_read_lock();
-            let mut pfn = core::mem::zeroed::<bindings::pfn_t>();
             let got = bindings::dax_direct_access(
                 dev,
                 (start_off / bindings::FERROFS_PAGE_SIZE as u64) as usize,
@@ -90,11 +93,18 @@ impl DaxClaim {
         }
         claim.kaddr = kaddr.cast();
         claim.len = len;
+        // pfn_t keeps its flags in the top 12 bits.
+        claim.pfn = pfn.val & ((1u64 << 52) - 1);
         Ok(claim)
     }
 
     pub(crate) fn dev(&self) -> *mut bindings::dax_device {
         self.dev
+    }
+
+    /// Page frame number of filesystem block 0.
+    pub(crate) fn base_pfn(&self) -> u64 {
+        self.pfn
     }
 
     /// The engine's media over the whole device.
@@ -110,18 +120,28 @@ impl Drop for DaxClaim {
     }
 }
 
-/// `dax_holder_operations.notify_failure`: memory failure on our device.
+/// `dax_holder_operations.notify_failure`: memory failure on our device, or
+/// the device about to go away (MF_MEM_PRE_REMOVE).
 unsafe extern "C" fn notify_failure(
-    _dax_dev: *mut bindings::dax_device,
+    dax_dev: *mut bindings::dax_device,
     offset: u64,
     len: u64,
     mf_flags: c_int,
 ) -> c_int {
-    pr_warn!(
-        "ferrofs: memory failure at offset {:#x} len {:#x} flags {:#x}: not handled yet, using the kernel's generic path\n",
-        offset, len, mf_flags
-    );
-    crate::vfs::code::eopnotsupp().to_errno()
+    // SAFETY: dax_holder_notify_failure calls us under dax_read_lock with
+    // the holder we registered: our super_block, alive while it holds the
+    // claim (released in put_super).
+    let holder = unsafe { bindings::dax_holder(dax_dev) }.cast::<bindings::super_block>();
+    if holder.is_null() {
+        return ENODEV.to_errno();
+    }
+    // SAFETY: as above.
+    let sb = unsafe { SuperBlock::from_raw(holder) };
+    let Some(info) = sb.info() else {
+        // fill_super has not finished (or put_super is tearing down)
+        return EBUSY.to_errno();
+    };
+    crate::vfs::to_c(crate::mm_glue::memory_failure(sb, info, offset, len, mf_flags))
 }
 
 /// The engine's byte-addressable media: the device's kernel dax mapping.

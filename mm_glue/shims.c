@@ -14,6 +14,7 @@
 #include <linux/wait_bit.h>
 #include <linux/posix_acl.h>
 #include <linux/posix_acl_xattr.h>
+#include <linux/sched/mm.h>
 #include "shims.h"
 
 loff_t ferrofs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
@@ -102,6 +103,39 @@ int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end)
 int ferrofs_finish_open_simple(struct file *file, int error) { return finish_open_simple(file, error); }
 void ferrofs_posix_acl_release(struct posix_acl *acl) { posix_acl_release(acl); }
 size_t ferrofs_posix_acl_xattr_size(int count) { return posix_acl_xattr_size(count); }
+unsigned int ferrofs_memalloc_nofs_save(void) { return memalloc_nofs_save(); }
+void ferrofs_memalloc_nofs_restore(unsigned int flags) { memalloc_nofs_restore(flags); }
+
+/*
+ * Device removal / metadata failure: remove every user page-table entry of
+ * every regular file, so nothing keeps loads/stores on pmem we stop owning.
+ * The walk over sb->s_inodes is list and spinlock macros, hence C; it is the
+ * pattern of drop_pagecache_sb().
+ */
+void ferrofs_unmap_all(struct super_block *sb)
+{
+	struct inode *inode, *toput = NULL;
+
+	spin_lock(&sb->s_inode_list_lock);
+	list_for_each_entry(inode, &sb->s_inodes, i_sb_list) {
+		spin_lock(&inode->i_lock);
+		if ((inode->i_state & (I_FREEING | I_WILL_FREE | I_NEW)) || !S_ISREG(inode->i_mode)) {
+			spin_unlock(&inode->i_lock);
+			continue;
+		}
+		__iget(inode);
+		spin_unlock(&inode->i_lock);
+		spin_unlock(&sb->s_inode_list_lock);
+		iput(toput);
+		unmap_mapping_range(inode->i_mapping, 0, 0, 1);
+		toput = inode;
+		cond_resched();
+		spin_lock(&sb->s_inode_list_lock);
+	}
+	spin_unlock(&sb->s_inode_list_lock);
+	iput(toput);
+}
+
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len) { memcpy_flushcache(dst, src, len); }
 void ferrofs_wb_cache_pmem(void *addr, size_t len) { arch_wb_cache_pmem(addr, len); }
 void ferrofs_pmem_wmb(void) { pmem_wmb(); }

@@ -51,6 +51,10 @@ struct posix_acl;
 void ferrofs_posix_acl_release(struct posix_acl *acl);
 size_t ferrofs_posix_acl_xattr_size(int count);
 
+unsigned int ferrofs_memalloc_nofs_save(void);
+void ferrofs_memalloc_nofs_restore(unsigned int flags);
+void ferrofs_unmap_all(struct super_block *sb);
+
 /* Persistent-memory primitives for the engine's media. */
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len);
 void ferrofs_wb_cache_pmem(void *addr, size_t len);

@@ -12,6 +12,9 @@
 //! - [`namei`]: directory and inode operations.
 //! - `dax/`: the claim of the pmem `dax_device`, the engine's media over it,
 //!   and the holder operations.
+//! - `rmap/`: the per-PFN reverse map of shared DAX pages.
+//! - `mm_glue/`: memory failure and device removal, the rmap's debugfs view,
+//!   and the C shims.
 
 use kernel::prelude::*;
 
@@ -24,6 +27,12 @@ mod xattr;
 
 #[path = "../dax/mod.rs"]
 mod dax;
+
+#[path = "../rmap/mod.rs"]
+mod rmap;
+
+#[path = "../mm_glue/mod.rs"]
+mod mm_glue;
 
 #[path = "../fs/src/engine/mod.rs"]
 #[allow(unreachable_pub, dead_code)]

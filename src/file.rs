@@ -19,6 +19,7 @@ use crate::engine;
 use crate::super_ops::info_of;
 use crate::vfs::{to_c, Inode, SuperBlock};
 use kernel::ffi::{c_int, c_uint, c_ulong};
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 const BLOCK: u64 = engine::BLOCK_SIZE as u64;
@@ -57,12 +58,29 @@ unsafe extern "C" fn iomap_begin(
     let count = end - lblk;
     let write = flags & (bindings::IOMAP_WRITE | bindings::IOMAP_ZERO) != 0;
     let zero_only = flags & bindings::IOMAP_ZERO != 0 && flags & bindings::IOMAP_WRITE == 0;
-    let huge = flags & bindings::IOMAP_FAULT != 0 && count >= PMD_BLOCKS;
+    let fault = flags & bindings::IOMAP_FAULT != 0;
+    let huge = fault && count >= PMD_BLOCKS;
     // Returns the mapping, whether its blocks are new (were a hole or
     // unwritten), and whether they replace shared blocks (CoW).
     let r = info.with_fs(|fs| {
-        let m = fs.map(inode.ino(), lblk, count)?;
+        let mut m = fs.map(inode.ino(), lblk, count)?;
+        if m.kind == engine::MapKind::Written
+            && info.stats.poisoned_blocks.load(Ordering::Relaxed) != 0
+            && crate::mm_glue::has_bad_block(fs, m.pblk, m.count)?
+        {
+            return Err(engine::Error::Io { block: m.pblk });
+        }
         if !write || (zero_only && m.kind != engine::MapKind::Written) {
+            if fault && m.shared && m.kind == engine::MapKind::Written {
+                // fsdax maps exactly the faulted page or PMD: record it.
+                m.count = m.count.min(count);
+                let mut rmap = info.rmap.lock();
+                for i in 0..m.count {
+                    if rmap.add(m.pblk + i, inode.ino(), m.lblk + i).is_err() {
+                        break; // the on-media rmap still knows the owner
+                    }
+                }
+            }
             return Ok((m, false, false));
         }
         if m.kind == engine::MapKind::Written && !m.shared {
@@ -70,10 +88,16 @@ unsafe extern "C" fn iomap_begin(
         }
         let flags = engine::AllocFlags { unwritten: false, huge_align: huge };
         let n = fs.alloc_write(inode.ino(), lblk, count, flags)?;
+        if m.shared {
+            info.rmap.lock().forget_range(m.pblk, n.count.min(m.count), inode.ino(), m.lblk);
+        }
         Ok((n, m.kind != engine::MapKind::Written, m.shared))
     });
     let (m, new, cow) = match r {
         Ok(v) => v,
+        // A fault on a quarantined (poisoned) block: VM_FAULT_HWPOISON, so
+        // the process gets SIGBUS/BUS_MCEERR_AR like on poisoned memory.
+        Err(e) if fault && e == EIO => return -(bindings::EHWPOISON as c_int),
         Err(e) => return e.to_errno(),
     };
     // SAFETY: iomap is ours to fill for this call; dax_dev and bdev outlive
@@ -238,6 +262,7 @@ pub(crate) fn set_size(inode: &Inode, size: i64) -> Result {
         if e != 0 {
             return Err(Error::from_errno(e));
         }
+        forget_mappings(inode, size, old)?;
         let mut did = false;
         // SAFETY: zeroes the rest of the new EOF block (CoW if shared).
         let e = unsafe { bindings::dax_truncate_page(p, size, &mut did, &IOMAP_OPS) };
@@ -364,10 +389,36 @@ unsafe extern "C" fn llseek(file: *mut bindings::file, off: i64, whence: c_int) 
     }
 }
 
+/// Drops this inode's rmap owners of bytes [start, end): it is about to stop
+/// mapping (or owning) those blocks.
+fn forget_mappings(inode: &Inode, start: i64, end: i64) -> Result {
+    let info = info_of(inode)?;
+    let (first, last) = (start as u64 / BLOCK, (end as u64).div_ceil(BLOCK));
+    let ino = inode.ino();
+    info.with_fs(|fs| {
+        let mut rmap = info.rmap.lock();
+        if rmap.owners() == 0 {
+            return Ok(());
+        }
+        let mut cur = first;
+        while cur < last {
+            let m = fs.map(ino, cur, last - cur)?;
+            // not only blocks shared now: one recorded while shared may
+            // have become exclusive since (another owner CoWed away)
+            if m.kind == engine::MapKind::Written {
+                rmap.forget_range(m.pblk, m.count, ino, m.lblk);
+            }
+            cur = m.lblk + m.count.max(1);
+        }
+        Ok(())
+    })
+}
+
 /// Removes blocks [lblk, lblk+count) from page tables and caches before the
 /// engine frees or moves them. Caller holds i_rwsem and the invalidate lock.
 pub(crate) fn unmap_blocks(inode: &Inode, start: i64, end: i64) -> Result {
     let p = inode.as_ptr();
+    forget_mappings(inode, start, end)?;
     // SAFETY: locks held as documented.
     let e = unsafe { bindings::ferrofs_break_layouts(p, start, end) };
     if e != 0 {

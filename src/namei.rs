@@ -87,6 +87,9 @@ pub(crate) unsafe extern "C" fn evict_inode(p: *mut bindings::inode) {
     unsafe { bindings::truncate_inode_pages_final(&mut (*p).i_data) };
     // SAFETY: reading the state of the inode being evicted.
     let bad = unsafe { bindings::is_bad_inode(p) };
+    if let Ok(info) = info_of(inode) {
+        info.rmap.lock().forget_inode(inode.ino());
+    }
     if inode.nlink() == 0 && !bad && inode.ino() != 0 {
         if let Ok(info) = info_of(inode) {
             if let Err(e) = info.with_fs(|fs| fs.evict(inode.ino())) {

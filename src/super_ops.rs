@@ -11,6 +11,7 @@ use crate::bindings;
 use crate::dax::{DaxClaim, PmemMedia};
 use crate::engine;
 use crate::namei;
+use crate::rmap::PfnRmap;
 use crate::vfs::{to_c, to_kerr, Inode, SuperBlock};
 use kernel::ffi::{c_char, c_int, c_void};
 use core::pin::Pin;
@@ -45,6 +46,10 @@ pub(crate) struct Stats {
     pub(crate) pmd_fallbacks: AtomicU64,
     /// 4 KiB faults.
     pub(crate) pte_faults: AtomicU64,
+    /// Blocks quarantined after memory failures (including earlier mounts).
+    pub(crate) poisoned_blocks: AtomicU64,
+    /// Memory failure notifications handled.
+    pub(crate) memory_failures: AtomicU64,
 }
 
 /// The module's debugfs directory (`/sys/kernel/debug/ferrofs`).
@@ -56,6 +61,9 @@ pub(crate) struct FsInfo {
     /// The engine; `None` once the filesystem is shut down.
     #[pin]
     fs: Mutex<Option<engine::Fs<PmemMedia>>>,
+    /// Who maps each shared block (see rmap/). Lock order: fs, then rmap.
+    #[pin]
+    pub(crate) rmap: Mutex<PfnRmap>,
     pub(crate) dax: DaxClaim,
     pub(crate) opts: MountOpts,
     dev: [u8; 32],
@@ -64,7 +72,7 @@ pub(crate) struct FsInfo {
 }
 
 impl FsInfo {
-    fn dev(&self) -> &str {
+    pub(crate) fn dev(&self) -> &str {
         let n = self.dev.iter().position(|&b| b == 0).unwrap_or(self.dev.len());
         core::str::from_utf8(&self.dev[..n]).unwrap_or("?")
     }
@@ -76,8 +84,10 @@ impl FsInfo {
         f: impl FnOnce(&mut engine::Fs<PmemMedia>) -> core::result::Result<R, engine::Error>,
     ) -> Result<R> {
         // SAFETY: dax_read_lock/unlock bracket every access to the mapping so
-        // that device removal (kill_dax) waits for us.
-        let id = unsafe { bindings::dax_read_lock() };
+        // that device removal (kill_dax) waits for us. Allocations under the
+        // engine lock must not recurse into filesystem reclaim (inode
+        // eviction takes the same lock): a NOFS scope, like a transaction.
+        let (id, nofs) = unsafe { (bindings::dax_read_lock(), bindings::ferrofs_memalloc_nofs_save()) };
         // SAFETY: our claim keeps the dax_device allocated.
         let r = if !unsafe { bindings::dax_alive(self.dax.dev()) } {
             Err(EIO)
@@ -93,10 +103,23 @@ impl FsInfo {
                 }),
             }
         };
-        // SAFETY: paired with the lock above.
-        unsafe { bindings::dax_read_unlock(id) };
+        // SAFETY: paired with the lock and scope above.
+        unsafe {
+            bindings::ferrofs_memalloc_nofs_restore(nofs);
+            bindings::dax_read_unlock(id);
+        }
         r
     }
+
+    /// Stops all further engine access (memory failure in metadata, device
+    /// removal). The engine is dropped without its clean unmount, so the
+    /// superblock stays marked dirty; put_super then only releases the device.
+    pub(crate) fn shutdown(&self, why: &str) {
+        if self.fs.lock().take().is_some() {
+            crate::vfs::fs_err!(self.dev(), "shutting down: {}; further access fails with EIO\n", why);
+        }
+    }
+
 }
 
 /// The `file_system_type`, in writable memory (the VFS links it into lists).
@@ -149,16 +172,28 @@ fn debugfs_add(info: &FsInfo) {
     // then returns ERR_PTRs that the remaining calls ignore).
     let dir = unsafe { bindings::debugfs_create_dir(name.as_ptr().cast(), DEBUG_ROOT.load(Ordering::Relaxed)) };
     info.debug_dir.store(dir, Ordering::Relaxed);
-    let counters: [(&core::ffi::CStr, &AtomicU64); 3] = [
+    let counters: [(&core::ffi::CStr, &AtomicU64); 5] = [
         (c"pmd_faults", &info.stats.pmd_faults),
         (c"pmd_fallbacks", &info.stats.pmd_fallbacks),
         (c"pte_faults", &info.stats.pte_faults),
+        (c"poisoned_blocks", &info.stats.poisoned_blocks),
+        (c"memory_failures", &info.stats.memory_failures),
     ];
     for (n, v) in counters {
         // SAFETY: the FsInfo is pinned and outlives the files (removed in
         // free_info before it is dropped); AtomicU64 has u64's layout.
         unsafe { bindings::debugfs_create_u64(n.as_ptr().cast(), 0o444, dir, v.as_ptr()) };
     }
+    // SAFETY: as above; the file's private data is the pinned FsInfo.
+    unsafe {
+        bindings::debugfs_create_file(
+            c"rmap".as_ptr().cast(),
+            0o444,
+            dir,
+            (info as *const FsInfo).cast_mut().cast(),
+            &crate::mm_glue::RMAP_FOPS.0,
+        )
+    };
 }
 
 static CONTEXT_OPS: bindings::fs_context_operations = bindings::fs_context_operations {
@@ -278,16 +313,19 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     })?;
     let geo = fs.statfs();
     let root_ino = fs.root_ino();
+    let mut bad = 0u64;
+    let _ = fs.bad_blocks(&mut |_, n| bad += n);
     let mut dev = [0u8; 32];
     let id = sb.id().as_bytes();
     dev[..id.len().min(31)].copy_from_slice(&id[..id.len().min(31)]);
     let info: Pin<KBox<FsInfo>> = KBox::pin_init(
         pin_init!(FsInfo {
             fs <- kernel::new_mutex!(Some(fs), "ferrofs_engine"),
+            rmap <- kernel::new_mutex!(PfnRmap::new(), "ferrofs_rmap"),
             dax,
             opts,
             dev,
-            stats: Stats::default(),
+            stats: Stats { poisoned_blocks: AtomicU64::new(bad), ..Stats::default() },
             debug_dir: AtomicPtr::new(core::ptr::null_mut()),
         }),
         GFP_KERNEL,

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Memory-management glue: memory failure and device removal reported by the
+//! dax holder, and the debugfs view of the per-PFN reverse map.
+//!
+//! A poisoned data block is resolved to every owner through the engine's
+//! on-media rmap btree (authoritative, includes inodes not in cache) and the
+//! in-memory `PfnRmap`; every cached owner's mapping goes through
+//! `mf_dax_kill_procs`, so every process mapping the page through any
+//! reflinked file gets SIGBUS. The block is quarantined in the engine's bad
+//! block list (never reallocated; reads of it fail with EIO). A poisoned
+//! metadata block, device removal or a whole-device failure shut the
+//! filesystem down instead.
+
+use crate::bindings;
+use crate::engine;
+use crate::super_ops::FsInfo;
+use crate::vfs::SuperBlock;
+use core::sync::atomic::Ordering;
+use kernel::ffi::{c_int, c_void};
+use kernel::prelude::*;
+
+const BLOCK: u64 = engine::BLOCK_SIZE;
+
+/// An owner of a poisoned block: page `index` of inode `ino`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Victim {
+    ino: u64,
+    index: u64,
+}
+
+/// Handles `dax_holder_operations.notify_failure` for a mounted ferrofs.
+pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flags: c_int) -> Result {
+    info.stats.memory_failures.fetch_add(1, Ordering::Relaxed);
+    let pre_remove = mf_flags & bindings::FERROFS_MF_MEM_PRE_REMOVE != 0;
+    if pre_remove || (offset == 0 && len == u64::MAX) {
+        let why = if pre_remove { "the pmem device is being removed" } else { "the whole device failed" };
+        info.shutdown(why);
+        // SAFETY: sb is live (we are its dax holder); the shim takes the
+        // inode list lock and references as drop_pagecache_sb does.
+        unsafe { bindings::ferrofs_unmap_all(sb.as_ptr()) };
+        return Ok(());
+    }
+    let dev_len = info.dax.len;
+    let start = offset.checked_sub(info.dax.start_off).filter(|s| *s < dev_len).ok_or(ENXIO)?;
+    let end = start.saturating_add(len).min(dev_len);
+    let (pblk, count) = (start / BLOCK, end.div_ceil(BLOCK) - start / BLOCK);
+
+    // 1. Who owns these blocks, and what are they?
+    let mut victims: KVec<Victim> = KVec::new();
+    let mut kind = "free space";
+    let r = info.with_fs(|fs| {
+        let data_start = fs.superblock().data_start;
+        let mut push_err = false;
+        fs.owners(pblk, count, &mut |ino, lblk, p, l| {
+            let (s, e) = (p.max(pblk), (p + l).min(pblk + count));
+            for b in s..e {
+                push_err |= victims.push(Victim { ino, index: lblk + (b - p) }, GFP_KERNEL).is_err();
+            }
+        })?;
+        if push_err {
+            return Err(engine::Error::NoSpace);
+        }
+        if pblk < data_start {
+            kind = "fixed metadata (superblock, journal or bitmap)";
+        } else if victims.is_empty() && fs.block_in_use(pblk)? {
+            kind = "metadata (btree node or xattr value)";
+        } else if !victims.is_empty() {
+            kind = "file data";
+        }
+        if kind != "fixed metadata (superblock, journal or bitmap)" {
+            fs.quarantine(pblk, count)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        info.shutdown("cannot record a memory failure");
+        return Err(e);
+    }
+    crate::vfs::fs_err!(info.dev(), "memory failure in {} at block {} (+{}), {} owner pages\n", kind, pblk, count, victims.len());
+    if kind.contains("metadata") {
+        info.shutdown("memory failure in metadata");
+        // SAFETY: as above.
+        unsafe { bindings::ferrofs_unmap_all(sb.as_ptr()) };
+        return Ok(());
+    }
+    info.stats.poisoned_blocks.fetch_add(count, Ordering::Relaxed);
+
+    // 2. Owners the in-memory rmap knows about (mapped shared pages).
+    {
+        let rmap = info.rmap.lock();
+        for b in pblk..pblk + count {
+            for o in rmap.owners_of(b) {
+                let v = Victim { ino: o.ino, index: o.index };
+                if !victims.iter().any(|x| *x == v) {
+                    let _ = victims.push(v, GFP_KERNEL);
+                }
+            }
+        }
+    }
+
+    // 3. Shoot down every mapping of every cached owner; processes get SIGBUS.
+    for v in victims.iter() {
+        // SAFETY: sb is live; ilookup returns a referenced inode or NULL
+        // (an owner not in cache maps nothing).
+        let ip = unsafe { bindings::ilookup(sb.as_ptr(), v.ino as _) };
+        if ip.is_null() {
+            continue;
+        }
+        crate::vfs::fs_err!(info.dev(), "inode {} lost page {} to a memory failure\n", v.ino, v.index);
+        // SAFETY: the inode is referenced; its mapping is live.
+        let e = unsafe { bindings::mf_dax_kill_procs((*ip).i_mapping, v.index as _, 1, mf_flags) };
+        if e != 0 && e != -(bindings::EBUSY as c_int) {
+            crate::vfs::fs_err!(info.dev(), "inode {} page {}: mf_dax_kill_procs failed ({})\n", v.ino, v.index, e);
+        }
+        // SAFETY: drops the ilookup reference.
+        unsafe { bindings::iput(ip) };
+    }
+    Ok(())
+}
+
+/// True if [pblk, pblk+count) contains a quarantined block.
+pub(crate) fn has_bad_block(fs: &engine::Fs<crate::dax::PmemMedia>, pblk: u64, count: u64) -> engine::Result<bool> {
+    let mut bad = false;
+    fs.bad_blocks(&mut |p, n| bad |= p < pblk + count && pblk < p + n)?;
+    Ok(bad)
+}
+
+unsafe extern "C" fn rmap_show(m: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
+    // SAFETY: single_open stored the FsInfo pointer (the debugfs file's
+    // data); debugfs keeps the file alive only while the FsInfo is.
+    let info = unsafe { &*((*m).private as *const FsInfo) };
+    let rmap = info.rmap.lock();
+    let mut out: KVec<u8> = KVec::new();
+    let mut line = |args: core::fmt::Arguments<'_>| {
+        let mut w = Writer(&mut out);
+        let _ = core::fmt::write(&mut w, args);
+    };
+    line(format_args!(
+        "# shared pages {} owners {} bytes {}\n# block pfn inode index\n",
+        rmap.pages(),
+        rmap.owners(),
+        rmap.bytes()
+    ));
+    let base_pfn = info.dax.base_pfn();
+    rmap.for_each(|p, o| line(format_args!("{} {:#x} {} {}\n", p, base_pfn + p, o.ino, o.index)));
+    drop(rmap);
+    // SAFETY: m is the seq_file being shown; out is a valid buffer.
+    unsafe { bindings::seq_write(m, out.as_ptr().cast(), out.len()) };
+    0
+}
+
+struct Writer<'a>(&'a mut KVec<u8>);
+impl core::fmt::Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes(), GFP_KERNEL).map_err(|_| core::fmt::Error)
+    }
+}
+
+unsafe extern "C" fn rmap_open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: debugfs inode with our FsInfo as i_private.
+    unsafe { bindings::single_open(file, Some(rmap_show), (*inode).i_private) }
+}
+
+/// file_operations of `/sys/kernel/debug/ferrofs/<dev>/rmap`.
+pub(crate) struct Fops(pub(crate) bindings::file_operations);
+// SAFETY: a constant table; owner NULL.
+unsafe impl Sync for Fops {}
+pub(crate) static RMAP_FOPS: Fops = Fops(bindings::file_operations {
+    open: Some(rmap_open),
+    read: Some(bindings::seq_read),
+    llseek: Some(bindings::seq_lseek),
+    release: Some(bindings::single_release),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+});

@@ -1,0 +1,71 @@
+/*
+ * A process that maps one page of a file and reports the SIGBUS it gets.
+ *   victim FILE PAGE early     map, read the page, print "ready ADDR", wait
+ *                             (asks for early kill: PR_MCE_KILL_EARLY)
+ *   victim FILE PAGE late      likewise without early kill; touches the page
+ *                             again once /tmp/ferrofs-go exists
+ *   victim FILE PAGE inject    map, read the page, madvise(MADV_HWPOISON)
+ * On SIGBUS: prints "sigbus code=N addr_ok=0|1" and exits 42.
+ * Exits 1 on setup errors, 3 if no signal came within 30 s.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+static char *page_addr;
+
+static void on_bus(int sig, siginfo_t *si, void *uc)
+{
+	char buf[80];
+	int n = snprintf(buf, sizeof(buf), "sigbus code=%d addr_ok=%d\n", si->si_code,
+			 (char *)si->si_addr == page_addr);
+	(void)sig; (void)uc;
+	write(1, buf, n);
+	_exit(42);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa;
+	long page;
+	int fd;
+	char *map;
+	volatile char c;
+
+	if (argc != 4)
+		return 1;
+	page = atol(argv[2]);
+	fd = open(argv[1], O_RDONLY);
+	if (fd < 0) { perror("open"); return 1; }
+	map = mmap(NULL, (page + 1) * 4096, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) { perror("mmap"); return 1; }
+	page_addr = map + page * 4096;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_bus;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGBUS, &sa, NULL);
+	if (!strcmp(argv[3], "early") && prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0)) {
+		perror("prctl");
+		return 1;
+	}
+	c = page_addr[0];
+	(void)c;
+	printf("ready %p\n", page_addr);
+	fflush(stdout);
+	if (!strcmp(argv[3], "inject")) {
+		if (madvise(page_addr, 4096, MADV_HWPOISON)) { perror("madvise"); return 1; }
+		c = page_addr[0]; /* if the kill was not synchronous, this faults */
+	}
+	for (int i = 0; i < 300; i++) {
+		if (!strcmp(argv[3], "late") && access("/tmp/ferrofs-go", F_OK) == 0)
+			c = page_addr[0];
+		usleep(100000);
+	}
+	return 3;
+}
