@@ -165,6 +165,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Split the refcount record containing `at` (strictly inside) in two.
+    #[inline(never)]
     fn rc_split(&mut self, at: u64) -> Result<()> {
         let mut v = [0u8; 16];
         if let Some(k) = self.bt_seek_le(TreeId::Refcount, Key::new(at, 0, 0), &mut v)? {
@@ -178,6 +179,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// One more owner for [p, p+n).
+    #[inline(never)]
     fn ref_inc(&mut self, p: u64, n: u64) -> Result<()> {
         let end = p + n;
         let mut cur = p;
@@ -198,6 +200,7 @@ impl<M: Media> Fs<M> {
 
     /// One owner less for a refcount-uniform run [p, p+n); frees at commit
     /// when the last owner goes.
+    #[inline(never)]
     fn ref_dec_run(&mut self, p: u64, n: u64, rc: Option<u64>) -> Result<()> {
         match rc {
             Some(c) => {
@@ -215,6 +218,7 @@ impl<M: Media> Fs<M> {
         }
     }
 
+    #[inline(never)]
     fn blocks_add(&mut self, ino: u64, delta: i64) -> Result<()> {
         if delta == 0 {
             return Ok(());
@@ -244,6 +248,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Map [l, l+n) -> p into a hole, merging with compatible neighbours.
+    #[inline(never)]
     fn ext_insert(&mut self, ino: u64, l: u64, p: u64, n: u64, flags: u32) -> Result<()> {
         let (mut nl, mut np, mut nn) = (l, p, n);
         if l > 0 {
@@ -271,6 +276,7 @@ impl<M: Media> Fs<M> {
 
     /// Unmap the first piece of [start, end) that is mapped: at most one
     /// refcount-uniform run. Returns where to continue, or None when done.
+    #[inline(never)]
     fn unmap_step(&mut self, ino: u64, start: u64, end: u64) -> Result<Option<u64>> {
         let e = match self.ext_first_in(ino, start, end)? {
             Some(e) => e,
@@ -294,6 +300,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Unmap [lblk, lblk+count), in as many bounded transactions as needed.
+    #[inline(never)]
     pub(crate) fn unmap_range_all(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
         let end = lblk.saturating_add(count).min(MAX_LBLK);
         let mut cur = lblk;
@@ -369,6 +376,7 @@ impl<M: Media> Fs<M> {
         self.run(|fs| fs.alloc_write_inner(ino, lblk, count, fl))
     }
 
+    #[inline(never)]
     pub(crate) fn alloc_write_inner(&mut self, ino: u64, lblk: u64, count: u64, fl: AllocFlags) -> Result<Mapping> {
         let m = self.map(ino, lblk, count)?;
         match m.kind {
@@ -396,6 +404,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Copy a shared piece to new blocks and remap it.
+    #[inline(never)]
     fn cow(&mut self, ino: u64, m: &Mapping) -> Result<Mapping> {
         let (p, got) = self.alloc_blocks(m.pblk, m.count, false)?;
         if m.kind == MapKind::Unwritten {
@@ -418,6 +427,7 @@ impl<M: Media> Fs<M> {
         Ok(Mapping { kind: MapKind::Written, lblk: m.lblk, pblk: p, count: got, shared: false })
     }
 
+    #[inline(never)]
     fn convert_inner(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
         let end = lblk + count;
         let mut cur = lblk;
@@ -504,6 +514,7 @@ impl<M: Media> Fs<M> {
         self.run(|fs| fs.unmap_range_all(ino, lblk, count))
     }
 
+    #[inline(never)]
     fn prealloc(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
         let end = lblk + count;
         let mut cur = lblk;

@@ -203,8 +203,7 @@ impl<M: Media> Fs<M> {
     pub(crate) fn reload_sb(&mut self) -> Result<()> {
         let mut b = [0u8; SB_SIZE];
         self.rd(0, &mut b)?;
-        self.sb = Superblock::decode(&b, 0)?;
-        Ok(())
+        self.sb.decode_into(&b, 0)
     }
 
     /// Write a new filesystem.

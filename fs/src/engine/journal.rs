@@ -139,11 +139,15 @@ impl<M: Media> Fs<M> {
         if self.tx.active {
             return Err(Error::Invalid);
         }
-        let committed = self.tx.committed;
-        self.tx = Tx::new();
-        self.tx.committed = committed;
-        self.tx.active = true;
-        self.tx.seq = committed + 1;
+        // reset in place: a whole Tx temporary would be ~1 KiB of stack
+        let tx = &mut self.tx;
+        tx.active = true;
+        tx.seq = tx.committed + 1;
+        tx.nlogged = 0;
+        tx.nfresh = 0;
+        tx.nunsealed = 0;
+        tx.nfrees = 0;
+        tx.sb_dirty = false;
         Ok(())
     }
 
@@ -314,6 +318,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Commit the transaction.
+    #[inline(never)]
     pub(crate) fn commit(&mut self) -> Result<()> {
         if !self.tx.active {
             return Ok(());
@@ -360,6 +365,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Roll back the active transaction.
+    #[inline(never)]
     pub(crate) fn abort(&mut self) -> Result<()> {
         if !self.tx.active {
             return Ok(());

@@ -367,6 +367,79 @@ impl Superblock {
     /// Decode and verify magic, crc, version, block size and incompat features.
     /// `blkno` is where the image was read from.
     pub fn decode(b: &[u8; SB_SIZE], blkno: u64) -> Result<Superblock> {
+        let mut sb = Superblock::EMPTY;
+        sb.decode_into(b, blkno)?;
+        Ok(sb)
+    }
+
+    /// An all-zero superblock.
+    pub const EMPTY: Superblock = Superblock {
+        version: 0,
+        state: 0,
+        blkno: 0,
+        compat: 0,
+        ro_compat: 0,
+        incompat: 0,
+        uuid: [0; 16],
+        label: [0; 32],
+        total_blocks: 0,
+        journal_start: 0,
+        journal_blocks: 0,
+        journal_slots: 0,
+        bitmap_start: 0,
+        bitmap_blocks: 0,
+        data_start: 0,
+        free_blocks: 0,
+        inode_count: 0,
+        next_ino: 0,
+        root_ino: 0,
+        next_generation: 0,
+        mount_count: 0,
+        mkfs_time: 0,
+        mount_time: 0,
+        write_time: 0,
+        alloc_rotor: 0,
+        trees: [TreeRoot { root: 0, height: 0 }; NTREES],
+    };
+
+    /// Like `decode`, but in place (no superblock-sized temporary: the kernel
+    /// stack is small). On error `self` is unchanged.
+    pub fn decode_into(&mut self, b: &[u8; SB_SIZE], blkno: u64) -> Result<()> {
+        Self::validate(b, blkno)?;
+        let incompat = le64(b, 48);
+        self.version = le32(b, 12);
+        self.state = le32(b, 28);
+        self.blkno = blkno;
+        self.compat = le64(b, 32);
+        self.ro_compat = le64(b, 40);
+        self.incompat = incompat;
+        self.uuid.copy_from_slice(&b[56..72]);
+        self.label.copy_from_slice(&b[72..104]);
+        self.total_blocks = le64(b, 104);
+        self.journal_start = le64(b, 112);
+        self.journal_blocks = le64(b, 120);
+        self.journal_slots = le64(b, 128);
+        self.bitmap_start = le64(b, 136);
+        self.bitmap_blocks = le64(b, 144);
+        self.data_start = le64(b, 152);
+        self.free_blocks = le64(b, 160);
+        self.inode_count = le64(b, 168);
+        self.next_ino = le64(b, 176);
+        self.root_ino = le64(b, 184);
+        self.next_generation = le64(b, 192);
+        self.mount_count = le64(b, 200);
+        self.mkfs_time = le64(b, 208) as i64;
+        self.mount_time = le64(b, 216) as i64;
+        self.write_time = le64(b, 224) as i64;
+        self.alloc_rotor = le64(b, 232);
+        for (i, t) in self.trees.iter_mut().enumerate() {
+            t.root = le64(b, SB_TREES_OFF + i * 16);
+            t.height = le32(b, SB_TREES_OFF + i * 16 + 8);
+        }
+        Ok(())
+    }
+
+    fn validate(b: &[u8; SB_SIZE], blkno: u64) -> Result<()> {
         if le64(b, 0) != SB_MAGIC {
             return Err(Error::BadMagic);
         }
@@ -384,43 +457,7 @@ impl Superblock {
         if incompat & !FEAT_INCOMPAT_KNOWN != 0 {
             return Err(Error::UnsupportedFeature { incompat: incompat & !FEAT_INCOMPAT_KNOWN });
         }
-        let mut uuid = [0u8; 16];
-        uuid.copy_from_slice(&b[56..72]);
-        let mut label = [0u8; 32];
-        label.copy_from_slice(&b[72..104]);
-        let mut trees = [TreeRoot::default(); NTREES];
-        for (i, t) in trees.iter_mut().enumerate() {
-            t.root = le64(b, SB_TREES_OFF + i * 16);
-            t.height = le32(b, SB_TREES_OFF + i * 16 + 8);
-        }
-        Ok(Superblock {
-            version,
-            state: le32(b, 28),
-            blkno,
-            compat: le64(b, 32),
-            ro_compat: le64(b, 40),
-            incompat,
-            uuid,
-            label,
-            total_blocks: le64(b, 104),
-            journal_start: le64(b, 112),
-            journal_blocks: le64(b, 120),
-            journal_slots: le64(b, 128),
-            bitmap_start: le64(b, 136),
-            bitmap_blocks: le64(b, 144),
-            data_start: le64(b, 152),
-            free_blocks: le64(b, 160),
-            inode_count: le64(b, 168),
-            next_ino: le64(b, 176),
-            root_ino: le64(b, 184),
-            next_generation: le64(b, 192),
-            mount_count: le64(b, 200),
-            mkfs_time: le64(b, 208) as i64,
-            mount_time: le64(b, 216) as i64,
-            write_time: le64(b, 224) as i64,
-            alloc_rotor: le64(b, 232),
-            trees,
-        })
+        Ok(())
     }
 
     /// Check that the geometry is self-consistent and fits `media_blocks`.

@@ -58,6 +58,7 @@ impl<M: Media> Fs<M> {
         dir_hash(self.hkey, name)
     }
 
+    #[inline(never)]
     pub(crate) fn inode_get(&self, ino: u64) -> Result<Inode> {
         let mut v = [0u8; INODE_SIZE];
         if !self.bt_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v)? {
@@ -66,6 +67,7 @@ impl<M: Media> Fs<M> {
         Ok(Inode::decode(&v))
     }
 
+    #[inline(never)]
     pub(crate) fn inode_put(&mut self, ino: u64, i: &Inode) -> Result<()> {
         let mut v = [0u8; INODE_SIZE];
         if !self.bt_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v)? {
@@ -75,6 +77,7 @@ impl<M: Media> Fs<M> {
         self.bt_update(TreeId::Inode, Key::new(ino, 0, 0), &v)
     }
 
+    #[inline(never)]
     pub(crate) fn inode_insert(&mut self, ino: u64, i: &Inode, inline: &[u8]) -> Result<()> {
         let mut v = [0u8; INODE_SIZE];
         i.encode(&mut v);
@@ -119,6 +122,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Find a name: (key, ino, ftype).
+    #[inline(never)]
     pub(crate) fn dir_find(&self, dir: u64, name: &[u8]) -> Result<Option<(Key, u64, u8)>> {
         let h = self.name_hash(name);
         let mut v = [0u8; 272];
@@ -138,6 +142,7 @@ impl<M: Media> Fs<M> {
         Ok(None)
     }
 
+    #[inline(never)]
     fn dir_add(&mut self, dir: u64, name: &[u8], ino: u64, ftype: u8) -> Result<()> {
         let h = self.name_hash(name);
         let mut v = [0u8; 272];
@@ -162,6 +167,7 @@ impl<M: Media> Fs<M> {
         self.bt_insert(TreeId::Dir, Key::new(dir, h, seq), &v)
     }
 
+    #[inline(never)]
     fn dir_set_target(&mut self, k: Key, ino: u64, ftype: u8) -> Result<()> {
         let mut v = [0u8; 272];
         if !self.bt_get(TreeId::Dir, k, &mut v)? {
@@ -181,6 +187,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Adjust a directory after an entry change.
+    #[inline(never)]
     fn dir_touch(&mut self, dir: u64, nlink_delta: i32, size_delta: i64, t: Time) -> Result<()> {
         let mut d = self.inode_get(dir)?;
         let nl = d.nlink as i64 + nlink_delta as i64;
@@ -252,6 +259,15 @@ impl<M: Media> Fs<M> {
         Ok((ino, i))
     }
 
+    #[inline(never)]
+    fn set_symlen(&mut self, ino: u64, len: usize) -> Result<()> {
+        let mut v = [0u8; INODE_SIZE];
+        self.bt_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v)?;
+        put16(&mut v, INODE_SYMLEN_OFF, len as u16);
+        self.bt_update(TreeId::Inode, Key::new(ino, 0, 0), &v)
+    }
+
+    #[inline(never)]
     fn create_inner(&mut self, dir: u64, name: &[u8], a: &NewInode, target: &[u8]) -> Result<(u64, Inode)> {
         check_name(name)?;
         self.dir_inode(dir)?;
@@ -266,10 +282,7 @@ impl<M: Media> Fs<M> {
         }
         self.inode_insert(ino, &i, inline)?;
         if i.is_symlink() {
-            let mut v = [0u8; INODE_SIZE];
-            self.bt_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v)?;
-            put16(&mut v, INODE_SYMLEN_OFF, target.len() as u16);
-            self.bt_update(TreeId::Inode, Key::new(ino, 0, 0), &v)?;
+            self.set_symlen(ino, target.len())?;
             if target.len() > INLINE_SYMLINK_MAX {
                 let m = self.alloc_write_inner(ino, 0, 1, super::extent::AllocFlags::default())?;
                 let off = m.pblk * BLOCK_SIZE;
@@ -373,6 +386,7 @@ impl<M: Media> Fs<M> {
         })
     }
 
+    #[inline(never)]
     fn drop_link(&mut self, ino: u64, i: &mut Inode, t: Time) -> Result<()> {
         if i.nlink == 0 {
             return corrupt("inode nlink", ino);
@@ -446,6 +460,7 @@ impl<M: Media> Fs<M> {
         self.run(|fs| fs.rename_inner(odir, oname, ndir, nname, fl, t))
     }
 
+    #[inline(never)]
     fn rename_inner(&mut self, odir: u64, oname: &[u8], ndir: u64, nname: &[u8], fl: RenameFlags, t: Time) -> Result<()> {
         check_name(oname)?;
         check_name(nname)?;
@@ -578,6 +593,7 @@ impl<M: Media> Fs<M> {
         self.run(|fs| fs.evict_inner(ino))
     }
 
+    #[inline(never)]
     fn evict_inner(&mut self, ino: u64) -> Result<()> {
         self.orphan_add(ino)?;
         self.unmap_range_all(ino, 0, MAX_LBLK)?;

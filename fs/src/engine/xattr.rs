@@ -57,6 +57,7 @@ impl<M: Media> Fs<M> {
         Ok(r)
     }
 
+    #[inline(never)]
     fn xattr_find(&self, ino: u64, ns: u8, name: &[u8], v: &mut [u8; 512]) -> Result<Option<Key>> {
         let h = self.xattr_hash(ns, name);
         let mut next = self.bt_seek_ge(TreeId::Xattr, Key::new(ino, h, 0), v)?;
@@ -102,6 +103,7 @@ impl<M: Media> Fs<M> {
         Ok(n)
     }
 
+    #[inline(never)]
     fn xattr_drop(&mut self, ino: u64, k: Key, v: &[u8; 512]) -> Result<()> {
         let r = self.xattr_rec(ino, v)?;
         self.bt_delete(TreeId::Xattr, k)?;
@@ -203,6 +205,7 @@ impl<M: Media> Fs<M> {
         Ok(())
     }
 
+    #[inline(never)]
     pub(crate) fn xattr_remove_all(&mut self, ino: u64) -> Result<()> {
         let mut v = [0u8; 512];
         loop {
