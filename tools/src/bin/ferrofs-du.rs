@@ -1,0 +1,173 @@
+//! ferrofs-du: shared and exclusive space per file, from FIEMAP.
+//!
+//!   ferrofs-du [-H] PATH...
+//!
+//! For every regular file under the PATHs: bytes in extents shared with
+//! other files (FIEMAP_EXTENT_SHARED, i.e. reflinked or deduplicated) and
+//! bytes it owns alone; then totals, and the space the whole set really
+//! occupies (the union of physical ranges), which `du` cannot tell.
+//! Works on any filesystem with FIEMAP and shared-extent flags.
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::exit;
+
+const FS_IOC_FIEMAP: u64 = 0xC020_660B;
+const FIEMAP_FLAG_SYNC: u32 = 1;
+const FIEMAP_EXTENT_LAST: u32 = 0x1;
+const FIEMAP_EXTENT_UNKNOWN: u32 = 0x2;
+const FIEMAP_EXTENT_DELALLOC: u32 = 0x4;
+const FIEMAP_EXTENT_SHARED: u32 = 0x2000;
+const BATCH: usize = 128;
+
+extern "C" {
+    fn ioctl(fd: i32, request: u64, ...) -> i32;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Extent {
+    logical: u64,
+    physical: u64,
+    length: u64,
+    reserved64: [u64; 2],
+    flags: u32,
+    reserved: [u32; 3],
+}
+
+#[repr(C)]
+struct Fiemap {
+    start: u64,
+    length: u64,
+    flags: u32,
+    mapped_extents: u32,
+    extent_count: u32,
+    reserved: u32,
+    extents: [Extent; BATCH],
+}
+
+/// (physical, length, shared) of every mapped extent of `f`.
+fn extents(f: &File) -> std::io::Result<Vec<(u64, u64, bool)>> {
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    loop {
+        let mut fm = Fiemap {
+            start,
+            length: u64::MAX - start,
+            flags: FIEMAP_FLAG_SYNC,
+            mapped_extents: 0,
+            extent_count: BATCH as u32,
+            reserved: 0,
+            extents: [Extent::default(); BATCH],
+        };
+        // SAFETY: FS_IOC_FIEMAP reads and writes a struct fiemap followed by
+        // extent_count extents, which is exactly the layout of `fm`.
+        let r = unsafe { ioctl(f.as_raw_fd(), FS_IOC_FIEMAP, &mut fm as *mut Fiemap) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = fm.mapped_extents as usize;
+        for e in &fm.extents[..n.min(BATCH)] {
+            if e.flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC) == 0 {
+                out.push((e.physical, e.length, e.flags & FIEMAP_EXTENT_SHARED != 0));
+            }
+        }
+        match fm.extents[..n.min(BATCH)].last() {
+            Some(e) if e.flags & FIEMAP_EXTENT_LAST == 0 && n == BATCH => start = e.logical + e.length,
+            _ => return Ok(out),
+        }
+    }
+}
+
+fn walk(p: &Path, files: &mut Vec<PathBuf>) {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => match std::fs::read_dir(p) {
+            Ok(rd) => {
+                let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                v.sort();
+                for c in v {
+                    walk(&c, files);
+                }
+            }
+            Err(e) => eprintln!("ferrofs-du: {}: {e}", p.display()),
+        },
+        Ok(m) if m.is_file() => files.push(p.to_path_buf()),
+        Ok(_) => {}
+        Err(e) => eprintln!("ferrofs-du: {}: {e}", p.display()),
+    }
+}
+
+fn human(b: u64, on: bool) -> String {
+    if !on {
+        return b.to_string();
+    }
+    let units = ["B", "K", "M", "G", "T"];
+    let (mut v, mut u) = (b as f64, 0);
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b}B") } else { format!("{v:.1}{}", units[u]) }
+}
+
+fn main() {
+    let mut h = false;
+    let mut paths = Vec::new();
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "-H" => h = true,
+            "-h" | "--help" => {
+                println!("usage: ferrofs-du [-H] PATH...");
+                return;
+            }
+            _ => paths.push(PathBuf::from(a)),
+        }
+    }
+    if paths.is_empty() {
+        eprintln!("usage: ferrofs-du [-H] PATH...");
+        exit(2);
+    }
+    let mut files = Vec::new();
+    for p in &paths {
+        walk(p, &mut files);
+    }
+    let mut errors = 0;
+    let (mut tsh, mut tex) = (0u64, 0u64);
+    let mut ranges: BTreeMap<u64, u64> = BTreeMap::new(); // physical start -> end
+    println!("{:>12} {:>12} {:>12}  path", "shared", "exclusive", "total");
+    for f in &files {
+        let ex = File::open(f).and_then(|fd| extents(&fd));
+        let ex = match ex {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("ferrofs-du: {}: {e}", f.display());
+                errors += 1;
+                continue;
+            }
+        };
+        let (mut sh, mut own) = (0u64, 0u64);
+        for (p, l, s) in ex {
+            if s { sh += l } else { own += l }
+            let end = ranges.entry(p).or_insert(p + l);
+            *end = (*end).max(p + l);
+        }
+        tsh += sh;
+        tex += own;
+        println!("{:>12} {:>12} {:>12}  {}", human(sh, h), human(own, h), human(sh + own, h), f.display());
+    }
+    // union of physical ranges: what the set of files really occupies
+    let (mut used, mut cur_end) = (0u64, 0u64);
+    for (&s, &e) in &ranges {
+        let s = s.max(cur_end);
+        if e > s {
+            used += e - s;
+        }
+        cur_end = cur_end.max(e);
+    }
+    println!("{:>12} {:>12} {:>12}  total ({} files)", human(tsh, h), human(tex, h), human(tsh + tex, h), files.len());
+    println!("{:>38}  on media (shared extents counted once)", human(used, h));
+    if errors > 0 {
+        exit(1);
+    }
+}
