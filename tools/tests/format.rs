@@ -140,3 +140,33 @@ fn size_limit_option() {
     let fs = mount(&m).unwrap();
     assert_eq!(fs.statfs().blocks, 1024);
 }
+
+/// A media like the kernel's (a pointer and a length): the kernel keeps `Fs`
+/// in a mutex, which needs `Fs: Send`.
+struct KernelLikeMedia {
+    _base: usize,
+    _len: u64,
+}
+
+impl Media for KernelLikeMedia {
+    fn size(&self) -> u64 {
+        0
+    }
+    fn read(&self, _: u64, _: &mut [u8]) -> core::result::Result<(), MediaError> {
+        Ok(())
+    }
+    fn write(&self, _: u64, _: &[u8]) {}
+    fn zero(&self, _: u64, _: u64) {}
+    fn copy(&self, _: u64, _: u64, _: u64) -> core::result::Result<(), MediaError> {
+        Ok(())
+    }
+    fn flush(&self, _: u64, _: u64) {}
+    fn fence(&self) {}
+}
+
+#[test]
+fn fs_is_send_and_small_with_kernel_like_media() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Fs<KernelLikeMedia>>();
+    assert!(core::mem::size_of::<Fs<KernelLikeMedia>>() <= 2048);
+}
