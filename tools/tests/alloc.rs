@@ -140,3 +140,18 @@ fn owners_finds_every_sharer_after_remount() {
     assert_eq!(seen.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(), want);
     assert!(fs.map(b, 11, 1).unwrap().shared);
 }
+
+#[test]
+fn truncate_up_keeps_preallocation_truncate_down_frees() {
+    let pm = SimPmem::new(8 << 20);
+    let mut fs = fs_on(&pm);
+    let f = newfile(&mut fs, "p");
+    fs.fallocate(f, 4, 4, true).unwrap();
+    assert_eq!(fs.read_inode(f).unwrap().size, 0);
+    fs.set_size(f, 5 * BLOCK_SIZE + 10, T).unwrap();
+    assert_eq!(fs.read_inode(f).unwrap().blocks, 4);
+    assert_eq!(fs.map(f, 7, 1).unwrap().kind, MapKind::Unwritten);
+    fs.set_size(f, 100, T).unwrap();
+    assert_eq!(fs.read_inode(f).unwrap().blocks, 0);
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}

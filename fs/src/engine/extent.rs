@@ -493,7 +493,9 @@ impl<M: Media> Fs<M> {
             i.ctime = t;
             fs.inode_put(ino, &i)?;
             let first = size.div_ceil(BLOCK_SIZE);
-            if size < old || fs.ext_next(ino, first)?.is_some() {
+            // Growing keeps preallocated blocks past the new EOF (fallocate
+            // KEEP_SIZE); shrinking frees everything past it.
+            if size < old {
                 if fs.ext_first_in(ino, first, MAX_LBLK)?.is_none() {
                     return Ok(());
                 }
