@@ -305,6 +305,11 @@ impl<M: Media> Fs<M> {
         self.run(|fs| fs.create_inner(dir, name, a, &[]))
     }
 
+    /// Create a device node, fifo or socket (same as `create`).
+    pub fn mknod(&mut self, dir: u64, name: &[u8], a: &NewInode) -> Result<(u64, Inode)> {
+        self.create(dir, name, a)
+    }
+
     /// Create a directory (mode's type bits are forced to S_IFDIR).
     pub fn mkdir(&mut self, dir: u64, name: &[u8], a: &NewInode) -> Result<(u64, Inode)> {
         let mut a = *a;
