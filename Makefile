@@ -7,7 +7,7 @@ RUSTC ?= /usr/bin/rustc
 CARGO ?= cargo
 export RUSTC_FOR_KERNEL := $(RUSTC)
 
-.PHONY: all setup kernel module tools demo test clean
+.PHONY: all setup kernel module tools demo test clean bench
 all: module tools
 
 setup:
@@ -37,3 +37,8 @@ clean:
 	[ -z "$$kdir" ] || $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 RUSTC=$(RUSTC) clean
 	rm -rf out src/bindings_generated.rs
 	$(CARGO) clean
+
+# make bench [FULL=1]: ferrofs vs XFS vs ext4 on one emulated NVDIMM (see
+# Documentation/benchmarks.md); results in out/bench/, table in README.md
+bench: module tools
+	scripts/bench $(if $(filter 1,$(FULL)),--full)

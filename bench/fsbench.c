@@ -1,0 +1,581 @@
+/* fsbench: the timed parts of `make bench`, compiled in the guest with gcc.
+ *
+ * Every subcommand prints one JSON object per line on stdout:
+ *   {"m":"<metric>","v":<value>,"unit":"<unit>"}            a figure
+ *   {"m":"<metric>","q":[...101 values...],"unit":"us"}    latency quantiles
+ *   {"m":"<metric>","error":"<ERRNO>"}                        the operation failed
+ * Timing is clock_gettime(CLOCK_MONOTONIC) around the operations only (setup,
+ * such as writing the file that is then cloned, is outside the timed region).
+ * Benchmarks, not tests: nothing here asserts on a time.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define PG 4096UL
+#define MIB (1024UL * 1024UL)
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void fig(const char *m, double v, const char *unit)
+{
+	printf("{\"m\":\"%s\",\"v\":%.6g,\"unit\":\"%s\"}\n", m, v, unit);
+	fflush(stdout);
+}
+
+static void err(const char *m, int e)
+{
+	const char *n = strerrorname_np(e);
+	printf("{\"m\":\"%s\",\"error\":\"%s\"}\n", m, n ? n : "E?");
+	fflush(stdout);
+}
+
+/* A fatal setup failure: report the metric as an error and stop. */
+#define CHECK(cond, m)                \
+	do {                          \
+		if (!(cond)) {        \
+			err(m, errno); \
+			exit(1);       \
+		}                     \
+	} while (0)
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* median, p99 and the 101 quantiles (0%..100%) of n latencies in seconds */
+static void lat(const char *m, double *l, size_t n)
+{
+	char name[128];
+	qsort(l, n, sizeof(*l), cmp_d);
+	snprintf(name, sizeof(name), "%s_p50", m);
+	fig(name, l[n / 2] * 1e6, "us");
+	snprintf(name, sizeof(name), "%s_p99", m);
+	fig(name, l[(size_t)((n - 1) * 0.99)] * 1e6, "us");
+	printf("{\"m\":\"%s_q\",\"unit\":\"us\",\"q\":[", m);
+	for (int i = 0; i <= 100; i++)
+		printf("%s%.3f", i ? "," : "", l[(size_t)((n - 1) * (i / 100.0))] * 1e6);
+	printf("]}\n");
+	fflush(stdout);
+}
+
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t xr(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static void shuffle(size_t *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		a[i] = i;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = xr() % (i + 1), t = a[i];
+		a[i] = a[j];
+		a[j] = t;
+	}
+}
+
+/* write `size` bytes of non-zero data in 1 MiB pwrites and fsync */
+static void fill(const char *path, size_t size, const char *m)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0, m);
+	char *buf = malloc(MIB);
+	for (size_t i = 0; i < MIB; i++)
+		buf[i] = (char)(i * 7 + 1);
+	for (size_t off = 0; off < size; off += MIB) {
+		size_t n = size - off < MIB ? size - off : MIB;
+		CHECK(pwrite(fd, buf, n, off) == (ssize_t)n, m);
+	}
+	CHECK(fsync(fd) == 0, m);
+	close(fd);
+	free(buf);
+}
+
+/* number of extents FIEMAP reports, or -errno */
+static long extents(int fd)
+{
+	struct fiemap fm = { .fm_start = 0, .fm_length = FIEMAP_MAX_OFFSET, .fm_extent_count = 0 };
+	if (ioctl(fd, FS_IOC_FIEMAP, &fm) < 0)
+		return -errno;
+	return fm.fm_mapped_extents;
+}
+
+/* reflink SRC DST SIZE_MIB: FICLONE of a fully written file */
+static int c_reflink(char **a)
+{
+	size_t size = strtoul(a[2], 0, 0) * MIB;
+	fill(a[0], size, "reflink_ms");
+	int s = open(a[0], O_RDONLY), d = open(a[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(s >= 0 && d >= 0, "reflink_ms");
+	double t0 = now();
+	if (ioctl(d, FICLONE, s) < 0) {
+		err("reflink_ms", errno);
+		return 1;
+	}
+	double t1 = now();
+	fig("reflink_ms", (t1 - t0) * 1e3, "ms");
+	CHECK(fsync(d) == 0, "reflink_fsync_ms");
+	fig("reflink_fsync_ms", (now() - t1) * 1e3, "ms");
+	long es = extents(s), ed = extents(d);
+	if (es < 0)
+		err("reflink_src_extents", -es);
+	else
+		fig("reflink_src_extents", es, "extents");
+	if (ed < 0)
+		err("reflink_dst_extents", -ed);
+	else
+		fig("reflink_dst_extents", ed, "extents");
+	close(s);
+	close(d);
+	return 0;
+}
+
+/* cow FILE PAGES: first 4 KiB write into a reflinked file, via pwrite and via
+ * an mmap store, one latency per page, pages in random order */
+static int c_cow(char **a)
+{
+	size_t pages = strtoul(a[1], 0, 0), *ord = malloc(pages * sizeof(size_t));
+	double *l = malloc(pages * sizeof(double));
+	char pw[512], mm[512];
+	snprintf(pw, sizeof(pw), "%s.pw", a[0]);
+	snprintf(mm, sizeof(mm), "%s.mm", a[0]);
+	fill(a[0], pages * PG, "cow_pwrite");
+	int s = open(a[0], O_RDONLY);
+	CHECK(s >= 0, "cow_pwrite");
+	const char *names[2] = { "cow_pwrite", "cow_mmap" };
+	const char *paths[2] = { pw, mm };
+	for (int k = 0; k < 2; k++) {
+		int d = open(paths[k], O_RDWR | O_CREAT | O_TRUNC, 0644);
+		CHECK(d >= 0, names[k]);
+		if (ioctl(d, FICLONE, s) < 0) {
+			err(names[k], errno);
+			close(d);
+			continue;
+		}
+		CHECK(fsync(d) == 0, names[k]);
+		shuffle(ord, pages);
+		char buf[PG];
+		memset(buf, 0x5a, PG);
+		if (k == 0) {
+			for (size_t i = 0; i < pages; i++) {
+				double t0 = now();
+				ssize_t r = pwrite(d, buf, PG, ord[i] * PG);
+				l[i] = now() - t0;
+				if (r != (ssize_t)PG) {
+					err(names[k], r < 0 ? errno : EIO);
+					goto next;
+				}
+			}
+		} else {
+			volatile char *p = mmap(0, pages * PG, PROT_READ | PROT_WRITE, MAP_SHARED, d, 0);
+			if (p == MAP_FAILED) {
+				err(names[k], errno);
+				goto next;
+			}
+			for (size_t i = 0; i < pages; i++) {
+				double t0 = now();
+				p[ord[i] * PG] = 0x5a; /* write fault: CoW of the shared page */
+				l[i] = now() - t0;
+			}
+			munmap((void *)p, pages * PG);
+		}
+		lat(names[k], l, pages);
+		{ /* how finely the CoW split the clone: 1 extent per page is 4 KiB CoW */
+			char m[64];
+			long e = extents(d);
+			snprintf(m, sizeof(m), "%s_extents_after", names[k]);
+			if (e < 0)
+				err(m, -e);
+			else
+				fig(m, e, "extents");
+		}
+	next:
+		close(d);
+	}
+	close(s);
+	return 0;
+}
+
+/* bw FILE FILE_MIB BS read|write seq|rand TOTAL_MIB THREADS */
+struct bwarg {
+	int fd;
+	size_t fsize, bs, total, base, span;
+	int write, rand;
+	uint64_t seed;
+	int err;
+};
+
+static void *bw_thread(void *p)
+{
+	struct bwarg *b = p;
+	char *buf = aligned_alloc(PG, b->bs);
+	memset(buf, 0x33, b->bs);
+	size_t nblk = b->span / b->bs, n = b->total / b->bs;
+	uint64_t r = b->seed;
+	for (size_t i = 0; i < n; i++) {
+		size_t blk;
+		if (b->rand) {
+			r ^= r << 13;
+			r ^= r >> 7;
+			r ^= r << 17;
+			blk = r % nblk;
+		} else {
+			blk = i % nblk;
+		}
+		off_t off = b->base + blk * b->bs;
+		ssize_t got = b->write ? pwrite(b->fd, buf, b->bs, off) : pread(b->fd, buf, b->bs, off);
+		if (got != (ssize_t)b->bs) {
+			b->err = got < 0 ? errno : EIO;
+			break;
+		}
+	}
+	free(buf);
+	return 0;
+}
+
+static int c_bw(char **a)
+{
+	size_t fsize = strtoul(a[1], 0, 0) * MIB, bs = strtoul(a[2], 0, 0);
+	int write = !strcmp(a[3], "write"), rnd = !strcmp(a[4], "rand");
+	size_t total = strtoul(a[5], 0, 0) * MIB;
+	int th = atoi(a[6]);
+	char m[128];
+	snprintf(m, sizeof(m), "%s_%s_%s_%dt", rnd ? "rand" : "seq", write ? "write" : "read",
+		 bs >= MIB ? "1m" : "4k", th);
+	struct stat st;
+	if (stat(a[0], &st) != 0 || (size_t)st.st_size != fsize)
+		fill(a[0], fsize, m);
+	int fd = open(a[0], O_RDWR);
+	CHECK(fd >= 0, m);
+	struct bwarg b[16];
+	pthread_t t[16];
+	for (int i = 0; i < th; i++) {
+		b[i] = (struct bwarg){ .fd = fd, .fsize = fsize, .bs = bs, .total = total / th,
+				       .span = fsize / th, .base = i * (fsize / th), .write = write,
+				       .rand = rnd, .seed = 0x9e3779b97f4a7c15ULL * (i + 1) };
+	}
+	double t0 = now();
+	for (int i = 0; i < th; i++)
+		pthread_create(&t[i], 0, bw_thread, &b[i]);
+	for (int i = 0; i < th; i++)
+		pthread_join(t[i], 0);
+	double dt = now() - t0;
+	for (int i = 0; i < th; i++)
+		if (b[i].err) {
+			err(m, b[i].err);
+			return 1;
+		}
+	fig(m, total / dt / MIB, "MiB/s");
+	close(fd);
+	return 0;
+}
+
+/* append FILE COUNT BS: append BS bytes then fdatasync, COUNT times */
+static int c_append(char **a)
+{
+	size_t n = strtoul(a[1], 0, 0), bs = strtoul(a[2], 0, 0);
+	double *l = malloc(n * sizeof(double));
+	int fd = open(a[0], O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+	CHECK(fd >= 0, "append_fdatasync");
+	char *buf = malloc(bs);
+	memset(buf, 0x44, bs);
+	double t0 = now();
+	for (size_t i = 0; i < n; i++) {
+		double t = now();
+		if (write(fd, buf, bs) != (ssize_t)bs || fdatasync(fd) != 0) {
+			err("append_fdatasync_ops", errno);
+			return 1;
+		}
+		l[i] = now() - t;
+	}
+	fig("append_fdatasync_ops", n / (now() - t0), "ops/s");
+	lat("append_fdatasync", l, n);
+	close(fd);
+	return 0;
+}
+
+/* mmapbw FILE SIZE_MIB PASSES: memcpy bandwidth through a MAP_SHARED mapping
+ * (pages faulted in first; the timed passes are steady state) */
+static int c_mmapbw(char **a)
+{
+	size_t size = strtoul(a[1], 0, 0) * MIB;
+	int passes = atoi(a[2]);
+	struct stat st;
+	if (stat(a[0], &st) != 0 || (size_t)st.st_size != size)
+		fill(a[0], size, "mmap_store");
+	int fd = open(a[0], O_RDWR);
+	CHECK(fd >= 0, "mmap_store");
+	char *p = mmap(0, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		err("mmap_store", errno);
+		err("mmap_load", errno);
+		return 1;
+	}
+	char *buf = aligned_alloc(PG, MIB);
+	memset(buf, 0x21, MIB);
+	for (size_t off = 0; off < size; off += PG)
+		p[off] = 1; /* fault in writable */
+	double t0 = now();
+	for (int k = 0; k < passes; k++)
+		for (size_t off = 0; off < size; off += MIB)
+			memcpy(p + off, buf, MIB);
+	fig("mmap_store", (double)size * passes / (now() - t0) / MIB, "MiB/s");
+	unsigned sum = 0;
+	t0 = now();
+	for (int k = 0; k < passes; k++)
+		for (size_t off = 0; off < size; off += MIB) {
+			memcpy(buf, p + off, MIB);
+			sum += buf[off / MIB % MIB];
+		}
+	fig("mmap_load", (double)size * passes / (now() - t0) / MIB, "MiB/s");
+	if (sum == 0xdeadbeef)
+		puts("");
+	munmap(p, size);
+	close(fd);
+	return 0;
+}
+
+/* devbw DEV SIZE_MIB: O_DIRECT 1 MiB sequential write then read of the raw
+ * block device: the device limit the filesystems are compared against */
+static int c_devbw(char **a)
+{
+	size_t size = strtoul(a[1], 0, 0) * MIB;
+	int fd = open(a[0], O_RDWR | O_DIRECT);
+	CHECK(fd >= 0, "dev_odirect_write_1m");
+	char *buf = aligned_alloc(PG, MIB);
+	memset(buf, 0x66, MIB);
+	double t0 = now();
+	for (size_t off = 0; off < size; off += MIB)
+		CHECK(pwrite(fd, buf, MIB, off) == (ssize_t)MIB, "dev_odirect_write_1m");
+	fig("dev_odirect_write_1m", size / (now() - t0) / MIB, "MiB/s");
+	t0 = now();
+	for (size_t off = 0; off < size; off += MIB)
+		CHECK(pread(fd, buf, MIB, off) == (ssize_t)MIB, "dev_odirect_read_1m");
+	fig("dev_odirect_read_1m", size / (now() - t0) / MIB, "MiB/s");
+	close(fd);
+	return 0;
+}
+
+/* meta DIR N [PHASE]: create, stat, readdir (PHASE 1), rename, unlink (PHASE
+ * 2) of N empty files; both when PHASE is absent. Between the phases the
+ * driver times umount and mount with the N files present. */
+static int c_meta(char **a, int argc)
+{
+	size_t n = strtoul(a[1], 0, 0);
+	int phase = argc > 2 ? atoi(a[2]) : 0;
+	char p[600], q[600];
+	double t0;
+	if (phase == 2)
+		goto phase2;
+	CHECK(mkdir(a[0], 0755) == 0 || errno == EEXIST, "meta_create");
+	t0 = now();
+	for (size_t i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/f%07zu", a[0], i);
+		int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		if (fd < 0) {
+			err("meta_create", errno);
+			return 1;
+		}
+		close(fd);
+	}
+	fig("meta_create", n / (now() - t0), "ops/s");
+	struct stat st;
+	t0 = now();
+	for (size_t i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/f%07zu", a[0], i);
+		if (stat(p, &st) != 0) {
+			err("meta_stat", errno);
+			return 1;
+		}
+	}
+	fig("meta_stat", n / (now() - t0), "ops/s");
+	t0 = now();
+	DIR *d = opendir(a[0]);
+	CHECK(d, "meta_readdir");
+	size_t cnt = 0;
+	errno = 0;
+	while (readdir(d))
+		cnt++;
+	if (errno) {
+		err("meta_readdir", errno);
+		return 1;
+	}
+	closedir(d);
+	fig("meta_readdir", n / (now() - t0), "entries/s");
+	if (cnt != n + 2)
+		fprintf(stderr, "fsbench: readdir saw %zu entries, want %zu\n", cnt, n + 2);
+	if (phase == 1)
+		return 0;
+phase2:
+	t0 = now();
+	for (size_t i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/f%07zu", a[0], i);
+		snprintf(q, sizeof(q), "%s/g%07zu", a[0], i);
+		if (rename(p, q) != 0) {
+			err("meta_rename", errno);
+			return 1;
+		}
+	}
+	fig("meta_rename", n / (now() - t0), "ops/s");
+	t0 = now();
+	for (size_t i = 0; i < n; i++) {
+		snprintf(q, sizeof(q), "%s/g%07zu", a[0], i);
+		if (unlink(q) != 0) {
+			err("meta_unlink", errno);
+			return 1;
+		}
+	}
+	fig("meta_unlink", n / (now() - t0), "ops/s");
+	rmdir(a[0]);
+	return 0;
+}
+
+/* remount DEV DIR FSTYPE OPTS: sync, time umount(2), drop caches, time mount(2) */
+static int c_remount(char **a)
+{
+	sync();
+	double t0 = now();
+	if (umount(a[1]) != 0) {
+		err("umount_ms", errno);
+		return 1;
+	}
+	fig("umount_ms", (now() - t0) * 1e3, "ms");
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "3", 1) != 1)
+			perror("drop_caches");
+		close(fd);
+	}
+	t0 = now();
+	if (mount(a[0], a[1], a[2], 0, a[3]) != 0) {
+		err("mount_ms", errno);
+		return 1;
+	}
+	fig("mount_ms", (now() - t0) * 1e3, "ms");
+	return 0;
+}
+
+/* scale SRC DST N [RMAP]: FICLONERANGE of one block into DST at N distinct
+ * offsets (generic/175-like); then map DST, read every page (timed) and, when
+ * RMAP is given (not "-"), print the figures of the rmap's header line */
+static int c_scale(char **a, int argc)
+{
+	size_t n = strtoul(a[2], 0, 0);
+	fill(a[0], PG, "scale_reflinks_s");
+	int s = open(a[0], O_RDONLY), d = open(a[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(s >= 0 && d >= 0, "scale_reflinks_s");
+	double t0 = now();
+	for (size_t i = 0; i < n; i++) {
+		struct file_clone_range r = { .src_fd = s, .src_offset = 0, .src_length = PG,
+					      .dest_offset = i * PG };
+		if (ioctl(d, FICLONERANGE, &r) < 0) {
+			err("scale_reflinks_s", errno);
+			return 1;
+		}
+	}
+	double dt = now() - t0;
+	fig("scale_reflinks_s", dt, "s");
+	fig("scale_reflinks_ops", n / dt, "ops/s");
+	long e = extents(d);
+	if (e < 0)
+		err("scale_extents", -e);
+	else
+		fig("scale_extents", e, "extents");
+	{
+		volatile char *p = mmap(0, n * PG, PROT_READ, MAP_SHARED, d, 0);
+		if (p == MAP_FAILED) {
+			err("scale_rmap_bytes", errno);
+			return 1;
+		}
+		unsigned sum = 0;
+		t0 = now();
+		for (size_t i = 0; i < n; i++)
+			sum += p[i * PG];
+		fig("scale_map_read_ms", (now() - t0) * 1e3, "ms");
+		FILE *f = argc > 3 && strcmp(a[3], "-") ? fopen(a[3], "r") : NULL;
+		char line[256];
+		unsigned long sp, ow, by;
+		if (!f) {
+			if (argc > 3 && strcmp(a[3], "-"))
+				err("scale_rmap_bytes", errno);
+		} else if (!fgets(line, sizeof(line), f) ||
+			   sscanf(line, "# shared pages %lu owners %lu bytes %lu", &sp, &ow, &by) != 3) {
+			fprintf(stderr, "fsbench: rmap header not understood: %s\n", line);
+			err("scale_rmap_bytes", EPROTO);
+		} else {
+			fig("scale_rmap_shared_pages", sp, "pages");
+			fig("scale_rmap_owners", ow, "owners");
+			fig("scale_rmap_bytes", by, "bytes");
+		}
+		if (f)
+			fclose(f);
+		munmap((void *)p, n * PG);
+		if (sum == 0xdeadbeef)
+			puts("");
+	}
+	close(s);
+	close(d);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: fsbench reflink|cow|bw|append|mmapbw|devbw|meta|remount|scale ARGS\n");
+		return 2;
+	}
+	const char *c = argv[1];
+	char **a = argv + 2;
+	int n = argc - 2;
+	struct { const char *name; int nargs; } cmds[] = {
+		{ "reflink", 3 }, { "cow", 2 }, { "bw", 7 }, { "append", 3 }, { "mmapbw", 3 },
+		{ "devbw", 2 }, { "meta", 2 }, { "remount", 4 }, { "scale", 3 },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(c, cmds[i].name))
+			continue;
+		if (n < cmds[i].nargs) {
+			fprintf(stderr, "fsbench %s: needs %d arguments\n", c, cmds[i].nargs);
+			return 2;
+		}
+		switch (i) {
+		case 0: return c_reflink(a);
+		case 1: return c_cow(a);
+		case 2: return c_bw(a);
+		case 3: return c_append(a);
+		case 4: return c_mmapbw(a);
+		case 5: return c_devbw(a);
+		case 6: return c_meta(a, n);
+		case 7: return c_remount(a);
+		case 8: return c_scale(a, n);
+		}
+	}
+	fprintf(stderr, "fsbench: unknown subcommand %s\n", c);
+	return 2;
+}

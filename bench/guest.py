@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""In-guest driver of `make bench` (run by scripts/bench through scripts/vm-run).
+
+Compiles bench/fsbench.c with gcc, then for every repetition and every
+filesystem (ferrofs, XFS reflink=1 -o dax, ext4 -o dax) makes the filesystem
+afresh on /dev/pmem0, mounts it with -o dax, runs each benchmark of the plan
+and unmounts. The filesystems are interleaved inside a repetition so that
+drift of the emulator affects them alike. The raw figures go to
+$FERROFS_RUNDIR/bench-$FERROFS_T_BENCH_TAG.json; progress goes to stdout.
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+SRC = os.environ["FERROFS_SRC"]
+DEV = os.environ.get("FERROFS_T_BENCH_DEV", "/dev/pmem0")
+MNT = "/mnt/test"
+FULL = os.environ.get("FERROFS_T_BENCH_FULL", "0") == "1"
+ONLY = [f for f in os.environ.get("FERROFS_T_BENCH_FS", "").split(",") if f]
+BIN = "/tmp/fsbench"
+
+# Quick mode has to finish in ~15 minutes on a 2-core machine under TCG, where
+# one create/rename/unlink costs 2-4 ms: metadata runs with N=5000 there (the
+# brief's 10k costs ~90 s per filesystem per repetition; set
+# FERROFS_T_BENCH_META_N=10000 for it).
+P = dict(
+    reps=3, reflink_mib=64, cow_pages=1024, bw_file_mib=64, bw_4k_mib=16, bw_1m_mib=64,
+    threads=[1], append_n=300, mmap_mib=64, mmap_passes=2, meta_n=5000, scale_n=10000, dev_mib=64,
+)
+if FULL:
+    P.update(reps=5, reflink_mib=1024, cow_pages=16384, bw_file_mib=256, bw_4k_mib=64,
+             bw_1m_mib=256, threads=[1, 2], append_n=5000, mmap_mib=256, meta_n=100000,
+             scale_n=100000, dev_mib=256)
+for k in list(P):  # FERROFS_T_BENCH_<KEY>=value overrides one parameter
+    v = os.environ.get("FERROFS_T_BENCH_" + k.upper())
+    if v:
+        P[k] = [int(x) for x in v.split(",")] if k == "threads" else int(v)
+
+FS = {
+    "ferrofs": dict(mkfs=["mkfs.ferrofs", "-f", "-q", DEV], type="ferrofs", opts="dax"),
+    "xfs": dict(mkfs=["mkfs.xfs", "-f", "-q", "-m", "reflink=1", DEV], type="xfs", opts="dax"),
+    "ext4": dict(mkfs=["mkfs.ext4", "-F", "-q", DEV], type="ext4", opts="dax"),
+}
+NO_REFLINK = {"ext4"}  # EOPNOTSUPP from FICLONE there is "n/a", not an error
+
+results = {name: {} for name in FS}
+results["device"] = {}
+log = []
+
+
+def say(msg):
+    print(f"bench: {msg}", flush=True)
+
+
+def sh(*cmd, check=True):
+    r = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stdout.strip()}")
+    return r.stdout
+
+
+def record(fs, rep, line):
+    m = line["m"]
+    slot = results[fs].setdefault(m, {"unit": line.get("unit", ""), "runs": []})
+    if "error" in line:
+        e = line["error"]
+        val = "n/a" if fs in NO_REFLINK and e in ("EOPNOTSUPP", "EXDEV", "EINVAL") else f"error: {e}"
+        slot["runs"].append(val)
+    elif "q" in line:
+        slot["runs"].append(line["q"])
+    else:
+        slot["runs"].append(line["v"])
+
+
+def fsbench(fs, rep, *args, timeout=1800):
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run([BIN, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout)
+        out, rc, errtxt = r.stdout, r.returncode, r.stderr.strip()
+    except subprocess.TimeoutExpired as e:
+        out, rc, errtxt = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), -1, "timeout"
+    got = 0
+    for l in out.splitlines():
+        if l.startswith("{"):
+            record(fs, rep, json.loads(l))
+            got += 1
+    dt = time.monotonic() - t0
+    note = f" rc={rc} {errtxt}" if rc else ""
+    say(f"  {fs} rep{rep} {args[0]} {' '.join(map(str, args[1:]))[-60:]}: {got} figures, {dt:.1f}s{note}")
+    if errtxt and rc == 0:
+        print("    " + errtxt.replace("\n", "\n    "), flush=True)
+    if rc and got == 0:
+        results[fs].setdefault(f"{args[0]}_failed", {"unit": "", "runs": []})["runs"].append(
+            f"error: exit {rc} {errtxt[-80:]}")
+    log.append(dict(fs=fs, rep=rep, args=list(map(str, args)), rc=rc, seconds=round(dt, 3), stderr=errtxt[-500:]))
+
+
+def rm(*paths):
+    for p in paths:
+        sh("rm", "-rf", p, check=False)
+    os.sync()
+
+
+def one_fs(fs, rep):
+    cfg = FS[fs]
+    t0 = time.monotonic()
+    sh(*cfg["mkfs"])
+    sh("mount", "-t", cfg["type"], "-o", cfg["opts"], DEV, MNT)
+    m = MNT + "/"
+    try:
+        fsbench(fs, rep, "reflink", m + "rsrc", m + "rdst", P["reflink_mib"])
+        rm(m + "rsrc", m + "rdst")
+        fsbench(fs, rep, "cow", m + "cow", P["cow_pages"])
+        rm(m + "cow", m + "cow.pw", m + "cow.mm")
+        for th in P["threads"]:
+            for bs, tot in ((4096, P["bw_4k_mib"]), (1 << 20, P["bw_1m_mib"])):
+                for pat in ("seq", "rand"):
+                    for op in ("write", "read"):
+                        fsbench(fs, rep, "bw", m + "bw", P["bw_file_mib"], bs, op, pat, tot, th)
+        rm(m + "bw")
+        fsbench(fs, rep, "append", m + "app", P["append_n"], 4096)
+        rm(m + "app")
+        fsbench(fs, rep, "mmapbw", m + "mm", P["mmap_mib"], P["mmap_passes"])
+        rm(m + "mm")
+        fsbench(fs, rep, "meta", m + "meta", P["meta_n"], 1)  # create, stat, readdir
+        fsbench(fs, rep, "remount", DEV, MNT, cfg["type"], cfg["opts"])  # with N files
+        fsbench(fs, rep, "meta", m + "meta", P["meta_n"], 2)  # rename, unlink
+        rm(m + "meta")
+        rmap = f"/sys/kernel/debug/ferrofs/{os.path.basename(DEV)}/rmap"
+        extra = [rmap] if fs == "ferrofs" else ["-"]
+        fsbench(fs, rep, "scale", m + "ssrc", m + "sdst", P["scale_n"], *extra)
+        rm(m + "ssrc", m + "sdst")
+    finally:
+        sh("umount", MNT, check=False)
+    say(f"{fs} rep{rep} done in {time.monotonic() - t0:.0f}s")
+
+
+def main():
+    t_start = time.monotonic()
+    sh("gcc", "-O2", "-Wall", "-pthread", "-o", BIN, os.path.join(SRC, "bench/fsbench.c"))
+    sh("insmod", os.environ["FERROFS_KO"])
+    say(f"{'full' if FULL else 'quick'} mode, plan {json.dumps(P)}")
+    for rep in range(1, P["reps"] + 1):
+        fsbench("device", rep, "devbw", DEV, P["dev_mib"])
+        for fs in FS:
+            if ONLY and fs not in ONLY:
+                continue
+            try:
+                one_fs(fs, rep)
+            except Exception as e:  # mkfs or mount failed: say so, carry on
+                say(f"{fs} rep{rep}: {e}")
+                results[fs].setdefault("setup_failed", {"unit": "", "runs": []})["runs"].append(f"error: {e}"[:200])
+    cpu = ""
+    for l in open("/proc/cpuinfo"):
+        if l.startswith("model name"):
+            cpu = l.split(":", 1)[1].strip()
+            break
+    out = dict(
+        mode="full" if FULL else "quick", params=P, results=results, log=log,
+        guest=dict(kernel=platform.release(), cpus=os.cpu_count(), cpu_model=cpu,
+                   mem_kib=int(open("/proc/meminfo").readline().split()[1]),
+                   pmem_bytes=int(open(f"/sys/block/{os.path.basename(DEV)}/size").read()) * 512),
+        seconds=round(time.monotonic() - t_start, 1),
+    )
+    path = os.path.join(os.environ["FERROFS_RUNDIR"], f"bench-{os.environ.get('FERROFS_T_BENCH_TAG', 'x')}.json")
+    with open(path, "w") as f:
+        json.dump(out, f)
+    say(f"finished in {out['seconds']}s; raw results in {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
