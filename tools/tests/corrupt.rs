@@ -271,3 +271,72 @@ fn fsck_repairs() {
         assert_eq!(fsck(&crashed, FsckOptions::default()).exit_code, 0);
     }
 }
+
+/// Cross-structure inconsistencies with valid checksums (made through the
+/// raw tree API) are found and named.
+#[test]
+fn fsck_semantic_checks() {
+    let (img, f, _g) = populated();
+    type Edit = fn(&mut Fs<&SimPmem>, u64);
+    let cases: Vec<(&str, Edit)> = vec![
+        ("rmap btree", |fs, f| {
+            let p = fs.map(f, 0, 1).unwrap().pblk;
+            let mut v = [0u8; 8];
+            let k = fs.tree_seek_ge(TreeId::Rmap, Key::new(p, 0, 0), &mut v).unwrap().unwrap();
+            assert!(fs.tree_delete(TreeId::Rmap, k).unwrap());
+        }),
+        ("extent btree", |fs, f| {
+            // blocks 1..3: block 1 is a hole, block 2 is mapped: overlap
+            let p = fs.map(f, 0, 1).unwrap().pblk;
+            let mut v = [0u8; 16];
+            v[..8].copy_from_slice(&p.to_le_bytes());
+            v[8..12].copy_from_slice(&2u32.to_le_bytes());
+            fs.tree_insert(TreeId::Extent, Key::new(f, 1, 0), &v).unwrap();
+        }),
+        ("dir btree", |fs, _| {
+            let mut v = [0u8; 272];
+            v[..8].copy_from_slice(&999u64.to_le_bytes());
+            v[8] = 8;
+            v[9] = 4;
+            v[16..20].copy_from_slice(b"lost");
+            let h = fs.name_hash(b"lost");
+            fs.tree_insert(TreeId::Dir, Key::new(ROOT_INO, h, 0), &v).unwrap();
+        }),
+        ("orphan btree", |fs, _| {
+            let (t, _) = fs.tmpfile(ROOT_INO, &NewInode { mode: S_IFREG, time: T, ..Default::default() }).unwrap();
+            assert!(fs.tree_delete(TreeId::Orphan, Key::new(t, 0, 0)).unwrap());
+        }),
+        ("refcount btree", |fs, f| {
+            let p = fs.map(f, 100, 1).unwrap().pblk;
+            let mut v = [0u8; 16];
+            v[..8].copy_from_slice(&1u64.to_le_bytes());
+            v[8..16].copy_from_slice(&2u64.to_le_bytes());
+            fs.tree_insert(TreeId::Refcount, Key::new(p, 0, 0), &v).unwrap();
+        }),
+        ("inode btree", |fs, _| {
+            let mut v = [0u8; INODE_SIZE];
+            assert!(fs.tree_get(TreeId::Inode, Key::new(ROOT_INO, 0, 0), &mut v).unwrap());
+            v[24] ^= 1; // directory size
+            fs.tree_update(TreeId::Inode, Key::new(ROOT_INO, 0, 0), &v).unwrap();
+        }),
+        ("xattr btree", |fs, f| {
+            let mut v = [0u8; 512];
+            v[1] = 3;
+            v[24..27].copy_from_slice(b"bad");
+            fs.tree_insert(TreeId::Xattr, Key::new(f, 12345, 0), &v).unwrap();
+        }),
+        ("badblock btree", |fs, _| {
+            fs.tree_insert(TreeId::Badblock, Key::new(3, 0, 0), &1u64.to_le_bytes()).unwrap();
+        }),
+    ];
+    for (what, edit) in cases {
+        let pm = SimPmem::from_image(img.clone(), false);
+        let mut fs = Fs::mount(&pm, &MountOptions { read_only: false, time: 0 }).unwrap();
+        edit(&mut fs, f);
+        let _ = fs.into_media();
+        expect_fsck(&pm, what);
+        // and -y never makes things worse or panics
+        let r = fsck(&pm, FsckOptions { repair: true });
+        assert!(r.exit_code == 1 || r.exit_code == 4, "{what}: {}", r.describe());
+    }
+}
