@@ -537,11 +537,15 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
     for (k, v) in &leaves[TreeId::Rmap as usize] {
         rmap_set.insert((k.a, k.b, k.c, u64at(v, 0)));
     }
+    let mut rmap_add = Vec::new();
+    let mut rmap_del = Vec::new();
     for x in ext_set.difference(&rmap_set) {
         ck.prob("rmap btree", x.0, format!("missing rmap record for ino {} lblk {} len {}", x.1, x.2, x.3));
+        rmap_add.push(*x);
     }
     for x in rmap_set.difference(&ext_set) {
         ck.prob("rmap btree", x.0, format!("rmap record without extent: ino {} lblk {} len {}", x.1, x.2, x.3));
+        rmap_del.push(*x);
     }
     // --- refcounts
     let mut rc_fix = false;
@@ -604,6 +608,8 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         }
     }
     // --- directories
+    let mut dirent_del: Vec<Key> = Vec::new();
+    let mut dirsize_fix: Vec<(u64, u64)> = Vec::new();
     let mut refs: HashMap<u64, u32> = HashMap::new();
     let mut subdirs: HashMap<u64, u32> = HashMap::new();
     let mut entries: HashMap<u64, u64> = HashMap::new();
@@ -615,6 +621,7 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         let ino = u64at(v, DE_INO);
         if !inodes.get(&k.a).is_some_and(|x| x.0.is_dir()) {
             ck.prob("dir btree", k.a, format!("entry in missing or non-directory inode {}", k.a));
+            dirent_del.push(*k);
             continue;
         }
         if len == 0 || dir_hash(hkey, name) != k.b || k.c > 0xffff || name.contains(&b'/') {
@@ -624,6 +631,7 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         match inodes.get(&ino) {
             None => {
                 ck.prob("dir btree", k.a, format!("entry {:?} in directory {} points to missing inode {ino}", String::from_utf8_lossy(name), k.a));
+                dirent_del.push(*k);
                 continue;
             }
             Some((i, _)) => {
@@ -656,6 +664,7 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
             }
             if i.size != entries.get(&ino).copied().unwrap_or(0) {
                 ck.prob("inode btree", ino, format!("directory {ino} size {} but {} entries", i.size, entries.get(&ino).copied().unwrap_or(0)));
+                dirsize_fix.push((ino, entries.get(&ino).copied().unwrap_or(0)));
             }
             let sd = subdirs.get(&ino).copied().unwrap_or(0);
             (if r == 0 && ino != ROOT_INO { 0 } else { 2 + sd }, 0)
@@ -830,7 +839,8 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         m.write(0, &img);
         m.flush(0, BLOCK_SIZE);
         m.fence();
-        if rc_fix || !nlink_fix.is_empty() || !orphan_drop.is_empty() {
+        let tree_fix = !rmap_add.is_empty() || !rmap_del.is_empty() || !dirent_del.is_empty() || !dirsize_fix.is_empty();
+        if rc_fix || tree_fix || !nlink_fix.is_empty() || !orphan_drop.is_empty() {
             match Fs::mount(m, &MountOptions { read_only: false, time: 0 }) {
                 Ok(mut fs) => {
                     let mut res = Ok(());
@@ -849,6 +859,18 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
                     }
                     for &o in &orphan_drop {
                         res = res.and(fs.repair_drop_orphan(o));
+                    }
+                    for &(p, ino, l, _) in &rmap_del {
+                        res = res.and(fs.tree_delete(TreeId::Rmap, Key::new(p, ino, l)).map(|_| ()));
+                    }
+                    for &(p, ino, l, len) in &rmap_add {
+                        res = res.and(fs.tree_insert(TreeId::Rmap, Key::new(p, ino, l), &len.to_le_bytes()));
+                    }
+                    for k in &dirent_del {
+                        res = res.and(fs.tree_delete(TreeId::Dir, *k).map(|_| ()));
+                    }
+                    for &(ino, size) in &dirsize_fix {
+                        res = res.and(fs.repair_dir_size(ino, size));
                     }
                     if let Err(e) = res {
                         probs.push(Problem { what: "repair".into(), block: 0, msg: format!("{e:?}"), fixed: false });

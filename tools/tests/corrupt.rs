@@ -329,6 +329,7 @@ fn fsck_semantic_checks() {
             fs.tree_insert(TreeId::Badblock, Key::new(3, 0, 0), &1u64.to_le_bytes()).unwrap();
         }),
     ];
+    let fixable = ["rmap btree", "dir btree", "orphan btree", "refcount btree", "inode btree"];
     for (what, edit) in cases {
         let pm = SimPmem::from_image(img.clone(), false);
         let mut fs = Fs::mount(&pm, &MountOptions { read_only: false, time: 0 }).unwrap();
@@ -338,5 +339,9 @@ fn fsck_semantic_checks() {
         // and -y never makes things worse or panics
         let r = fsck(&pm, FsckOptions { repair: true });
         assert!(r.exit_code == 1 || r.exit_code == 4, "{what}: {}", r.describe());
+        if fixable.contains(&what) {
+            assert_eq!(r.exit_code, 1, "{what} should be repaired:\n{}", r.describe());
+            assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+        }
     }
 }

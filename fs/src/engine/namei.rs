@@ -650,6 +650,15 @@ impl<M: Media> Fs<M> {
         })
     }
 
+    /// fsck -y: set a directory's size (its entry count).
+    pub fn repair_dir_size(&mut self, ino: u64, size: u64) -> Result<()> {
+        self.run(|fs| {
+            let mut i = fs.inode_get(ino)?;
+            i.size = size;
+            fs.inode_put(ino, &i)
+        })
+    }
+
     /// fsck -y: drop an orphan record.
     pub fn repair_drop_orphan(&mut self, ino: u64) -> Result<()> {
         self.run(|fs| fs.orphan_remove(ino))
