@@ -49,7 +49,8 @@ fn main() {
             "-L" => label = val(),
             "-b" => {
                 let v = val();
-                if parse_size(&v) != Some(BLOCK_SIZE) {
+                let n = v.strip_prefix("size=").unwrap_or(&v);
+                if parse_size(n) != Some(BLOCK_SIZE) {
                     eprintln!("mkfs.ferrofs: block size must be 4096 (got {v})");
                     exit(1);
                 }
