@@ -390,6 +390,7 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         return rep;
     }
     let mut probs = Vec::new();
+    let mut journal_bad = false;
     // --- journal first: an interrupted transaction may have torn the superblock
     match Fs::journal_pending_blocks(m) {
         Ok(0) => {}
@@ -400,7 +401,10 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
                 probs.push(Problem { what: "journal".into(), block: JOURNAL_START, msg: format!("rollback failed: {e:?}"), fixed: false });
             }
         }
-        Err(e) => probs.push(Problem { what: "journal header".into(), block: JOURNAL_START, msg: format!("{e:?}"), fixed: false }),
+        Err(e) => {
+            probs.push(Problem { what: "journal header".into(), block: JOURNAL_START, msg: format!("{e:?}"), fixed: false });
+            journal_bad = true;
+        }
     }
     // --- superblock and backup
     let primary = read_sb(m, 0);
@@ -471,6 +475,10 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
             return rep;
         }
     };
+    if journal_bad && repair {
+        // nothing in it can be trusted: start it over empty
+        let _ = Fs::reset_journal(m, sb.journal_slots);
+    }
     if let Err(e) = sb.check_geometry(mblocks) {
         probs.push(Problem { what: "superblock".into(), block: 0, msg: format!("geometry: {e:?}"), fixed: false });
         rep.problems = probs;

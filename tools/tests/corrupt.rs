@@ -121,6 +121,11 @@ fn corrupt_each_structure() {
                 assert!(matches!(hit, Some(Error::Corrupt { .. })), "{what}: corrupt leaf not detected: {hit:?}");
             }
         }
+        if what.starts_with("journal") {
+            let r = fsck(&pm, FsckOptions { repair: true });
+            assert_eq!(r.exit_code, 1, "{what}: {}", r.describe());
+            Fs::mount(&pm, &MountOptions::default()).expect("mount after journal reset");
+        }
         n += 1;
     }
     // xattr value block

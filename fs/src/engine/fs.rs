@@ -387,6 +387,20 @@ impl<M: Media> Fs<M> {
         Ok((n, fs.m))
     }
 
+    /// fsck -y: rewrite an unreadable journal as empty (discarding whatever it
+    /// held). `slots` comes from the superblock.
+    pub fn reset_journal(media: M, slots: u64) -> Result<M> {
+        if !(MIN_JOURNAL_SLOTS..=MAX_JOURNAL_SLOTS).contains(&slots) {
+            return Err(Error::Invalid);
+        }
+        let mut fs = Fs::new_in_memory(media);
+        fs.sb.journal_start = JOURNAL_START;
+        fs.sb.journal_slots = slots;
+        fs.journal_format();
+        fs.m.fence();
+        Ok(fs.m)
+    }
+
     /// Count the blocks an interrupted transaction would roll back.
     pub fn journal_pending_blocks(media: M) -> Result<u64> {
         let mblocks = media.size() / BLOCK_SIZE;
