@@ -107,8 +107,11 @@ unsigned int ferrofs_memalloc_nofs_save(void) { return memalloc_nofs_save(); }
 void ferrofs_memalloc_nofs_restore(unsigned int flags) { memalloc_nofs_restore(flags); }
 
 /*
- * Device removal / metadata failure: remove every user page-table entry of
- * every regular file, so nothing keeps loads/stores on pmem we stop owning.
+ * Device removal / metadata failure: remove every user page-table entry and
+ * every DAX entry of every regular file while the device's struct pages
+ * still exist (after removal, dropping an entry would touch freed memmap),
+ * so nothing keeps loads/stores on pmem we stop owning. The exclusive
+ * invalidate lock waits for faults in flight; new ones fail (shut down).
  * The walk over sb->s_inodes is list and spinlock macros, hence C; it is the
  * pattern of drop_pagecache_sb().
  */
@@ -127,7 +130,10 @@ void ferrofs_unmap_all(struct super_block *sb)
 		spin_unlock(&inode->i_lock);
 		spin_unlock(&sb->s_inode_list_lock);
 		iput(toput);
+		filemap_invalidate_lock(inode->i_mapping);
 		unmap_mapping_range(inode->i_mapping, 0, 0, 1);
+		truncate_inode_pages(inode->i_mapping, 0);
+		filemap_invalidate_unlock(inode->i_mapping);
 		toput = inode;
 		cond_resched();
 		spin_lock(&sb->s_inode_list_lock);

@@ -97,7 +97,7 @@ unsafe extern "C" fn iomap_begin(
         Ok(v) => v,
         // A fault on a quarantined (poisoned) block: VM_FAULT_HWPOISON, so
         // the process gets SIGBUS/BUS_MCEERR_AR like on poisoned memory.
-        Err(e) if fault && e == EIO => return -(bindings::EHWPOISON as c_int),
+        Err(e) if fault && e == EIO && !info.is_shut_down() => return -(bindings::EHWPOISON as c_int),
         Err(e) => return e.to_errno(),
     };
     // SAFETY: iomap is ours to fill for this call; dax_dev and bdev outlive
@@ -110,6 +110,16 @@ unsafe extern "C" fn iomap_begin(
         (*iomap).flags = 0;
         match m.kind {
             engine::MapKind::Hole => {
+                (*iomap).type_ = bindings::IOMAP_HOLE as u16;
+                (*iomap).addr = bindings::IOMAP_NULL_ADDR as u64;
+            }
+            // Unwritten blocks hold whatever was on the media: only FIEMAP
+            // and SEEK_HOLE/DATA (IOMAP_REPORT) and writers see them as
+            // such. To readers they are a hole, which reads and faults
+            // treat alike, and which keeps dax_dedupe_file_range_compare
+            // from comparing stale media bytes (it reads unwritten extents
+            // raw and could call unequal data "same").
+            engine::MapKind::Unwritten if flags & (bindings::IOMAP_REPORT | bindings::IOMAP_WRITE | bindings::IOMAP_ZERO) == 0 => {
                 (*iomap).type_ = bindings::IOMAP_HOLE as u16;
                 (*iomap).addr = bindings::IOMAP_NULL_ADDR as u64;
             }
@@ -509,7 +519,9 @@ fn fallocate_locked(inode: &Inode, mode: u32, off: i64, len: i64) -> Result {
         return crate::namei::refresh(inode);
     }
     let new_size = if keep || end <= inode.size() { None } else { Some(end) };
-    info.with_fs(|fs| fs.fallocate(ino, l, e - l, keep))?;
+    // The engine would round a new size up to whole blocks; the byte-exact
+    // size is ours to set (and only when the range ends beyond EOF).
+    info.with_fs(|fs| fs.fallocate(ino, l, e - l, true))?;
     if let Some(s) = new_size {
         commit_size(inode, s)?;
     }

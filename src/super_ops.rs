@@ -114,6 +114,10 @@ impl FsInfo {
     /// Stops all further engine access (memory failure in metadata, device
     /// removal). The engine is dropped without its clean unmount, so the
     /// superblock stays marked dirty; put_super then only releases the device.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.fs.lock().is_none()
+    }
+
     pub(crate) fn shutdown(&self, why: &str) {
         if self.fs.lock().take().is_some() {
             crate::vfs::fs_err!(self.dev(), "shutting down: {}; further access fails with EIO\n", why);

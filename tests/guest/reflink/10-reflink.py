@@ -214,5 +214,19 @@ def test_errors():
     expect_errno("EINVAL", clone_range, a, 0, B, b, 100)  # unaligned destination
 
 
+def test_ferrofs_du_reports_shared_and_exclusive():
+    a = mkfile("a", pattern(12, 256 * B))
+    os.mkdir("d")
+    b = os.open("d/b", os.O_RDWR | os.O_CREAT, 0o644)
+    clone(a, b)
+    os.pwrite(b, b"z", 10 * B)  # one block of b is now its own, and one of a
+    os.fsync(b)
+    out = subprocess.run(["ferrofs-du", "."], capture_output=True, text=True, check=True).stdout
+    rows = {l.split()[3]: tuple(int(x) for x in l.split()[:3]) for l in out.splitlines()[1:-2]}
+    assert rows["./a"] == (255 * B, B, 256 * B), out
+    assert rows["./d/b"] == (255 * B, B, 256 * B), out
+    assert out.splitlines()[-1].split()[0] == str(257 * B), out  # on media
+
+
 if __name__ == "__main__":
     gtest.main(globals())
