@@ -23,12 +23,12 @@ ONLY = [f for f in os.environ.get("FERROFS_T_BENCH_FS", "").split(",") if f]
 BIN = "/tmp/fsbench"
 
 # Quick mode has to finish in ~15 minutes on a 2-core machine under TCG, where
-# one create/rename/unlink costs 2-4 ms: metadata runs with N=5000 there (the
+# one create/rename/unlink costs 2-6 ms: metadata runs with N=3000 there (the
 # brief's 10k costs ~90 s per filesystem per repetition; set
 # FERROFS_T_BENCH_META_N=10000 for it).
 P = dict(
     reps=3, reflink_mib=64, cow_pages=1024, bw_file_mib=64, bw_4k_mib=16, bw_1m_mib=64,
-    threads=[1], append_n=300, mmap_mib=64, mmap_passes=2, meta_n=5000, scale_n=10000, dev_mib=64,
+    threads=[1], append_n=300, mmap_mib=64, mmap_passes=2, meta_n=3000, scale_n=10000, dev_mib=64,
 )
 if FULL:
     P.update(reps=5, reflink_mib=1024, cow_pages=16384, bw_file_mib=256, bw_4k_mib=64,
@@ -109,7 +109,10 @@ def one_fs(fs, rep):
     cfg = FS[fs]
     t0 = time.monotonic()
     sh(*cfg["mkfs"])
+    t1 = time.monotonic()
     sh("mount", "-t", cfg["type"], "-o", cfg["opts"], DEV, MNT)
+    log.append(dict(fs=fs, rep=rep, args=["mkfs+mount"], rc=0, seconds=round(time.monotonic() - t0, 3)))
+    say(f"  {fs} rep{rep} mkfs {t1 - t0:.1f}s, mount {time.monotonic() - t1:.1f}s")
     m = MNT + "/"
     try:
         fsbench(fs, rep, "reflink", m + "rsrc", m + "rdst", P["reflink_mib"])

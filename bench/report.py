@@ -187,7 +187,7 @@ def plot(res, path):
         print("report: no matplotlib, no plot")
         return
     sm = res["summary"]
-    bw = [m for m, _, b in ROWS if b == "higher" and (m.endswith("t") or m.startswith("mmap"))
+    bw = [m for m, _, b in ROWS if m.startswith(("seq_", "rand_", "mmap_"))
           and any(m in sm.get(fs, {}) for fs in FSS)]
     lats = [q for q in ("cow_pwrite_q", "cow_mmap_q", "append_fdatasync_q") if any(q in sm.get(fs, {}) for fs in FSS)]
     fig, axes = plt.subplots(1 + (1 if lats else 0), 1, figsize=(13, 10), squeeze=False)
