@@ -48,6 +48,20 @@ def remount():
         os.chdir(cwd)
 
 
+def fsck_now():
+    """Unmount, run fsck.ferrofs -n, mount again: (exit code, output)."""
+    release_mount()
+    cwd = os.getcwd()
+    os.chdir("/")
+    try:
+        umount()
+        r = subprocess.run(["fsck.ferrofs", "-n", DEV], capture_output=True, text=True)
+        mount()
+    finally:
+        os.chdir(cwd)
+    return r.returncode, r.stdout + r.stderr
+
+
 def drop_caches():
     sh("sync; echo 3 > /proc/sys/vm/drop_caches")
 

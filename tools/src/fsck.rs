@@ -40,6 +40,8 @@ pub struct FsckReport {
     pub inodes: u64,
     /// Blocks in use.
     pub used_blocks: u64,
+    /// Blocks quarantined after memory failures (the bad block list).
+    pub bad_blocks: u64,
 }
 
 impl FsckReport {
@@ -804,6 +806,7 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
     }
     rep.inodes = inodes.len() as u64;
     rep.used_blocks = used;
+    rep.bad_blocks = bad.len() as u64;
     let mut probs = std::mem::take(&mut ck.p);
     let owned_meta = ck.meta.clone();
     let owned_data: BTreeSet<u64> = ck.data.keys().copied().collect();

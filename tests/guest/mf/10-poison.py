@@ -103,6 +103,8 @@ def test_poison_shared_page():
     fd = os.open("a", os.O_RDONLY)
     expect_errno("EIO", os.pread, fd, B, B)
     os.close(fd)
+    rc, out = gtest.fsck_now()
+    assert rc == 0 and "1 blocks quarantined" in out, (rc, out)
 
 
 def test_poison_unshared_and_partly_shared():

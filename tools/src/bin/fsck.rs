@@ -57,5 +57,8 @@ fn main() {
         _ => "operational error",
     };
     println!("{dev}: {verdict}: {} inodes, {} data blocks in use", r.inodes, r.used_blocks);
+    if r.bad_blocks > 0 {
+        println!("{dev}: {} blocks quarantined after memory failures (never reallocated)", r.bad_blocks);
+    }
     exit(r.exit_code);
 }
