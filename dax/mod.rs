@@ -107,6 +107,11 @@ impl DaxClaim {
         self.pfn
     }
 
+    /// For debugfs (read-only, the value never changes after mount).
+    pub(crate) fn pfn_ptr(&self) -> *mut u64 {
+        (&self.pfn as *const u64).cast_mut()
+    }
+
     /// The engine's media over the whole device.
     pub(crate) fn media(&self) -> PmemMedia {
         PmemMedia { base: self.kaddr, len: self.len }

@@ -188,6 +188,9 @@ fn debugfs_add(info: &FsInfo) {
         // free_info before it is dropped); AtomicU64 has u64's layout.
         unsafe { bindings::debugfs_create_u64(n.as_ptr().cast(), 0o444, dir, v.as_ptr()) };
     }
+    // SAFETY: as above; the pfn lives in the pinned FsInfo's claim and is
+    // never written after mount.
+    unsafe { bindings::debugfs_create_x64(c"base_pfn".as_ptr().cast(), 0o444, dir, info.dax.pfn_ptr()) };
     // SAFETY: as above; the file's private data is the pinned FsInfo.
     unsafe {
         bindings::debugfs_create_file(
