@@ -44,6 +44,7 @@ module! {
     author: "ferrofs developers",
     description: "DAX-native reflink filesystem for persistent memory",
     license: "GPL",
+    alias: ["fs-ferrofs"],
 }
 
 struct FerroFsModule;
