@@ -14,7 +14,7 @@
 use crate::bindings;
 use crate::engine;
 use crate::super_ops::FsInfo;
-use crate::vfs::SuperBlock;
+use crate::vfs::{SuperBlock, Table};
 use core::sync::atomic::Ordering;
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
@@ -162,10 +162,7 @@ unsafe extern "C" fn rmap_open(inode: *mut bindings::inode, file: *mut bindings:
 }
 
 /// file_operations of `/sys/kernel/debug/ferrofs/<dev>/rmap`.
-pub(crate) struct Fops(pub(crate) bindings::file_operations);
-// SAFETY: a constant table; owner NULL.
-unsafe impl Sync for Fops {}
-pub(crate) static RMAP_FOPS: Fops = Fops(bindings::file_operations {
+pub(crate) static RMAP_FOPS: Table<bindings::file_operations> = Table(bindings::file_operations {
     open: Some(rmap_open),
     read: Some(bindings::seq_read),
     llseek: Some(bindings::seq_lseek),

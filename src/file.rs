@@ -17,7 +17,7 @@
 use crate::bindings;
 use crate::engine;
 use crate::super_ops::info_of;
-use crate::vfs::{to_c, Inode, SuperBlock};
+use crate::vfs::{to_c, Inode, SuperBlock, Table};
 use kernel::ffi::{c_int, c_uint, c_ulong};
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
@@ -615,11 +615,7 @@ static DAX_AOPS: bindings::address_space_operations = bindings::address_space_op
     ..unsafe { core::mem::zeroed() }
 };
 
-struct FileOps(bindings::file_operations);
-// SAFETY: a constant table; the owner pointer is NULL and never written.
-unsafe impl Sync for FileOps {}
-
-static FILE_FOPS: FileOps = FileOps(bindings::file_operations {
+static FILE_FOPS: Table<bindings::file_operations> = Table(bindings::file_operations {
     llseek: Some(llseek),
     read_iter: Some(read_iter),
     write_iter: Some(write_iter),

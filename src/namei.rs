@@ -11,7 +11,7 @@
 use crate::bindings;
 use crate::engine;
 use crate::super_ops::info_of;
-use crate::vfs::{err_ptr, to_c, Inode, SuperBlock};
+use crate::vfs::{err_ptr, to_c, Inode, SuperBlock, Table};
 use kernel::ffi::{c_char, c_int, c_uint, c_void};
 use kernel::prelude::*;
 
@@ -557,17 +557,13 @@ static DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
     ..unsafe { core::mem::zeroed() }
 };
 
-struct FileOps(bindings::file_operations);
-// SAFETY: a constant table of function pointers; the owner pointer is unused.
-unsafe impl Sync for FileOps {}
-
 /// Directory positions are hash cookies up to 2^62, beyond s_maxbytes.
 unsafe extern "C" fn dir_llseek(file: *mut bindings::file, off: i64, whence: c_int) -> i64 {
     // SAFETY: file is valid for the call.
     unsafe { bindings::generic_file_llseek_size(file, off, whence, i64::MAX, i64::MAX) }
 }
 
-static DIR_FOPS_T: FileOps = FileOps(bindings::file_operations {
+static DIR_FOPS_T: Table<bindings::file_operations> = Table(bindings::file_operations {
     llseek: Some(dir_llseek),
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),

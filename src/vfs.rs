@@ -30,6 +30,15 @@ pub(crate) fn err_ptr<T>(e: Error) -> *mut T {
     e.to_errno() as isize as *mut T
 }
 
+/// A constant C operation table (file_operations, xattr_handler, ...) in a
+/// `static`: such tables hold raw pointers (owner, names), which makes them
+/// !Sync in Rust although nothing ever writes them.
+#[repr(transparent)]
+pub(crate) struct Table<T>(pub(crate) T);
+// SAFETY: only ever used for immutable statics of C tables whose pointers
+// point to other statics (or are NULL); sharing them is what C does.
+unsafe impl<T> Sync for Table<T> {}
+
 /// A mounted (or mounting) ferrofs super_block.
 #[repr(transparent)]
 pub(crate) struct SuperBlock(Opaque<bindings::super_block>);

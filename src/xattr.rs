@@ -8,7 +8,7 @@
 use crate::bindings;
 use crate::engine::XattrMode;
 use crate::super_ops::info_of;
-use crate::vfs::{to_c, Inode};
+use crate::vfs::{to_c, Inode, Table};
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 
@@ -107,12 +107,12 @@ unsafe extern "C" fn trusted_list(_d: *mut bindings::dentry) -> bool {
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) }
 }
 
-struct Handler(bindings::xattr_handler);
-// SAFETY: constant tables; the name pointers are to static strings.
-unsafe impl Sync for Handler {}
-
-const fn handler(prefix: &'static core::ffi::CStr, ns: u8, list: Option<unsafe extern "C" fn(*mut bindings::dentry) -> bool>) -> Handler {
-    Handler(bindings::xattr_handler {
+const fn handler(
+    prefix: &'static core::ffi::CStr,
+    ns: u8,
+    list: Option<unsafe extern "C" fn(*mut bindings::dentry) -> bool>,
+) -> Table<bindings::xattr_handler> {
+    Table(bindings::xattr_handler {
         name: core::ptr::null(),
         prefix: prefix.as_ptr().cast(),
         flags: ns as c_int,
@@ -122,15 +122,13 @@ const fn handler(prefix: &'static core::ffi::CStr, ns: u8, list: Option<unsafe e
     })
 }
 
-static USER: Handler = handler(c"user.", NS_USER, None);
-static TRUSTED: Handler = handler(c"trusted.", NS_TRUSTED, Some(trusted_list));
-static SECURITY: Handler = handler(c"security.", NS_SECURITY, None);
+static USER: Table<bindings::xattr_handler> = handler(c"user.", NS_USER, None);
+static TRUSTED: Table<bindings::xattr_handler> = handler(c"trusted.", NS_TRUSTED, Some(trusted_list));
+static SECURITY: Table<bindings::xattr_handler> = handler(c"security.", NS_SECURITY, None);
 
 /// `sb->s_xattr`: NULL-terminated. ACLs go through get_inode_acl/set_acl.
-pub(crate) struct Handlers(pub(crate) [*const bindings::xattr_handler; 4]);
-// SAFETY: pointers to the immutable statics above.
-unsafe impl Sync for Handlers {}
-pub(crate) static HANDLERS: Handlers = Handlers([&USER.0, &TRUSTED.0, &SECURITY.0, core::ptr::null()]);
+pub(crate) static HANDLERS: Table<[*const bindings::xattr_handler; 4]> =
+    Table([&USER.0, &TRUSTED.0, &SECURITY.0, core::ptr::null()]);
 
 /// `inode_operations.listxattr`: every name we store, with its prefix.
 pub(crate) unsafe extern "C" fn listxattr(d: *mut bindings::dentry, list: *mut c_char, size: usize) -> isize {

@@ -207,7 +207,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Write a new filesystem.
-    pub fn format(media: M, opts: &FormatOptions) -> Result<()> {
+    pub fn format(media: M, opts: &FormatOptions<'_>) -> Result<()> {
         let msize = media.size();
         let size = if opts.size_bytes == 0 { msize } else { opts.size_bytes };
         let slots = if opts.journal_slots == 0 { DEFAULT_JOURNAL_SLOTS } else { opts.journal_slots };

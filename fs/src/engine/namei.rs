@@ -555,7 +555,7 @@ impl<M: Media> Fs<M> {
     /// List a directory from cookie `pos`. The callback gets (name, ino,
     /// ftype, next_pos) and returns false to stop. "." is cookie 0, ".." 1,
     /// entries `hash << 16 | seq`.
-    pub fn readdir(&self, dir: u64, pos: u64, cb: &mut DirEmit) -> Result<()> {
+    pub fn readdir(&self, dir: u64, pos: u64, cb: &mut DirEmit<'_>) -> Result<()> {
         let d = self.dir_inode(dir)?;
         if pos == POS_DOT && !cb(b".", dir, 4, POS_DOTDOT) {
             return Ok(());
