@@ -242,16 +242,19 @@ def test_concurrent_cow_through_mmap():
         pids.append(pid)
     reader = mmap.mmap(os.open("a", os.O_RDONLY), 4 * B, prot=mmap.PROT_READ)
     bad = 0
-    while any(os.waitpid(p, os.WNOHANG) == (0, 0) for p in pids):
+    alive, status = set(pids), {}
+    while alive:  # read the third copy for as long as the writers run
         if reader[:] != data:
             bad += 1
             break
-    for p in pids:
-        try:
-            _, st = os.waitpid(p, 0)
-            assert os.WEXITSTATUS(st) == 0, st
-        except ChildProcessError:
-            pass
+        for p in list(alive):
+            r, st = os.waitpid(p, os.WNOHANG)
+            if r == p:
+                status[p] = st
+                alive.discard(p)
+    for p in alive:
+        status[p] = os.waitpid(p, 0)[1]
+    assert all(os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0 for st in status.values()), status
     assert bad == 0 and reader[:] == data, "the third copy changed"
     for n, byte in (("b", 0xB0), ("c", 0xC0)):
         got = os.pread(os.open(n, os.O_RDONLY), 4 * B, 0)
