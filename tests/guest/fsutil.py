@@ -31,6 +31,35 @@ def expect_errno(want, fn, *args, **kw):
         raise AssertionError(f"{getattr(fn, '__name__', fn)}{args}: got {got}, want {want}")
 
 
+# Remap ioctls (linux/fs.h), shared by the reflink, fsx and memory-failure tests.
+FICLONE = 0x40049409
+FICLONERANGE = 0x4020940D
+FIDEDUPERANGE = 0xC0189436
+
+
+def clone(src_fd, dst_fd):
+    """FICLONE: the whole of src into dst."""
+    import fcntl
+    fcntl.ioctl(dst_fd, FICLONE, src_fd)
+
+
+def clone_range(src_fd, soff, length, dst_fd, doff):
+    """FICLONERANGE."""
+    import fcntl
+    import struct
+    fcntl.ioctl(dst_fd, FICLONERANGE, struct.pack("qQQQ", src_fd, soff, length, doff))
+
+
+def dedupe(src_fd, soff, length, dst_fd, doff):
+    """One-destination FIDEDUPERANGE: (status, bytes_deduped)."""
+    import fcntl
+    import struct
+    buf = bytearray(struct.pack("QQHHI", soff, length, 1, 0, 0) + struct.pack("qQQiI", dst_fd, doff, 0, 0, 0))
+    fcntl.ioctl(src_fd, FIDEDUPERANGE, buf)
+    _, _, deduped, status, _ = struct.unpack_from("qQQiI", buf, 24)
+    return status, deduped
+
+
 def pattern(seed, n):
     """Deterministic bytes that differ per seed and offset."""
     import random

@@ -55,6 +55,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
+from fsutil import clone_range, dedupe
 
 SEED = int(os.environ.get("FERROFS_T_FSX_SEED", "20261123"))
 OPS = int(os.environ.get("FERROFS_T_FSX_OPS", "12000"))
@@ -71,8 +72,6 @@ MAXSIZE = 8 << 20          # no file grows past this (4 files, 1 GiB pmem)
 MAXWRITE = 300 << 10
 MAPLEN = MAXSIZE           # the long-lived mapping covers every possible byte
 
-FICLONERANGE = 0x4020940D
-FIDEDUPERANGE = 0xC0189436
 FS_IOC_FIEMAP = 0xC020660B
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x1, 0x2, 0x10
 FILE_DEDUPE_RANGE_SAME, FILE_DEDUPE_RANGE_DIFFERS = 0, 1
@@ -104,18 +103,6 @@ def mmap_raw(fd, length, off=0):
 def munmap(addr, length):
     if libc.munmap(addr, length) != 0:
         raise OSError(ctypes.get_errno(), "munmap")
-
-
-def clone_range(src_fd, soff, length, dst_fd, doff):
-    fcntl.ioctl(dst_fd, FICLONERANGE, struct.pack("qQQQ", src_fd, soff, length, doff))
-
-
-def dedupe(src_fd, soff, length, dst_fd, doff):
-    """One-destination FIDEDUPERANGE: (status, bytes_deduped)."""
-    buf = bytearray(struct.pack("QQHHI", soff, length, 1, 0, 0) + struct.pack("qQQiI", dst_fd, doff, 0, 0, 0))
-    fcntl.ioctl(src_fd, FIDEDUPERANGE, buf)
-    _, _, deduped, status, _ = struct.unpack_from("qQQiI", buf, 24)
-    return status, deduped
 
 
 def fiemap(fd, off, length):

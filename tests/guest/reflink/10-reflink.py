@@ -13,32 +13,13 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import expect_errno, pattern
+from fsutil import clone, clone_range, dedupe, expect_errno, pattern
 
 B = 4096
-FICLONE = 0x40049409
-FICLONERANGE = 0x4020940D
-FIDEDUPERANGE = 0xC0189436
 FS_IOC_FIEMAP = 0xC020660B
 FS_IOC_SETFLAGS = 0x40086602
 FIEMAP_EXTENT_SHARED = 0x2000
 FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
-
-
-def clone(src_fd, dst_fd):
-    fcntl.ioctl(dst_fd, FICLONE, src_fd)
-
-
-def clone_range(src_fd, soff, length, dst_fd, doff):
-    fcntl.ioctl(dst_fd, FICLONERANGE, struct.pack("qQQQ", src_fd, soff, length, doff))
-
-
-def dedupe(src_fd, soff, length, dst_fd, doff):
-    """Returns (status, bytes_deduped) of one FIDEDUPERANGE destination."""
-    buf = bytearray(struct.pack("QQHHI", soff, length, 1, 0, 0) + struct.pack("qQQiI", dst_fd, doff, 0, 0, 0))
-    fcntl.ioctl(src_fd, FIDEDUPERANGE, buf)
-    _, _, deduped, status, _ = struct.unpack_from("qQQiI", buf, 24)
-    return status, deduped
 
 
 def extents(fd):
