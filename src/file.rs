@@ -71,6 +71,14 @@ unsafe extern "C" fn iomap_begin(
             return Err(engine::Error::Io { block: m.pblk });
         }
         if !write || (zero_only && m.kind != engine::MapKind::Written) {
+            if huge && m.shared && m.kind == engine::MapKind::Written {
+                // Never a PMD entry over shared blocks: a later PTE fault
+                // of the range would make fsdax (6.12 dax_insert_entry)
+                // swap the 512-page entry for a 1-page one and leak 511
+                // from mapping->nrpages. Shorter than a PMD => fallback.
+                m.count = 1;
+                return Ok((m, false, false));
+            }
             if fault && m.shared && m.kind == engine::MapKind::Written {
                 // fsdax maps exactly the faulted page or PMD: record it.
                 m.count = m.count.min(count);
@@ -279,6 +287,14 @@ pub(crate) fn set_size(inode: &Inode, size: i64) -> Result {
         if e != 0 {
             return Err(Error::from_errno(e));
         }
+        // A PMD entry straddling the new EOF goes as a whole: write it back
+        // first so the part below EOF keeps its flush.
+        let pmd = bindings::FERROFS_PMD_SIZE as i64;
+        // SAFETY: the inode's mapping; flushes and cleans dirty DAX entries.
+        let e = unsafe { bindings::filemap_write_and_wait_range((*p).i_mapping, size & !(pmd - 1), size | (pmd - 1)) };
+        if e != 0 {
+            return Err(Error::from_errno(e));
+        }
         // SAFETY: sets i_size and unmaps every page table entry past it.
         unsafe { bindings::truncate_setsize(p, size) };
         let info = info_of(inode)?;
@@ -424,13 +440,29 @@ fn forget_mappings(inode: &Inode, start: i64, end: i64) -> Result {
     })
 }
 
-/// Removes blocks [lblk, lblk+count) from page tables and caches before the
-/// engine frees or moves them. Caller holds i_rwsem and the invalidate lock.
+/// Removes bytes [start, end) from page tables and DAX entries before the
+/// engine frees, moves or shares their blocks. Caller holds i_rwsem and the
+/// invalidate lock.
+///
+/// The range is widened to whole 2 MiB units: truncate_pagecache_range skips
+/// a PMD entry that straddles either end, and a PMD entry left over blocks
+/// that are freed (or become shared) keeps stale page associations and, on
+/// the next shared PTE fault, corrupts mapping->nrpages (see iomap_begin).
+/// The widening is written back first, so no dirty entry outside the range
+/// loses the cache flush fsync owes it.
 pub(crate) fn unmap_blocks(inode: &Inode, start: i64, end: i64) -> Result {
     let p = inode.as_ptr();
+    let pmd = bindings::FERROFS_PMD_SIZE as i64;
+    let (start, end) = (start & !(pmd - 1), end.saturating_add(pmd - 1) & !(pmd - 1));
     forget_mappings(inode, start, end)?;
     // SAFETY: locks held as documented.
     let e = unsafe { bindings::ferrofs_break_layouts(p, start, end) };
+    if e != 0 {
+        return Err(Error::from_errno(e));
+    }
+    // SAFETY: the mapping is the inode's; flushes CPU caches of dirty DAX
+    // entries in the range and clears their dirty tags.
+    let e = unsafe { bindings::filemap_write_and_wait_range((*p).i_mapping, start, end - 1) };
     if e != 0 {
         return Err(Error::from_errno(e));
     }
@@ -576,8 +608,10 @@ fn remap_locked(fin: *mut bindings::file, pos_in: i64, fout: *mut bindings::file
     }
     let dedupe = flags & bindings::REMAP_FILE_DEDUP != 0;
     let nblocks = (len as u64).div_ceil(BLOCK);
-    // Nothing may keep mapping the destination's old blocks.
+    // Nothing may keep mapping the destination's old blocks, and no DAX
+    // entry of the source may stay sized or marked for exclusive blocks.
     unmap_blocks(dst, pos_out, pos_out + (nblocks * BLOCK) as i64)?;
+    unmap_blocks(src, pos_in, pos_in + (nblocks * BLOCK) as i64)?;
     let info = info_of(dst)?;
     let (s, d) = (src.ino(), dst.ino());
     let (sl, dl) = (pos_in as u64 / BLOCK, pos_out as u64 / BLOCK);
