@@ -39,8 +39,6 @@ Environment:
   FERROFS_T_FSX_OPLOG=1  before each remount write the operations since the
                        previous one to $FERROFS_RUNDIR/fsx-ops.log (survives a
                        guest panic in umount; use vm-run --keep)
-  FERROFS_T_FSX_KNOWN_BUGS=1  also generate operation shapes of known,
-                       unfixed ferrofs bugs (each has its own test_ below)
 """
 import collections
 import ctypes
@@ -61,7 +59,6 @@ SEED = int(os.environ.get("FERROFS_T_FSX_SEED", "20261123"))
 OPS = int(os.environ.get("FERROFS_T_FSX_OPS", "12000"))
 CHECK_EVERY = int(os.environ.get("FERROFS_T_FSX_CHECK", "500"))
 VERBOSE = os.environ.get("FERROFS_T_FSX_VERBOSE") == "1"
-KNOWN_BUGS = os.environ.get("FERROFS_T_FSX_KNOWN_BUGS") == "1"
 REMOUNT_EVERY = int(os.environ.get("FERROFS_T_FSX_REMOUNT_EVERY", "0"))
 OPLOG = os.environ.get("FERROFS_T_FSX_OPLOG") == "1" and os.environ.get("FERROFS_RUNDIR")
 
@@ -428,12 +425,6 @@ class Fsx:
         n = min(self.length(MAXSIZE // 4 if self.rng.random() < 0.2 else MAXWRITE), MAXSIZE - off)
         kind = self.rng.choice(["punch", "punch", "zero", "zero-keep", "falloc", "falloc-keep"])
         size = len(self.model[i])
-        if kind in ("falloc", "zero") and off + n <= size < up(off + n) and not KNOWN_BUGS:
-            # KNOWN BUG (see test_fallocate_inside_eof_block): mode 0 or
-            # ZERO_RANGE without KEEP_SIZE ending in the EOF block grows
-            # i_size to the block boundary. Keep fsx looking for other bugs;
-            # FERROFS_T_FSX_KNOWN_BUGS=1 generates these shapes too.
-            kind += "-keep"
         self.counts[kind] += 1
         self.note(f"{kind} f{i} {off:#x} +{n:#x} (size {size:#x})")
         mode = {"punch": FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, "zero": FALLOC_FL_ZERO_RANGE,
@@ -655,11 +646,9 @@ def test_fsx():
 
 def test_fallocate_inside_eof_block():
     """fallocate(mode 0 or ZERO_RANGE) on a range that ends at or before EOF
-    must not change i_size. Found by fsx (seed 7, ops 36 and 142): ferrofs
-    grows i_size to the end of the EOF block when the range ends inside it
-    (engine Fs::fallocate sets size = (lblk+count)*4096 without KEEP_SIZE, and
-    src/file.rs fallocate_locked only calls commit_size when the range goes
-    past EOF; ZERO_RANGE falls through to the same call)."""
+    must not change i_size. Regression test: fsx (seed 7, ops 36 and 142)
+    found ferrofs growing i_size to the end of the EOF block when the range
+    ended inside it."""
     bad = []
     cases = [(100, 10, 10), (5000, 4096, 10), (100, 0, 100), (5000, 0, 100), (8192, 100, 100)]
     for mode in (0, FALLOC_FL_ZERO_RANGE):
@@ -681,11 +670,11 @@ def test_dedupe_unwritten_stale_source():
     """FIDEDUPERANGE must compare what the files read, never raw media.
     A source range preallocated (unwritten) over freed blocks that still hold
     old bytes G reads as zeroes; a destination holding G is different data.
-    ferrofs (fs/dax.c dax_range_compare_iter reads IOMAP_UNWRITTEN extents
-    raw; ferrofs does not zero preallocated blocks) reports SAME, and since
-    the engine turns an unwritten source into a hole in the destination, the
-    destination's G is lost (reads zeroes). The reverse is a false DIFFERS:
-    zeroes against the same unwritten range."""
+    Regression test: fsdax's dax_range_compare_iter reads IOMAP_UNWRITTEN
+    extents raw, and ferrofs once reported SAME here and lost the
+    destination's G; iomap_begin now reports unwritten extents to readers
+    as holes. The reverse (zeroes against the same unwritten range) must not
+    be a false DIFFERS either."""
     g = (b"old bytes of a freed block " * 2300)[:15 * B]
     x = os.open("x", os.O_RDWR | os.O_CREAT, 0o644)
     os.write(x, b"A" * B + g)                       # blocks 1..15 hold g
