@@ -7,7 +7,7 @@ RUSTC ?= /usr/bin/rustc
 CARGO ?= cargo
 export RUSTC_FOR_KERNEL := $(RUSTC)
 
-.PHONY: all setup kernel module tools demo test clean bench
+.PHONY: all setup kernel module tools demo test clean bench xfstests
 all: module tools
 
 setup:
@@ -42,3 +42,11 @@ clean:
 # Documentation/benchmarks.md); results in out/bench/, table in README.md
 bench: module tools
 	scripts/bench $(if $(filter 1,$(FULL)),--full)
+
+# make xfstests XFSTESTS=/path/to/built/xfstests [GROUPS="quick clone"]
+#   [TESTS="generic/001 ..."] [FSTYP="ferrofs xfs ext4"]: see scripts/xfstests
+GROUPS ?= quick
+FSTYP ?= ferrofs
+xfstests: module tools
+	@[ -n "$(XFSTESTS)" ] || { echo "usage: make xfstests XFSTESTS=/path/to/xfstests [GROUPS=...] [TESTS=...] [FSTYP=...]"; exit 2; }
+	scripts/xfstests -g "$(GROUPS)" -t "$(TESTS)" "$(XFSTESTS)" $(FSTYP)
