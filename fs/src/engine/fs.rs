@@ -75,33 +75,16 @@ pub struct Fs<M: Media> {
 /// Slots of the verified-node cache.
 pub(crate) const VCACHE: usize = 64;
 
+/// The superblock fields a new filesystem starts from (mkfs fills in the
+/// geometry); the in-memory superblock before mount reads the real one.
 const EMPTY_SB: Superblock = Superblock {
     version: FORMAT_VERSION,
     state: STATE_CLEAN,
-    blkno: 0,
-    compat: 0,
-    ro_compat: 0,
-    incompat: 0,
-    uuid: [0; 16],
-    label: [0; 32],
-    total_blocks: 0,
     journal_start: JOURNAL_START,
-    journal_blocks: 0,
-    journal_slots: 0,
-    bitmap_start: 0,
-    bitmap_blocks: 0,
-    data_start: 0,
-    free_blocks: 0,
-    inode_count: 0,
     next_ino: ROOT_INO + 1,
     root_ino: ROOT_INO,
     next_generation: 1,
-    mount_count: 0,
-    mkfs_time: 0,
-    mount_time: 0,
-    write_time: 0,
-    alloc_rotor: 0,
-    trees: [TreeRoot { root: 0, height: 0 }; NTREES],
+    ..Superblock::EMPTY
 };
 
 impl<M: Media> Fs<M> {
