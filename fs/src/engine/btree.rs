@@ -212,7 +212,7 @@ impl<M: Media> Fs<M> {
         if (p.idx[d] as u64) < p.n[d] as u64 {
             let i = p.idx[d] as u64;
             self.val_at(t, p.blk[d], i, val)?;
-            return Ok(Some(self.key_at(p.blk[d], es, i)?));
+            return Self::ordered(t, p.blk[d], k, self.key_at(p.blk[d], es, i)?, true);
         }
         let mut up = d;
         while up > 0 {
@@ -221,10 +221,23 @@ impl<M: Media> Fs<M> {
                 let c = self.child_at(p.blk[up], p.idx[up] as u64 + 1)?;
                 let (leaf, _) = self.edge_leaf(t, c, (p.h - 2 - up) as u16, false)?;
                 self.val_at(t, leaf, 0, val)?;
-                return Ok(Some(self.key_at(leaf, es, 0)?));
+                return Self::ordered(t, leaf, k, self.key_at(leaf, es, 0)?, true);
             }
         }
         Ok(None)
+    }
+
+    /// A seek's answer must lie on the asked side of `k` (>= for seek_ge,
+    /// <= for seek_le). Keys out of order on media (a damaged node whose crc
+    /// was rewritten, a cross-linked child) could otherwise send every
+    /// `bt_next` loop (readdir, evict, truncate, orphan reaping) around the
+    /// same keys forever; with this check each step strictly advances, so
+    /// every iteration over a tree ends.
+    fn ordered(t: TreeId, blk: u64, k: Key, found: Key, ge: bool) -> Result<Option<Key>> {
+        if (ge && found < k) || (!ge && found > k) {
+            return corrupt(t.name(), blk);
+        }
+        Ok(Some(found))
     }
 
     /// Largest key <= k.
@@ -245,7 +258,7 @@ impl<M: Media> Fs<M> {
         }
         if i > 0 {
             self.val_at(t, p.blk[d], i - 1, val)?;
-            return Ok(Some(self.key_at(p.blk[d], es, i - 1)?));
+            return Self::ordered(t, p.blk[d], k, self.key_at(p.blk[d], es, i - 1)?, false);
         }
         let mut up = d;
         while up > 0 {
@@ -254,7 +267,7 @@ impl<M: Media> Fs<M> {
                 let c = self.child_at(p.blk[up], p.idx[up] as u64 - 1)?;
                 let (leaf, n) = self.edge_leaf(t, c, (p.h - 2 - up) as u16, true)?;
                 self.val_at(t, leaf, n - 1, val)?;
-                return Ok(Some(self.key_at(leaf, es, n - 1)?));
+                return Self::ordered(t, leaf, k, self.key_at(leaf, es, n - 1)?, false);
             }
         }
         Ok(None)

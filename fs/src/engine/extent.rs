@@ -159,6 +159,12 @@ impl<M: Media> Fs<M> {
             }
         }
         if let Some(k) = self.bt_seek_ge(TreeId::Refcount, Key::new(p, 0, 0), &mut v)? {
+            // A record starting at p must have been found by seek_le above;
+            // if the tree says otherwise (keys out of order, a nonzero key
+            // part), a run of 0 would stall every caller's loop for good.
+            if k.a <= p {
+                return corrupt("refcount btree", p);
+            }
             return Ok((None, (k.a - p).min(n)));
         }
         Ok((None, n))

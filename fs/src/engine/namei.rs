@@ -613,11 +613,19 @@ impl<M: Media> Fs<M> {
     /// Mount-time orphan processing: evict unlinked inodes, finish truncates.
     pub(crate) fn reap_orphans(&mut self) -> Result<u64> {
         let mut n = 0;
+        let mut last: Option<Key> = None;
         loop {
             let k = match self.bt_seek_ge(TreeId::Orphan, Key::new(0, 0, 0), &mut [])? {
                 Some(k) => k,
                 None => return Ok(n),
             };
+            // Each pass removes the smallest record, so the next smallest is
+            // larger. A record that survives its removal (malformed key, keys
+            // out of order) would otherwise make mount spin here forever.
+            if k.b != 0 || k.c != 0 || last.is_some_and(|l| k <= l) {
+                return corrupt("orphan btree", k.a);
+            }
+            last = Some(k);
             let ino = k.a;
             match self.inode_get(ino) {
                 Ok(i) if i.nlink == 0 => self.run(|fs| fs.evict_inner(ino))?,
