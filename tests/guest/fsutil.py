@@ -60,6 +60,28 @@ def dedupe(src_fd, soff, length, dst_fd, doff):
     return status, deduped
 
 
+FS_IOC_FIEMAP = 0xC020660B
+FIEMAP_FLAG_SYNC = 0x1
+FIEMAP_EXTENT_UNWRITTEN = 0x800
+FIEMAP_EXTENT_SHARED = 0x2000
+
+
+def fiemap(fd, off=0, length=2**64 - 1, flags=FIEMAP_FLAG_SYNC, max_extents=1024):
+    """FS_IOC_FIEMAP: [(logical, physical, length, flags)] of the extents in
+    [off, off+length). Fails if there are more than max_extents."""
+    import fcntl
+    import struct
+    buf = bytearray(struct.pack("QQIIII", off, length, flags, 0, max_extents, 0) + bytes(56 * max_extents))
+    fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+    count = struct.unpack_from("I", buf, 20)[0]
+    assert count < max_extents, f"more than {max_extents} extents"
+    out = []
+    for k in range(count):
+        logical, physical, length, _, _, fl = struct.unpack_from("QQQQQI", buf, 32 + 56 * k)
+        out.append((logical, physical, length, fl))
+    return out
+
+
 def pattern(seed, n):
     """Deterministic bytes that differ per seed and offset."""
     import random

@@ -78,8 +78,11 @@ def parse(fs):
                 res[name] = ("fail", f.get("message", ""))
             else:
                 res[name] = ("pass", "")
-    elif res:
-        out(f"  ({fs}: no xunit report, the run did not finish: counted from the console log)")
+    finished = os.path.exists(log) and any(l.startswith("Ran:") or l.startswith("Passed all") for l in open(log, errors="replace"))
+    if res and not finished:
+        last = [l for l in open(log, errors="replace") if LOG_RE.match(l)][-1:] if os.path.exists(log) else []
+        cut = f"; it stopped in {last[0].split()[0]}" if last and last[0].split()[0] not in res else ""
+        out(f"  ({fs}: ./check did not finish{cut}: counted what completed)")
     return res
 
 

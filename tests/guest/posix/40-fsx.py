@@ -53,7 +53,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import clone_range, dedupe
+from fsutil import FIEMAP_EXTENT_UNWRITTEN, clone_range, dedupe, fiemap
 
 SEED = int(os.environ.get("FERROFS_T_FSX_SEED", "20261123"))
 OPS = int(os.environ.get("FERROFS_T_FSX_OPS", "12000"))
@@ -69,7 +69,6 @@ MAXSIZE = 8 << 20          # no file grows past this (4 files, 1 GiB pmem)
 MAXWRITE = 300 << 10
 MAPLEN = MAXSIZE           # the long-lived mapping covers every possible byte
 
-FS_IOC_FIEMAP = 0xC020660B
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x1, 0x2, 0x10
 FILE_DEDUPE_RANGE_SAME, FILE_DEDUPE_RANGE_DIFFERS = 0, 1
 PROT_READ, PROT_WRITE, MAP_SHARED, MS_SYNC = 1, 2, 1, 4
@@ -102,28 +101,13 @@ def munmap(addr, length):
         raise OSError(ctypes.get_errno(), "munmap")
 
 
-def fiemap(fd, off, length):
-    """[(logical, physical, length, flags)] of the extents in [off, off+length)."""
-    n = 1024
-    buf = bytearray(struct.pack("QQIIII", off, length, 0, 0, n, 0) + bytes(56 * n))
-    fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
-    count = struct.unpack_from("I", buf, 20)[0]
-    assert count < n, "more extents than fsx expects"
-    out = []
-    for k in range(count):
-        lo, ph, ln, _, _, fl = struct.unpack_from("QQQQQI", buf, 32 + 56 * k)
-        out.append((lo, ph, ln, fl))
-    return out
-
-
-FIEMAP_EXTENT_UNWRITTEN = 0x800
 
 
 def block_types(fd, off, length):
     """{block index relative to off: "written" | "unwritten"} per FIEMAP for
     [off, off+length); blocks not in the dict are holes."""
     out = {}
-    for lo, _, ln, fl in fiemap(fd, off, length):
+    for lo, _, ln, fl in fiemap(fd, off, length, flags=0):
         t = "unwritten" if fl & FIEMAP_EXTENT_UNWRITTEN else "written"
         for b in range(max(lo, off) // B, (min(lo + ln, off + length) + B - 1) // B):
             out[b - off // B] = t
@@ -564,8 +548,8 @@ class Fsx:
                     self.fail(f"FIDEDUPERANGE f{s} {soff:#x} +{n:#x} -> f{d} {doff:#x}: DIFFERS on equal data "
                               f"although no hole faces a mapped block; all-zero blocks at source offsets "
                               f"{[hex(o) for o in zb[:10]]}; source extents "
-                              f"{fmt_extents(fiemap(self.fds[s], soff, cnt))}; destination extents "
-                              f"{fmt_extents(fiemap(self.fds[d], doff, cnt))}")
+                              f"{fmt_extents(fiemap(self.fds[s], soff, cnt, flags=0))}; destination extents "
+                              f"{fmt_extents(fiemap(self.fds[d], doff, cnt, flags=0))}")
                 ok = True
                 self.counts["dedupe-" + excuse] += 1
             if not ok:
@@ -692,7 +676,7 @@ def test_dedupe_unwritten_stale_source():
     problems = []
     if after != g:
         problems.append(f"destination data lost: y reads {'zeroes' if not any(after) else 'other bytes'} "
-                        f"after dedupe returned {got_y} (y extents {fmt_extents(fiemap(y, 0, 15 * B))})")
+                        f"after dedupe returned {got_y} (y extents {fmt_extents(fiemap(y, 0, 15 * B, flags=0))})")
     if got_y != (FILE_DEDUPE_RANGE_DIFFERS, 0):
         problems.append(f"zeroes vs g: (status, bytes) = {got_y}, want DIFFERS (1, 0)")
     if got_z[0] not in (FILE_DEDUPE_RANGE_SAME, FILE_DEDUPE_RANGE_DIFFERS):

@@ -13,26 +13,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import clone, clone_range, dedupe, expect_errno, pattern
+from fsutil import FIEMAP_EXTENT_SHARED, clone, clone_range, dedupe, expect_errno, pattern
+from fsutil import fiemap as extents
 
 B = 4096
-FS_IOC_FIEMAP = 0xC020660B
 FS_IOC_SETFLAGS = 0x40086602
-FIEMAP_EXTENT_SHARED = 0x2000
 FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
-
-
-def extents(fd):
-    """[(logical, physical, length, flags)] via FS_IOC_FIEMAP."""
-    n = 256
-    buf = bytearray(struct.pack("QQIIII", 0, 2**64 - 1, 1, 0, n, 0) + bytes(56 * n))  # FIEMAP_FLAG_SYNC
-    fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
-    count = struct.unpack_from("I", buf, 20)[0]
-    out = []
-    for i in range(count):
-        lo, ph, ln, _, _, fl = struct.unpack_from("QQQQQI", buf, 32 + 56 * i)
-        out.append((lo, ph, ln, fl))
-    return out
 
 
 def shared_bytes(fd):

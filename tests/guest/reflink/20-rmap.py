@@ -5,16 +5,14 @@ files are gone."""
 import fcntl
 import mmap
 import os
-import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import pattern
+from fsutil import fiemap, pattern
 
 B = 4096
 FICLONE = 0x40049409
-FS_IOC_FIEMAP = 0xC020660B
 
 
 def rmap():
@@ -27,9 +25,7 @@ def rmap():
 
 
 def first_block(fd):
-    buf = bytearray(struct.pack("QQIIII", 0, 2**64 - 1, 1, 0, 1, 0) + bytes(56))
-    fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
-    return struct.unpack_from("Q", buf, 32 + 8)[0] // B
+    return fiemap(fd)[0][1] // B
 
 
 def test_rmap_tracks_owners():
