@@ -184,8 +184,18 @@ fn new_vfs_inode(
     };
     // SAFETY: plain reads of the fields inode_init_owner just set.
     let (uid, gid) = unsafe { (bindings::ferrofs_i_uid_read(p), bindings::ferrofs_i_gid_read(p)) };
-    let new = engine::NewInode { mode: u32::from(inode.mode()), uid, gid, rdev, flags: 0, time: now(dirp) };
-    let (ino, di) = match info.with_fs(|fs| make(fs, &new)) {
+    let mode = u32::from(inode.mode());
+    let mut new = engine::NewInode { mode, uid, gid, rdev, flags: 0, time: now(dirp) };
+    let (ino, di) = match info.with_fs(|fs| {
+        // FS_XFLAG_DAX of a directory is inherited by the files and
+        // directories made in it (as on XFS and ext4).
+        if matches!(mode & bindings::S_IFMT, bindings::S_IFREG | bindings::S_IFDIR)
+            && fs.read_inode(dir.ino())?.flags & engine::IFLAG_DAX != 0
+        {
+            new.flags |= engine::IFLAG_DAX;
+        }
+        make(fs, &new)
+    }) {
         Ok(v) => v,
         Err(e) => {
             // SAFETY: the inode never reached the engine: mark it bad so
@@ -553,6 +563,8 @@ static DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
     listxattr: Some(crate::xattr::listxattr),
     get_inode_acl: Some(crate::xattr::get_inode_acl),
     set_acl: Some(crate::xattr::set_acl),
+    fileattr_get: Some(fileattr_get),
+    fileattr_set: Some(fileattr_set),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };

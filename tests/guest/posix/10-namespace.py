@@ -236,6 +236,37 @@ def test_attributes():
     assert attrs and int(attrs[0].split("=")[1], 16) & 0x00200000, out  # STATX_ATTR_DAX
 
 
+def lsattr_x(path):
+    """FS_XFLAG_DAX of path, by xfs_io's FS_IOC_FSGETXATTR."""
+    r = subprocess.run(["xfs_io", "-c", "lsattr -v", path], capture_output=True, text=True)
+    assert r.returncode == 0 and "Inappropriate" not in r.stderr, (path, r.stdout, r.stderr)
+    return "dax" in r.stdout.split("]")[0]
+
+
+def test_dax_xflag_on_directories_is_inherited():
+    os.makedirs("a/b")
+    r = subprocess.run(["xfs_io", "-c", "chattr +x", "a"], capture_output=True, text=True)
+    assert r.returncode == 0 and not r.stderr, r.stderr
+    os.makedirs("a/c/d")
+    write("a/f", b"x")
+    write("a/c/d/g", b"y")
+    os.symlink("f", "a/l")
+    want = {"a": True, "a/b": False, "a/c": True, "a/c/d": True, "a/f": True, "a/c/d/g": True}
+    got = {p: lsattr_x(p) for p in want}
+    assert got == want, got
+    gtest.remount()
+    assert {p: lsattr_x(p) for p in want} == want
+    subprocess.run(["xfs_io", "-c", "chattr -x", "a/c"], check=True)
+    os.mkdir("a/c/e")
+    assert not lsattr_x("a/c") and not lsattr_x("a/c/e") and lsattr_x("a/c/d")
+    # immutable directories refuse new entries
+    subprocess.run(["chattr", "+i", "a/b"], check=True)
+    try:
+        expect_errno("EPERM", os.mkdir, "a/b/x")
+    finally:
+        subprocess.run(["chattr", "-i", "a/b"], check=True)
+
+
 def test_statfs_counts():
     st0 = os.statvfs(".")
     write("f", pattern(1, 1 << 20))
