@@ -354,7 +354,10 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     let root = match namei::iget(sb, root_ino) {
         Ok(i) => i,
         Err(e) => {
-            crate::vfs::fs_err!(sb.id(), "cannot read the root inode {}\n", root_ino);
+            // A root inode that is not there is a corrupt filesystem, not a
+            // missing file: EUCLEAN, like every other damaged structure.
+            let e = if e == ENOENT { crate::vfs::code::euclean() } else { e };
+            crate::vfs::fs_err!(sb.id(), "cannot read the root inode {} ({:?}); run fsck.ferrofs\n", root_ino, e);
             free_info(sb);
             return Err(e);
         }

@@ -314,3 +314,32 @@ fn fuzz_corpus_regressions() {
     current.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
     eprintln!("fuzz corpus: {n} inputs replayed");
 }
+
+/// Inode records no operation can produce are corruption, found when the
+/// inode is read (the kernel turned a size of 2^64-1 into a negative i_size
+/// and iomap WARNed on a zero-length mapping; the in-VM corrupted-image test
+/// found it).
+#[test]
+fn impossible_inode_fields_are_corrupt() {
+    let base = populated();
+    for (what, off, val) in [("size u64 max", 24usize, u64::MAX), ("size 16 TiB + 1", 24, (1 << 44) + 1), ("mode 0", 0, 0)] {
+        let pm = SimPmem::from_image(base.img.clone(), false);
+        let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+        let f = fs.lookup(ROOT_INO, b"f").unwrap().unwrap();
+        let mut v = [0u8; INODE_SIZE];
+        assert!(fs.tree_get(TreeId::Inode, Key::new(f, 0, 0), &mut v).unwrap());
+        if off == 0 {
+            v[0..4].copy_from_slice(&(val as u32).to_le_bytes());
+        } else {
+            v[off..off + 8].copy_from_slice(&val.to_le_bytes());
+        }
+        fs.tree_update(TreeId::Inode, Key::new(f, 0, 0), &v).unwrap();
+        assert!(
+            matches!(fs.read_inode(f), Err(Error::Corrupt { .. })),
+            "{what}: read_inode gave {:?}",
+            fs.read_inode(f)
+        );
+        // and the filesystem around it still works
+        fs.create(ROOT_INO, b"other", &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap();
+    }
+}

@@ -64,7 +64,16 @@ impl<M: Media> Fs<M> {
         if !self.bt_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v)? {
             return Err(Error::NotFound);
         }
-        Ok(Inode::decode(&v))
+        let i = Inode::decode(&v);
+        // What no operation can produce is corruption, caught here before
+        // the kernel builds a VFS inode from it: an unknown file type, or a
+        // size past the largest file (an i_size the VFS sees as negative
+        // sent iomap a zero-length mapping: WARN in iomap_iter).
+        let known = matches!(i.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK | 0o010000 | 0o020000 | 0o060000 | 0o140000);
+        if !known || i.size > MAX_LBLK * BLOCK_SIZE {
+            return corrupt("inode btree record", ino);
+        }
+        Ok(i)
     }
 
     #[inline(never)]
