@@ -2,12 +2,14 @@
 #   make            build ferrofs.ko (against our cached test kernel) and the tools
 #   make demo       boot a VM with an emulated NVDIMM and show ferrofs at work
 #   make test       every test: cargo test + the in-guest suites
+#   make stress     the long robustness run (crash, corrupted images, faults,
+#                   ENOSPC, fsstress, hostile ioctls) on the KASAN debug kernel
 #   make setup      install what a fresh Debian 12 machine lacks
 RUSTC ?= /usr/bin/rustc
 CARGO ?= cargo
 export RUSTC_FOR_KERNEL := $(RUSTC)
 
-.PHONY: all setup kernel module tools demo test clean bench xfstests
+.PHONY: all setup kernel module tools demo test clean bench stress xfstests
 all: module tools
 
 setup:
@@ -50,3 +52,9 @@ FSTYP ?= ferrofs
 xfstests: module tools
 	@[ -n "$(XFSTESTS)" ] || { echo "usage: make xfstests XFSTESTS=/path/to/xfstests [GROUPS=...] [TESTS=...] [FSTYP=...]"; exit 2; }
 	scripts/xfstests -g "$(GROUPS)" -t "$(TESTS)" "$(XFSTESTS)" $(FSTYP)
+
+# make stress [QUICK=1]: see Documentation/robustness.md; builds the debug
+# kernel (FERROFS_KERNEL_FLAVOUR=debug, cached) and a module against it in
+# out/debug/module/; prints one "stress:" line per part and a total
+stress: setup all
+	scripts/stress $(if $(filter 1,$(QUICK)),--quick)
