@@ -88,10 +88,16 @@ def main(module_globals):
     tests = sorted((n, f) for n, f in module_globals.items() if n.startswith("test_") and callable(f))
     only = sys.argv[1:]
     mkfs_mount()
+    unknown = [n for n in only if n not in dict(tests)]
+    if unknown:
+        print(f"no such test: {' '.join(unknown)}")
+        sys.exit(2)
     failed = []
+    ran = 0
     for name, fn in tests:
         if only and name not in only:
             continue
+        ran += 1
         d = os.path.join(MNT, name)
         os.mkdir(d)
         cwd = os.getcwd()
@@ -113,5 +119,6 @@ def main(module_globals):
     if r.returncode != 0:
         failed.append("fsck")
         print(f"FAIL fsck.ferrofs -n exited {r.returncode}\n{r.stdout}{r.stderr}")
-    print(f"{len(tests) - len(failed)} ok, {len(failed)} failed: {' '.join(failed)}")
+    ok = ran - len([f for f in failed if f != "fsck"])
+    print(f"{ok} ok, {len(failed)} failed{': ' + ' '.join(failed) if failed else ''} (and fsck.ferrofs -n {'failed' if 'fsck' in failed else 'clean'})")
     sys.exit(1 if failed else 0)
