@@ -317,12 +317,19 @@ fn fuzz_corpus_regressions() {
 
 /// Inode records no operation can produce are corruption, found when the
 /// inode is read (the kernel turned a size of 2^64-1 into a negative i_size
-/// and iomap WARNed on a zero-length mapping; the in-VM corrupted-image test
-/// found it).
+/// and iomap WARNed on a zero-length mapping; a block count of 2^64-1
+/// overflowed blocks * 8 in the kernel's inode fill, a Rust panic, i.e. a
+/// BUG; the in-VM corrupted-image test found both).
 #[test]
 fn impossible_inode_fields_are_corrupt() {
     let base = populated();
-    for (what, off, val) in [("size u64 max", 24usize, u64::MAX), ("size 16 TiB + 1", 24, (1 << 44) + 1), ("mode 0", 0, 0)] {
+    for (what, off, val) in [
+        ("size u64 max", 24usize, u64::MAX),
+        ("size 16 TiB + 1", 24, (1 << 44) + 1),
+        ("mode 0", 0, 0),
+        ("blocks u64 max", 32, u64::MAX),
+        ("blocks 2^32 + 1", 32, (1 << 32) + 1),
+    ] {
         let pm = SimPmem::from_image(base.img.clone(), false);
         let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
         let f = fs.lookup(ROOT_INO, b"f").unwrap().unwrap();

@@ -68,9 +68,11 @@ impl<M: Media> Fs<M> {
         // What no operation can produce is corruption, caught here before
         // the kernel builds a VFS inode from it: an unknown file type, or a
         // size past the largest file (an i_size the VFS sees as negative
-        // sent iomap a zero-length mapping: WARN in iomap_iter).
+        // sent iomap a zero-length mapping: WARN in iomap_iter), or more
+        // mapped blocks than a file has logical blocks (the kernel's
+        // blocks * 8 sectors overflowed: a Rust panic, a BUG).
         let known = matches!(i.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK | 0o010000 | 0o020000 | 0o060000 | 0o140000);
-        if !known || i.size > MAX_LBLK * BLOCK_SIZE {
+        if !known || i.size > MAX_LBLK * BLOCK_SIZE || i.blocks > MAX_LBLK {
             return corrupt("inode btree record", ino);
         }
         Ok(i)
