@@ -678,13 +678,20 @@ fn main() {
     xattr_edit(&mut g, "xattr-external:length over 64 KiB", true, |v, _| put32(v, XA_VLEN, 70000));
     xattr_edit(&mut g, "xattr-external:block count huge", true, |v, _| put32(v, XA_NBLK, u32::MAX));
     xattr_edit(&mut g, "xattr-external:block count 0", true, |v, _| put32(v, XA_NBLK, 0));
-    g.raw("xattr-value-block:flipped byte", "detect", |m| {
-        // the external value is the only all-0x03 block
-        let b = (geo.data_start..geo.backup_sb)
-            .find(|&b| g_img_block(&pm, b).iter().all(|&x| x == 3))
-            .expect("xattr value block");
-        m[b as usize * BS + 17] ^= 0x40;
-    });
+    // the external value's first block, from its xattr record
+    let vblk = {
+        let fs = Fs::mount(&pm, &MountOptions { read_only: true, time: 0 }).unwrap();
+        let mut v = [0u8; 512];
+        let mut k = Key::new(xf, 0, 0);
+        loop {
+            let got = fs.tree_seek_ge(TreeId::Xattr, k, &mut v).unwrap().expect("external xattr record");
+            if v[XA_FLAGS] & XA_EXTERNAL != 0 {
+                break le64(&v, XA_PBLK);
+            }
+            k = got.succ().unwrap();
+        }
+    };
+    g.raw("xattr-value-block:flipped byte", "detect", |m| m[vblk as usize * BS + 17] ^= 0x40);
 
     // orphans
     for (nm, ino) in [("missing inode", 999_999u64), ("root", ROOT_INO), ("linked file", big), ("inode 0", 0)] {
@@ -743,6 +750,3 @@ fn main() {
     println!("corrupt-images: {} cases in {}", g.n, out.display());
 }
 
-fn g_img_block(pm: &SimPmem, b: u64) -> Vec<u8> {
-    pm.peek(b * BLOCK_SIZE, BS)
-}

@@ -30,6 +30,7 @@ import stresslib as S
 from fsutil import clone, mount_errno
 
 B = 4096
+read_limit = S.knob("READ_LIMIT", 256 << 10, 4 << 20)  # bytes read per file in the walk
 BLKFLSBUF = 0x1261
 # errnos a damaged filesystem may legitimately return from these operations
 CLEAN = {"EUCLEAN", "EIO", "EINVAL", "ENOENT", "ENOTDIR", "EISDIR", "ENOSPC", "EEXIST", "ENOTEMPTY",
@@ -118,7 +119,7 @@ def walk(c, top, budget):
                     fd = c.op(f"open {p}", os.open, p, os.O_RDONLY)
                     if fd is not None:
                         got = 0
-                        while got < (2 << 20):
+                        while got < read_limit:
                             b = c.op(f"read {p}", os.read, fd, 1 << 18)
                             if not b:
                                 break
