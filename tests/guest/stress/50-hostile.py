@@ -90,8 +90,12 @@ def test_fiemap_hostile():
         ck(False, "FIEMAP with all flags succeeded")
     except OSError as e:
         ck(e.errno == errno.EBADR, f"FIEMAP unknown flags: {S.ename(e.errno)}, want EBADR")
-    # start + length overflowing u64, start past EOF
-    for start, length in ((2**64 - B, 2**64 - 1), (2**63, 2**63), (100 * B, 1)):
+    # start past the largest file (start + length overflowing u64 too): EFBIG
+    # (fiemap_prep); past EOF but below it: no extents
+    for start, length in ((2**64 - B, 2**64 - 1), (2**63, 2**63), (1 << 44, B)):
+        buf = bytearray(struct.pack("QQIIII", start, length, 0, 0, 8, 0) + bytes(56 * 8))
+        expect_errno("EFBIG", fcntl.ioctl, fd, FS_IOC_FIEMAP, buf)
+    for start, length in ((100 * B, 1), (100 * B, 2**64 - 1), ((1 << 44) - B, 2**64 - 1)):
         buf = bytearray(struct.pack("QQIIII", start, length, 0, 0, 8, 0) + bytes(56 * 8))
         fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
         ck(struct.unpack_from("I", buf, 20)[0] == 0, f"FIEMAP at {start:#x} found extents past EOF")
