@@ -82,6 +82,20 @@ def fiemap(fd, off=0, length=2**64 - 1, flags=FIEMAP_FLAG_SYNC, max_extents=1024
     return out
 
 
+def mkfile(name, data):
+    """Create (or truncate) name holding data; returns an O_RDWR fd."""
+    import os
+    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, data)
+    return fd
+
+
+def read_all(fd):
+    """The whole file (one byte more is asked for, to see its true end)."""
+    import os
+    return os.pread(fd, os.fstat(fd).st_size + 1, 0)
+
+
 def pattern(seed, n):
     """Deterministic bytes that differ per seed and offset."""
     import random

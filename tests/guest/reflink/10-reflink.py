@@ -14,7 +14,7 @@ import sys
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
 from fsutil import FIEMAP_EXTENT_SHARED, clone, clone_range, dedupe, expect_errno, pattern
-from fsutil import fiemap as extents
+from fsutil import fiemap as extents, mkfile, read_all
 
 B = 4096
 FS_IOC_SETFLAGS = 0x40086602
@@ -23,16 +23,6 @@ FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
 
 def shared_bytes(fd):
     return sum(e[2] for e in extents(fd) if e[3] & FIEMAP_EXTENT_SHARED)
-
-
-def mkfile(name, data):
-    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.write(fd, data)
-    return fd
-
-
-def read_all(fd):
-    return os.pread(fd, os.fstat(fd).st_size + 1, 0)
 
 
 def test_clone_then_cow_write():

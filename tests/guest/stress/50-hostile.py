@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stresslib as S  # noqa: E402  (puts tests/guest on the path)
 import gtest  # noqa: E402  (harness: fresh fs per test, fsck at the end)
-from fsutil import FICLONE, FICLONERANGE, FIDEDUPERANGE, clone, clone_range, dedupe, expect_errno, pattern
+from fsutil import FICLONE, FICLONERANGE, FIDEDUPERANGE, clone, clone_range, dedupe, expect_errno, mkfile, pattern, read_all
 
 B = 4096
 FS_IOC_FIEMAP = 0xC020660B
@@ -45,16 +45,6 @@ def raw_ioctl(fd, req, addr):
     """ioctl with a raw address: returns 'OK' or the errno name."""
     r = libc.ioctl(fd, req, addr)
     return "OK" if r >= 0 else errno.errorcode[ctypes.get_errno()]
-
-
-def mkfile(name, data):
-    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.write(fd, data)
-    return fd
-
-
-def read_all(fd):
-    return os.pread(fd, os.fstat(fd).st_size + 1, 0)
 
 
 def guarded(nbytes_before_guard):
