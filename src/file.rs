@@ -289,12 +289,7 @@ pub(crate) fn set_size(inode: &Inode, size: i64) -> Result {
         }
         // A PMD entry straddling the new EOF goes as a whole: write it back
         // first so the part below EOF keeps its flush.
-        let pmd = bindings::FERROFS_PMD_SIZE as i64;
-        // SAFETY: the inode's mapping; flushes and cleans dirty DAX entries.
-        let e = unsafe { bindings::filemap_write_and_wait_range((*p).i_mapping, size & !(pmd - 1), size | (pmd - 1)) };
-        if e != 0 {
-            return Err(Error::from_errno(e));
-        }
+        write_back_pmds(inode, size, size + 1)?;
         // SAFETY: sets i_size and unmaps every page table entry past it.
         unsafe { bindings::truncate_setsize(p, size) };
         let info = info_of(inode)?;
@@ -440,6 +435,25 @@ fn forget_mappings(inode: &Inode, start: i64, end: i64) -> Result {
     })
 }
 
+/// Bytes [start, end) widened to whole 2 MiB (PMD) units.
+fn pmd_bounds(start: i64, end: i64) -> (i64, i64) {
+    let pmd = bindings::FERROFS_PMD_SIZE as i64;
+    (start & !(pmd - 1), end.saturating_add(pmd - 1) & !(pmd - 1))
+}
+
+/// Writes back the dirty DAX entries of the PMD units covering bytes
+/// [start, end) (flushes their CPU cache lines, clears their dirty tags), so
+/// that dropping those entries as a whole loses no flush fsync owes.
+fn write_back_pmds(inode: &Inode, start: i64, end: i64) -> Result {
+    let (start, end) = pmd_bounds(start, end);
+    // SAFETY: the mapping is the inode's and lives as long as it.
+    let e = unsafe { bindings::filemap_write_and_wait_range((*inode.as_ptr()).i_mapping, start, end - 1) };
+    if e != 0 {
+        return Err(Error::from_errno(e));
+    }
+    Ok(())
+}
+
 /// Removes bytes [start, end) from page tables and DAX entries before the
 /// engine frees, moves or shares their blocks. Caller holds i_rwsem and the
 /// invalidate lock.
@@ -452,20 +466,14 @@ fn forget_mappings(inode: &Inode, start: i64, end: i64) -> Result {
 /// loses the cache flush fsync owes it.
 pub(crate) fn unmap_blocks(inode: &Inode, start: i64, end: i64) -> Result {
     let p = inode.as_ptr();
-    let pmd = bindings::FERROFS_PMD_SIZE as i64;
-    let (start, end) = (start & !(pmd - 1), end.saturating_add(pmd - 1) & !(pmd - 1));
+    let (start, end) = pmd_bounds(start, end);
     forget_mappings(inode, start, end)?;
     // SAFETY: locks held as documented.
     let e = unsafe { bindings::ferrofs_break_layouts(p, start, end) };
     if e != 0 {
         return Err(Error::from_errno(e));
     }
-    // SAFETY: the mapping is the inode's; flushes CPU caches of dirty DAX
-    // entries in the range and clears their dirty tags.
-    let e = unsafe { bindings::filemap_write_and_wait_range((*p).i_mapping, start, end - 1) };
-    if e != 0 {
-        return Err(Error::from_errno(e));
-    }
+    write_back_pmds(inode, start, end)?;
     // SAFETY: unmaps user page tables and drops DAX entries of the range.
     unsafe { bindings::truncate_pagecache_range(p, start, end - 1) };
     Ok(())
