@@ -65,6 +65,10 @@ struct Inner {
     tracked: bool,
     fences: u64,
     poison: Vec<(u64, u64)>,
+    /// Loads (read or copy source) so far, and the one to fail, if armed.
+    loads: u64,
+    fail_load: Option<u64>,
+    failed_loads: u64,
 }
 
 /// Simulated pmem device.
@@ -94,6 +98,9 @@ impl SimPmem {
                 tracked,
                 fences: 0,
                 poison: Vec::new(),
+                loads: 0,
+                fail_load: None,
+                failed_loads: 0,
             }),
             hook: RefCell::new(None),
         }
@@ -123,6 +130,31 @@ impl SimPmem {
     pub fn poison(&self, off: u64, len: u64) {
         self.inner.borrow_mut().poison.push((off, len));
     }
+    /// Make the `n`th load from now (0 = the next; a `read` or the source of
+    /// a `copy`) fail once, like a transient machine check on a metadata
+    /// load, wherever it lands; `None` disarms. Error-path tests sweep `n`.
+    pub fn fail_nth_load(&self, n: Option<u64>) {
+        let mut i = self.inner.borrow_mut();
+        i.fail_load = n.map(|n| i.loads + n);
+    }
+    /// Loads that failed because of `fail_nth_load`.
+    pub fn failed_loads(&self) -> u64 {
+        self.inner.borrow().failed_loads
+    }
+
+    /// Count a load; true if it is the one armed to fail.
+    fn load_fails(&self) -> bool {
+        let mut i = self.inner.borrow_mut();
+        let n = i.loads;
+        i.loads += 1;
+        if i.fail_load == Some(n) {
+            i.fail_load = None;
+            i.failed_loads += 1;
+            return true;
+        }
+        false
+    }
+
     /// Flip bits in the current and durable contents (corruption tests).
     pub fn corrupt_byte(&self, off: u64, xor: u8) {
         let mut i = self.inner.borrow_mut();
@@ -156,6 +188,9 @@ impl Media for SimPmem {
         self.inner.borrow().cur.len() as u64
     }
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<(), MediaError> {
+        if self.load_fails() {
+            return Err(MediaError { offset: off });
+        }
         let i = self.inner.borrow();
         let end = off as usize + buf.len();
         if end > i.cur.len() {
@@ -184,6 +219,9 @@ impl Media for SimPmem {
         Self::mark(&mut i, off, len);
     }
     fn copy(&self, dst: u64, src: u64, len: u64) -> Result<(), MediaError> {
+        if self.load_fails() {
+            return Err(MediaError { offset: src });
+        }
         {
             let i = self.inner.borrow();
             for &(p, l) in &i.poison {

@@ -1,0 +1,167 @@
+//! What the crash-point and error-path tests share: the starting
+//! filesystem, its files, and the list of operations each test breaks.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use ferrofs_engine::*;
+use ferrofs_tools::harness::{self, dump};
+use ferrofs_tools::SimPmem;
+use std::collections::BTreeMap;
+
+pub const T: Time = Time { sec: 5, nsec: 0 };
+pub const MB: u64 = 1 << 20;
+
+pub type Dump = BTreeMap<String, String>;
+
+/// Logical dump plus every file's extent map (so allocation effects count too).
+pub fn state<M: Media>(fs: &Fs<M>) -> Dump {
+    let mut d = dump(fs).expect("dump");
+    let mut inos: Vec<u64> = Vec::new();
+    for v in d.values() {
+        let ino: u64 = v.split_whitespace().next().unwrap()[4..].parse().unwrap();
+        inos.push(ino);
+    }
+    for ino in inos {
+        let mut s = String::new();
+        fs.extents(ino, &mut |e| s += &format!("[{} {} {} {}]", e.lblk, e.pblk, e.len, e.flags)).unwrap();
+        let i = fs.read_inode(ino).unwrap();
+        d.insert(format!("#ext {ino}"), format!("blocks={} {s}", i.blocks));
+    }
+    let mut bad = String::new();
+    fs.bad_blocks(&mut |p, l| bad += &format!("{p}+{l} ")).unwrap();
+    d.insert("#bad".into(), bad);
+    let sb = fs.superblock();
+    d.insert("#sb".into(), format!("next_ino={} inodes={} free={}", sb.next_ino, sb.inode_count, sb.free_blocks));
+    d
+}
+
+pub fn new_fs() -> Vec<u8> {
+    let pm = SimPmem::new(3 * MB);
+    let o = FormatOptions { label: b"crash", uuid: [9; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    Fs::format(&pm, &o).unwrap();
+    pm.snapshot()
+}
+
+/// A fresh filesystem after `setup`, unmounted clean, and the names it made.
+pub fn start_image(setup: Setup) -> (Vec<u8>, Ctx) {
+    let pm = SimPmem::from_image(new_fs(), false);
+    let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    let mut ctx = Ctx { ino: BTreeMap::new() };
+    setup(&mut fs, &mut ctx);
+    fs.unmount(1).unwrap();
+    (pm.snapshot(), ctx)
+}
+
+pub fn file(fs: &mut Fs<&SimPmem>, dir: u64, name: &[u8], blocks: u64, fill: u8) -> u64 {
+    let (ino, _) = fs.create(dir, name, &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap();
+    if blocks > 0 {
+        let data: Vec<u8> = (0..blocks * BLOCK_SIZE).map(|i| fill ^ (i / 97) as u8).collect();
+        harness::write(fs, ino, 0, &data, T).unwrap();
+    }
+    ino
+}
+
+pub struct Ctx {
+    pub ino: BTreeMap<&'static str, u64>,
+}
+
+pub type Setup = fn(&mut Fs<&SimPmem>, &mut Ctx);
+pub type Op = fn(&mut Fs<&SimPmem>, &Ctx) -> Result<()>;
+
+pub fn base_setup(fs: &mut Fs<&SimPmem>, c: &mut Ctx) {
+    let d = fs.mkdir(ROOT_INO, b"dir", &NewInode { mode: 0o755, time: T, ..Default::default() }).unwrap().0;
+    let d2 = fs.mkdir(d, b"sub", &NewInode { mode: 0o755, time: T, ..Default::default() }).unwrap().0;
+    let a = file(fs, ROOT_INO, b"a", 6, 0x11);
+    let b = file(fs, d, b"b", 3, 0x22);
+    let s = file(fs, ROOT_INO, b"shared", 4, 0x33);
+    fs.reflink(s, 0, b, 1, 2).unwrap();
+    let u = file(fs, ROOT_INO, b"u", 0, 0);
+    fs.fallocate(u, 0, 5, false).unwrap();
+    fs.xattr_set(a, 1, b"user.big", &vec![7u8; 9000], XattrMode::Any).unwrap();
+    // enough names to split dir and inode btree nodes
+    let many = fs.mkdir(ROOT_INO, b"many", &NewInode { mode: 0o755, time: T, ..Default::default() }).unwrap().0;
+    for i in 0..40 {
+        fs.create(many, format!("f{i:03}").as_bytes(), &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap();
+    }
+    c.ino.insert("many", many);
+    c.ino.insert("dir", d);
+    c.ino.insert("sub", d2);
+    c.ino.insert("a", a);
+    c.ino.insert("b", b);
+    c.ino.insert("shared", s);
+    c.ino.insert("u", u);
+}
+
+pub fn ops() -> Vec<(&'static str, Op)> {
+    vec![
+        ("create", |fs, _| fs.create(ROOT_INO, b"new", &NewInode { mode: S_IFREG | 0o600, time: T, ..Default::default() }).map(|_| ())),
+        ("create_in_big_dir", |fs, c| {
+            fs.create(c.ino["many"], b"zz-new-name", &NewInode { mode: S_IFREG | 0o600, time: T, ..Default::default() }).map(|_| ())
+        }),
+        ("rename_in_big_dir", |fs, c| fs.rename(c.ino["many"], b"f001", c.ino["many"], b"renamed-f001", RenameFlags::default(), T)),
+        ("mkdir", |fs, c| fs.mkdir(c.ino["dir"], b"nd", &NewInode { mode: 0o700, time: T, ..Default::default() }).map(|_| ())),
+        ("symlink_long", |fs, _| fs.symlink(ROOT_INO, b"ln", &[b'x'; 600], &NewInode { time: T, ..Default::default() }).map(|_| ())),
+        ("tmpfile", |fs, _| fs.tmpfile(ROOT_INO, &NewInode { mode: S_IFREG, time: T, ..Default::default() }).map(|_| ())),
+        ("link", |fs, c| fs.link(c.ino["a"], c.ino["dir"], b"a2", T)),
+        ("unlink_last_link", |fs, _| fs.unlink(ROOT_INO, b"a", T).map(|_| ())),
+        ("unlink_and_evict", |fs, _| {
+            let i = fs.unlink(ROOT_INO, b"a", T)?;
+            fs.evict(i)
+        }),
+        ("rmdir", |fs, c| fs.rmdir(c.ino["dir"], b"sub", T).map(|_| ())),
+        ("rename_plain", |fs, c| fs.rename(ROOT_INO, b"a", c.ino["dir"], b"moved", RenameFlags::default(), T)),
+        ("rename_replace", |fs, c| fs.rename(ROOT_INO, b"a", c.ino["dir"], b"b", RenameFlags::default(), T)),
+        ("rename_exchange", |fs, c| fs.rename(ROOT_INO, b"a", c.ino["dir"], b"b", RenameFlags { exchange: true, noreplace: false }, T)),
+        ("rename_dir", |fs, c| fs.rename(c.ino["dir"], b"sub", ROOT_INO, b"sub2", RenameFlags::default(), T)),
+        ("write_inode", |fs, c| {
+            let mut i = fs.read_inode(c.ino["a"])?;
+            i.uid = 77;
+            i.mode = S_IFREG | 0o600;
+            fs.write_inode(c.ino["a"], &i)
+        }),
+        ("alloc_write_hole", |fs, c| fs.alloc_write(c.ino["a"], 10, 3, AllocFlags::default()).map(|_| ())),
+        ("alloc_write_unwritten", |fs, c| fs.alloc_write(c.ino["a"], 10, 3, AllocFlags { unwritten: true, huge_align: false }).map(|_| ())),
+        ("alloc_write_cow", |fs, c| fs.alloc_write(c.ino["b"], 1, 2, AllocFlags::default()).map(|_| ())),
+        ("convert_unwritten", |fs, c| fs.convert_unwritten(c.ino["u"], 1, 2)),
+        ("truncate_shrink", |fs, c| fs.set_size(c.ino["a"], 5000, T)),
+        ("truncate_shrink_shared", |fs, c| fs.set_size(c.ino["b"], 100, T)),
+        ("truncate_grow", |fs, c| fs.set_size(c.ino["a"], 100_000, T)),
+        ("punch", |fs, c| fs.punch(c.ino["a"], 1, 3)),
+        ("punch_shared", |fs, c| fs.punch(c.ino["shared"], 0, 2)),
+        ("zero_range", |fs, c| fs.zero_range(c.ino["a"], 2, 2)),
+        ("fallocate", |fs, c| fs.fallocate(c.ino["a"], 4, 6, false)),
+        ("fallocate_keep_size", |fs, c| fs.fallocate(c.ino["b"], 8, 4, true)),
+        ("reflink", |fs, c| fs.reflink(c.ino["a"], 0, c.ino["b"], 0, 6)),
+        ("reflink_same_file", |fs, c| fs.reflink(c.ino["a"], 0, c.ino["a"], 3, 3)),
+        ("dedupe", |fs, c| fs.dedupe(c.ino["shared"], 2, c.ino["b"], 0, 1)),
+        ("unshare", |fs, c| fs.unshare(c.ino["shared"], 0, 4)),
+        ("xattr_set_inline", |fs, c| fs.xattr_set(c.ino["b"], 0, b"user.x", b"hello", XattrMode::Any)),
+        ("xattr_set_external", |fs, c| fs.xattr_set(c.ino["b"], 0, b"user.y", &[5u8; 20000], XattrMode::Any)),
+        ("xattr_replace", |fs, c| fs.xattr_set(c.ino["a"], 1, b"user.big", b"small", XattrMode::Replace)),
+        ("xattr_remove", |fs, c| fs.xattr_remove(c.ino["a"], 1, b"user.big")),
+        ("quarantine_used", |fs, c| {
+            let p = fs.map(c.ino["a"], 0, 1)?.pblk;
+            fs.quarantine(p, 1)
+        }),
+        ("quarantine_free", |fs, _| {
+            let f = fs.superblock().total_blocks - 10;
+            fs.quarantine(f, 2)
+        }),
+    ]
+}
+
+pub fn big_setup(fs: &mut Fs<&SimPmem>, c: &mut Ctx) {
+    // a file with ~200 extents (every other block), partly shared
+    let f = file(fs, ROOT_INO, b"big", 0, 0);
+    for l in 0..60u64 {
+        harness::write(fs, f, l * 2 * BLOCK_SIZE, &[l as u8; 64], T).unwrap();
+    }
+    // many more extents: share block 0 at 1500 further offsets
+    for i in 60..1560u64 {
+        fs.reflink(f, 0, f, i * 2, 1).unwrap();
+    }
+    let g = file(fs, ROOT_INO, b"g", 0, 0);
+    fs.reflink(f, 0, g, 0, 100).unwrap();
+    c.ino.insert("big", f);
+    c.ino.insert("g", g);
+}
+
