@@ -177,6 +177,10 @@ impl Media for PmemMedia {
     }
 
     fn read(&self, off: u64, buf: &mut [u8]) -> core::result::Result<(), MediaError> {
+        // SAFETY: consults our fault_attr (debugfs fail_media_load).
+        if unsafe { bindings::ferrofs_should_fail_media_load(buf.len()) } {
+            return Err(MediaError { offset: off });
+        }
         let src = self.range(off, buf.len() as u64).ok_or(MediaError { offset: off })?;
         // SAFETY: src..src+len is inside the mapping; buf is a valid
         // destination; copy_mc returns the bytes not copied on a poisoned line.
@@ -206,6 +210,10 @@ impl Media for PmemMedia {
     }
 
     fn copy(&self, dst: u64, src: u64, len: u64) -> core::result::Result<(), MediaError> {
+        // SAFETY: as in read.
+        if unsafe { bindings::ferrofs_should_fail_media_load(len as usize) } {
+            return Err(MediaError { offset: src });
+        }
         let d = self.range(dst, len).ok_or(MediaError { offset: dst })?;
         let s = self.range(src, len).ok_or(MediaError { offset: src })?;
         // SAFETY: both ranges are inside the mapping; the engine never copies

@@ -15,6 +15,8 @@
 #include <linux/posix_acl.h>
 #include <linux/posix_acl_xattr.h>
 #include <linux/sched/mm.h>
+#include <linux/debugfs.h>
+#include <linux/fault-inject.h>
 #include "shims.h"
 
 loff_t ferrofs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
@@ -103,6 +105,26 @@ int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end)
 int ferrofs_finish_open_simple(struct file *file, int error) { return finish_open_simple(file, error); }
 void ferrofs_posix_acl_release(struct posix_acl *acl) { posix_acl_release(acl); }
 size_t ferrofs_posix_acl_xattr_size(int count) { return posix_acl_xattr_size(count); }
+#ifdef CONFIG_FAULT_INJECTION
+static DECLARE_FAULT_ATTR(ferrofs_fail_media_load);
+
+bool ferrofs_should_fail_media_load(size_t len)
+{
+	return should_fail(&ferrofs_fail_media_load, len);
+}
+
+void ferrofs_fault_debugfs(struct dentry *parent)
+{
+#ifdef CONFIG_FAULT_INJECTION_DEBUG_FS
+	/* an ERR_PTR on failure: debugfs is optional, nothing to undo */
+	fault_create_debugfs_attr("fail_media_load", parent, &ferrofs_fail_media_load);
+#endif
+}
+#else
+bool ferrofs_should_fail_media_load(size_t len) { return false; }
+void ferrofs_fault_debugfs(struct dentry *parent) { }
+#endif
+
 unsigned int ferrofs_memalloc_nofs_save(void) { return memalloc_nofs_save(); }
 void ferrofs_memalloc_nofs_restore(unsigned int flags) { memalloc_nofs_restore(flags); }
 

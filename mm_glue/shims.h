@@ -55,10 +55,20 @@ unsigned int ferrofs_memalloc_nofs_save(void);
 void ferrofs_memalloc_nofs_restore(unsigned int flags);
 void ferrofs_unmap_all(struct super_block *sb);
 
+struct dentry;
 /* Persistent-memory primitives for the engine's media. */
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len);
 void ferrofs_wb_cache_pmem(void *addr, size_t len);
 void ferrofs_pmem_wmb(void);
 unsigned long ferrofs_copy_mc_to_kernel(void *dst, const void *src, size_t len);
+/*
+ * Fault injection of our own: /sys/kernel/debug/ferrofs/fail_media_load is
+ * a standard fault_attr (probability, times, space, task-filter, ...) that
+ * makes an engine load from pmem fail as a machine check would. The engine
+ * allocates nothing, so failslab cannot reach reflink, CoW or the btrees;
+ * this can. Without CONFIG_FAULT_INJECTION it never fails.
+ */
+bool ferrofs_should_fail_media_load(size_t len);
+void ferrofs_fault_debugfs(struct dentry *parent);
 
 #endif

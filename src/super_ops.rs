@@ -50,6 +50,8 @@ pub(crate) struct Stats {
     pub(crate) poisoned_blocks: AtomicU64,
     /// Memory failure notifications handled.
     pub(crate) memory_failures: AtomicU64,
+    /// Engine operations that failed with a media error (EIO).
+    pub(crate) media_errors: AtomicU64,
 }
 
 /// The module's debugfs directory (`/sys/kernel/debug/ferrofs`).
@@ -96,8 +98,19 @@ impl FsInfo {
             match g.as_mut() {
                 None => Err(EIO),
                 Some(fs) => f(fs).map_err(|e| {
-                    if let engine::Error::Corrupt { what, block } = e {
-                        crate::vfs::fs_err!(self.dev(), "metadata corruption in {} at block {}\n", what, block);
+                    match e {
+                        engine::Error::Corrupt { what, block } => {
+                            crate::vfs::fs_err!(self.dev(), "metadata corruption in {} at block {}\n", what, block)
+                        }
+                        engine::Error::Io { block } => {
+                            // the first ten, then every power of two: a
+                            // failing device must not flood the log
+                            let n = self.stats.media_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                            if n <= 10 || n.is_power_of_two() {
+                                crate::vfs::fs_err!(self.dev(), "media error at block {} (EIO; {} so far)\n", block, n);
+                            }
+                        }
+                        _ => {}
                     }
                     to_kerr(e)
                 }),
@@ -148,6 +161,8 @@ pub(crate) fn register(module: &'static ThisModule) -> Result {
     // SAFETY: creates our top-level debugfs directory (an ERR_PTR when
     // debugfs is off, which every debugfs call accepts).
     DEBUG_ROOT.store(unsafe { bindings::debugfs_create_dir(c"ferrofs".as_ptr().cast(), core::ptr::null_mut()) }, Ordering::Relaxed);
+    // SAFETY: adds fail_media_load under it (removed with it).
+    unsafe { bindings::ferrofs_fault_debugfs(DEBUG_ROOT.load(Ordering::Relaxed)) };
     // SAFETY: t points to a static file_system_type.
     let r = unsafe { bindings::register_filesystem(t) };
     if r != 0 {
@@ -176,12 +191,13 @@ fn debugfs_add(info: &FsInfo) {
     // then returns ERR_PTRs that the remaining calls ignore).
     let dir = unsafe { bindings::debugfs_create_dir(name.as_ptr().cast(), DEBUG_ROOT.load(Ordering::Relaxed)) };
     info.debug_dir.store(dir, Ordering::Relaxed);
-    let counters: [(&core::ffi::CStr, &AtomicU64); 5] = [
+    let counters: [(&core::ffi::CStr, &AtomicU64); 6] = [
         (c"pmd_faults", &info.stats.pmd_faults),
         (c"pmd_fallbacks", &info.stats.pmd_fallbacks),
         (c"pte_faults", &info.stats.pte_faults),
         (c"poisoned_blocks", &info.stats.poisoned_blocks),
         (c"memory_failures", &info.stats.memory_failures),
+        (c"media_errors", &info.stats.media_errors),
     ];
     for (n, v) in counters {
         // SAFETY: the FsInfo is pinned and outlives the files (removed in

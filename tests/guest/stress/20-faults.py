@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Fault injection: slab allocation failures (failslab, and fail_page_alloc
-where the kernel has it) inside mount, create, write, reflink, CoW write,
-CoW fault, xattr set and the other operations.
+where the kernel has it) and failed loads from pmem (ferrofs's own
+fail_media_load, a machine check on a metadata or CoW source block) inside
+mount, create, write, reflink, CoW write, CoW fault, xattr set and the other
+operations. An allocation failure answers ENOMEM, a media failure EIO (and a
+dmesg line naming the device and block).
 
 failslab is armed for one task only (task-filter, /proc/self/make-it-fail
 set by tests/guest/stress/faultops.c just around the operation), with
@@ -25,8 +28,10 @@ from fsutil import clone, mount_errno, pattern
 DBG = "/sys/kernel/debug"
 OPS = ["mount", "create", "mkdir", "symlink", "link", "rename", "unlink", "write", "truncate", "punch",
        "fallocate", "reflink", "cow-write", "cow-fault", "xattr-small", "xattr-big", "fsync", "readdir", "read"]
-# what each operation may answer besides success and ENOMEM
+# what each operation may answer besides success and the attribute's errno
 ALSO_OK = {"cow-fault": {"sigbus"}}
+# fault attributes (under /sys/kernel/debug) and the errno each injects
+ATTRS = {"failslab": "ENOMEM", "fail_page_alloc": "ENOMEM", "ferrofs/fail_media_load": "EIO"}
 
 
 def wr(attr, name, v):
@@ -46,6 +51,8 @@ def configure(attr):
     wr(attr, "interval", 1)
     wr(attr, "times", 0)
     wr(attr, "space", 0)
+    if attr == "ferrofs/fail_media_load":
+        return  # a plain fault_attr: no gfp knobs
     wr(attr, "ignore-gfp-wait", "N")  # also fail GFP_KERNEL allocations
     if attr == "fail_page_alloc":
         wr(attr, "ignore-gfp-highmem", "N")
@@ -54,14 +61,14 @@ def configure(attr):
 
 # operations that may change src's bytes (the others must leave them alone)
 CHANGES_SRC = {"write", "truncate", "punch", "fallocate", "fsync"}
-expected = {}  # directory -> src's bytes
+expected = {}  # directory -> (operation, src's bytes)
 
 
-def prepare(d):
+def prepare(d, op):
     """The files faultops expects in d."""
     os.makedirs(d, exist_ok=True)
     data = pattern(len(expected) + 1, 64 << 10)
-    expected[d] = data
+    expected[d] = (op, data)
     with open(f"{d}/src", "wb") as f:
         f.write(data)
     for n in ("victim",):
@@ -74,14 +81,15 @@ def prepare(d):
 
 
 def main():
-    attrs = [a for a in ("failslab", "fail_page_alloc") if os.path.isdir(f"{DBG}/{a}")]
-    if "failslab" not in attrs:
-        print("FAILED: /sys/kernel/debug/failslab missing (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)")
-        sys.exit(1)
+    attrs = [a for a in ATTRS if os.path.isdir(f"{DBG}/{a}")]
+    for need in ("failslab", "ferrofs/fail_media_load"):
+        if need not in attrs:
+            print(f"FAILED: /sys/kernel/debug/{need} missing (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)")
+            sys.exit(1)
     if os.environ.get("FERROFS_T_STRESS_PAGE_ALLOC") != "1":
         # page allocation failures print "page allocation failure" with a
         # stack trace (warn_alloc), which the log checks cannot tell from a bug
-        attrs = ["failslab"]
+        attrs.remove("fail_page_alloc") if "fail_page_alloc" in attrs else None
     long = S.knob("LONG", 0) == 1
     spaces = [0, 4096] if not long else \
         [0, 16, 32, 64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768, 65536]
@@ -99,9 +107,10 @@ def main():
         for op in OPS:
             for rnd in range(rounds):
                 for sp in spaces:
-                    d = f"{S.MNT}/{op}-{attr}-{rnd}-{sp}"
+                    tag = attr.split("/")[-1]
+                    d = f"{S.MNT}/{op}-{tag}-{rnd}-{sp}"
                     if op != "mount":
-                        prepare(d)
+                        prepare(d, op)
                     else:
                         S.sh(f"umount {S.MNT}")
                         d = S.MNT
@@ -118,8 +127,9 @@ def main():
                         continue
                     out = r.stdout.strip()
                     res = out.split(" ", 1)[1] if " " in out else out
-                    results[(op, res)] = results.get((op, res), 0) + 1
-                    ok = res == "ok" or res == "errno ENOMEM" or res in ALSO_OK.get(op, ())
+                    key = (tag, op, res + (" (fired)" if fired and res == "ok" else ""))
+                    results[key] = results.get(key, 0) + 1
+                    ok = res == "ok" or res == f"errno {ATTRS[attr]}" or res in ALSO_OK.get(op, ())
                     if not ok:
                         bad.append(f"{attr} {op} space={sp} (fault fired: {bool(fired)}): {res}")
                     if res != "ok" and not fired:
@@ -146,8 +156,7 @@ def main():
             S.sh(f"mount -t ferrofs -o dax {S.DEV} {S.MNT}")
             # and usable: every source whose operation does not write it
             # (reflink, CoW write and CoW fault included) has its bytes
-            for d, data in expected.items():
-                dop = os.path.basename(d).split(f"-{attr}-")[0]
+            for d, (dop, data) in expected.items():
                 if dop in CHANGES_SRC:
                     continue
                 with open(f"{d}/src", "rb") as f:
@@ -158,13 +167,12 @@ def main():
     S.fsck_clean()
     k.check("fault injection")
     summ = {}
-    for (op, res), n in sorted(results.items()):
-        summ.setdefault(res, 0)
-        summ[res] += n
+    for (_, op, res), n in sorted(results.items()):
+        summ[res] = summ.get(res, 0) + n
     print(f"fault injection ({', '.join(attrs)}): {trials} trials, {injected} faults injected in "
           f"{time.time() - t0:.0f}s; outcomes {summ}")
-    for (op, res), n in sorted(results.items()):
-        print(f"  {op:12} {res:16} {n}")
+    for (tag, op, res), n in sorted(results.items()):
+        print(f"  {tag:16} {op:12} {res:24} {n}")
     S.summary("faults", trials=trials, injected=injected, failed=len(bad))
     if bad:
         print("FAILED:\n  " + "\n  ".join(bad[:40]))
