@@ -667,6 +667,9 @@ static FILE_FOPS: Table<bindings::file_operations> = Table(bindings::file_operat
     fallocate: Some(fallocate),
     get_unmapped_area: Some(bindings::thp_get_unmapped_area),
     splice_read: Some(bindings::copy_splice_read),
+    // splice(2) into a file, and copy_file_range(2)'s fallback when the
+    // range cannot be cloned (unaligned): write_iter with a bvec iterator
+    splice_write: Some(bindings::iter_file_splice_write),
     remap_file_range: Some(remap_file_range),
     fop_flags: bindings::FERROFS_FOP_MMAP_SYNC,
     // SAFETY: all-zero is a valid value for the remaining fields.

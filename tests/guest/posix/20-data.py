@@ -147,6 +147,35 @@ def test_fallocate_modes():
     expect_errno("EINVAL", fallocate, m.fd, 0, 0, 0)
 
 
+def test_splice_and_copy_range():
+    """splice(2) both ways, and copy_file_range(2) at offsets no clone can
+    take (the VFS falls back to splicing through write_iter): fio's splice
+    engine and xfstests generic/095 use the first, cp the second."""
+    data = pattern(21, 3 * B + 123)
+    src = Model("splice-src")
+    src.pwrite(0, data)
+    dst = Model("splice-dst")
+    r, w = os.pipe()
+    off = 0
+    while off < len(data):  # file -> pipe -> file, in pipe-sized pieces
+        n = os.splice(src.fd, w, min(65536, len(data) - off), offset_src=off)
+        assert n > 0, n
+        got = 0
+        while got < n:
+            got += os.splice(r, dst.fd, n - got, offset_dst=off + 7 + got)
+        off += n
+    os.close(r)
+    os.close(w)
+    dst.data = bytearray(7) + bytearray(data)
+    dst.check()
+    cp = Model("copy-dst")
+    cp.pwrite(0, pattern(22, 2 * B))
+    n = os.copy_file_range(src.fd, cp.fd, 2 * B + 5, offset_src=3, offset_dst=101)
+    assert n == 2 * B + 5, n
+    cp.data[101:101 + n] = data[3:3 + n]
+    cp.check()
+
+
 def test_fiemap():
     m = Model("fm")
     m.pwrite(0, pattern(5, 4 * B))
