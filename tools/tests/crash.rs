@@ -162,15 +162,8 @@ fn crash_during_recovery_is_idempotent() {
 #[test]
 fn crash_multi_transaction_ops() {
     const FEW: [CrashMode; 3] = [CrashMode::DurableOnly, CrashMode::AllStored, CrashMode::Random(11)];
-    let ops: Vec<(&str, Op)> = vec![
-        ("truncate_to_zero_many_extents", |fs, c| fs.set_size(c.ino["big"], 0, T)),
-        ("unlink_evict_many_extents", |fs, _| {
-            let i = fs.unlink(ROOT_INO, b"big", T)?;
-            fs.evict(i)
-        }),
-    ];
     let mut total = 0;
-    for (name, op) in ops {
+    for (name, op) in big_ops() {
         let (p, s) = crash_op_modes(name, big_setup, op, &FEW);
         eprintln!("crash {name}: {p} persist points, {s} crash states");
         assert!(p > 40, "{name} should span several transactions ({p} fences)");

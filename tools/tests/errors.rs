@@ -123,16 +123,9 @@ fn media_error_at_every_load_every_op() {
 
 #[test]
 fn media_error_in_multi_transaction_ops() {
-    let ops: Vec<(&str, Op)> = vec![
-        ("truncate_to_zero_many_extents", |fs, c| fs.set_size(c.ino["big"], 0, T)),
-        ("unlink_evict_many_extents", |fs, _| {
-            let i = fs.unlink(ROOT_INO, b"big", T)?;
-            fs.evict(i)
-        }),
-    ];
     let mut total = 0;
-    for (name, op) in ops {
-        // these make ~23,000 loads: every 101st keeps the run short
+    for (name, op) in big_ops() {
+        // these make ~160,000 loads: every 101st keeps the run short
         let t = error_op_sampled(name, op, 101);
         eprintln!("errors {name}: {t} loads failed in turn (every 101st of its loads)");
         total += t;

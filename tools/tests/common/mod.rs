@@ -165,3 +165,14 @@ pub fn big_setup(fs: &mut Fs<&SimPmem>, c: &mut Ctx) {
     c.ino.insert("g", g);
 }
 
+
+/// Operations on `big_setup`'s file that span several bounded transactions.
+pub fn big_ops() -> Vec<(&'static str, Op)> {
+    vec![
+        ("truncate_to_zero_many_extents", |fs, c| fs.set_size(c.ino["big"], 0, T)),
+        ("unlink_evict_many_extents", |fs, _| {
+            let i = fs.unlink(ROOT_INO, b"big", T)?;
+            fs.evict(i)
+        }),
+    ]
+}
