@@ -455,7 +455,9 @@ unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::k
         (*buf).f_blocks = st.blocks;
         (*buf).f_bfree = st.free_blocks;
         (*buf).f_bavail = st.avail_blocks;
-        (*buf).f_files = st.files + st.files_free;
+        // saturating: both come from superblock counters a damaged image
+        // may hold anywhere up to 2^64-1 (fsck corrects them)
+        (*buf).f_files = st.files.saturating_add(st.files_free);
         (*buf).f_ffree = st.files_free;
         (*buf).f_namelen = st.name_max as _;
         (*buf).f_fsid.val = [fsid as u32 as i32, (fsid >> 32) as u32 as i32];

@@ -247,7 +247,7 @@ fn main() {
     g.raw("sb-geometry:journal start", "mount", |m| edit_sb(m, |s| s.journal_start = 7));
     g.raw("sb-counter:free blocks > total", "any", |m| edit_sb(m, |s| s.free_blocks = total * 4));
     g.raw("sb-counter:free blocks 0", "any", |m| edit_sb(m, |s| s.free_blocks = 0));
-    g.raw("sb-counter:inode count huge", "any", |m| edit_sb(m, |s| s.inode_count = u64::MAX));
+    g.raw("sb-counter-max:inode count huge", "any", |m| edit_sb(m, |s| s.inode_count = u64::MAX));
     g.raw("sb-counter:next ino reused", "any", |m| edit_sb(m, |s| s.next_ino = 2));
     g.raw("sb-counter:next ino max", "any", |m| edit_sb(m, |s| s.next_ino = u64::MAX));
     g.raw("sb-counter:rotor out of range", "any", |m| edit_sb(m, |s| s.alloc_rotor = u64::MAX - 3));
