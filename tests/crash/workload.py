@@ -220,8 +220,11 @@ class Workload:
         if self.rng.random() < 0.5 or len(src) < B:
             if len(src) % B and len(self.model[d]) > len(src):
                 os.ftruncate(dfd, 0)   # else EINVAL: an unaligned EOF block may not land mid-file
+                self.model[d] = bytearray()
             fcntl.ioctl(dfd, FICLONE, sfd)
-            self.model[d] = bytearray(src)
+            # FICLONE remaps [0, src EOF): a longer destination keeps its tail
+            # and its size (as on XFS); the model once said "becomes src"
+            self.mwrite(d, 0, bytes(src))
         else:
             soff = self.rng.randrange(0, len(src), B)
             n = self.rng.randint(1, (len(src) - soff) // B) * B if len(src) - soff >= B else len(src) - soff
@@ -237,7 +240,10 @@ class Workload:
         self.fsync_dir(d)
         self.durable(d)
         if self.rng.random() < 0.5 and self.model[d]:
-            # CoW write into the clone: the source must not change
+            # CoW write into the clone: the source must not change. DAX
+            # stores reach media at once, so d is dirty until fdatasync
+            # returns (the manifest used to call it durable meanwhile)
+            self.dirty(d)
             off = self.rng.randrange(len(self.model[d]))
             w = self.data(self.rng.randint(1, 20000))
             os.pwrite(dfd, w, off)
