@@ -102,6 +102,13 @@ unsafe extern "C" fn iomap_begin(
         Ok((n, m.kind != engine::MapKind::Written, m.shared))
     });
     let (m, new, cow) = match r {
+        // iomap needs a mapping that starts at pos and is not empty, or it
+        // warns and loops on the same position: never hand it one (the
+        // engine answers Corrupt for the damage that could produce it)
+        Ok((m, ..)) if m.count == 0 || m.lblk != lblk => {
+            crate::vfs::fs_err!(info.dev(), "inode {}: mapping of block {} came back as {}+{}; refusing it\n", inode.ino(), lblk, m.lblk, m.count);
+            return crate::vfs::code::euclean().to_errno();
+        }
         Ok(v) => v,
         // A fault on a quarantined (poisoned) block: VM_FAULT_HWPOISON, so
         // the process gets SIGBUS/BUS_MCEERR_AR like on poisoned memory.

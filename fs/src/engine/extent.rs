@@ -334,7 +334,12 @@ impl<M: Media> Fs<M> {
             return Ok(Mapping { kind, lblk, pblk: p, count: run, shared: rc.is_some() });
         }
         let n = match self.ext_next(ino, lblk)? {
-            Some(e) => (e.lblk - lblk).min(count),
+            Some(e) if e.lblk > lblk => (e.lblk - lblk).min(count),
+            // The next extent starts at or before lblk yet does not cover
+            // it (keys out of order, a zero-length record): a hole of 0
+            // blocks would make every caller's loop (iomap's included)
+            // spin on the same position for good.
+            Some(e) => return corrupt("extent btree (keys out of order)", e.pblk),
             None => count,
         };
         Ok(Mapping { kind: MapKind::Hole, lblk, pblk: 0, count: n, shared: false })
