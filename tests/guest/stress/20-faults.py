@@ -86,10 +86,10 @@ def main():
         if need not in attrs:
             print(f"FAILED: /sys/kernel/debug/{need} missing (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)")
             sys.exit(1)
-    if os.environ.get("FERROFS_T_STRESS_PAGE_ALLOC") != "1":
+    if os.environ.get("FERROFS_T_STRESS_PAGE_ALLOC") != "1" and "fail_page_alloc" in attrs:
         # page allocation failures print "page allocation failure" with a
         # stack trace (warn_alloc), which the log checks cannot tell from a bug
-        attrs.remove("fail_page_alloc") if "fail_page_alloc" in attrs else None
+        attrs.remove("fail_page_alloc")
     long = S.knob("LONG", 0) == 1
     spaces = [0, 4096] if not long else \
         [0, 16, 32, 64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768, 65536]
