@@ -193,9 +193,11 @@ impl<M: Media> Fs<M> {
             let (rc, run) = self.rc_run(cur, end - cur)?;
             match rc {
                 Some(c) => {
+                    // a damaged record may hold 2^64-1 owners
+                    let Some(c1) = c.checked_add(1) else { return corrupt("refcount btree record", cur) };
                     self.rc_split(cur)?;
                     self.rc_split(cur + run)?;
-                    self.bt_update(TreeId::Refcount, Key::new(cur, 0, 0), &rc_val(run, c + 1))?;
+                    self.bt_update(TreeId::Refcount, Key::new(cur, 0, 0), &rc_val(run, c1))?;
                 }
                 None => self.bt_insert(TreeId::Refcount, Key::new(cur, 0, 0), &rc_val(run, 2))?,
             }
