@@ -142,17 +142,23 @@ impl SimPmem {
         self.inner.borrow().failed_loads
     }
 
-    /// Count a load; true if it is the one armed to fail.
-    fn load_fails(&self) -> bool {
+    /// A load from [off, off+len): fails if it is the one armed by
+    /// `fail_nth_load` (counted either way) or touches a poisoned range.
+    fn check_load(&self, off: u64, len: u64) -> Result<(), MediaError> {
         let mut i = self.inner.borrow_mut();
         let n = i.loads;
         i.loads += 1;
         if i.fail_load == Some(n) {
             i.fail_load = None;
             i.failed_loads += 1;
-            return true;
+            return Err(MediaError { offset: off });
         }
-        false
+        for &(p, l) in &i.poison {
+            if off < p + l && p < off + len {
+                return Err(MediaError { offset: p.max(off) });
+            }
+        }
+        Ok(())
     }
 
     /// Flip bits in the current and durable contents (corruption tests).
@@ -188,18 +194,11 @@ impl Media for SimPmem {
         self.inner.borrow().cur.len() as u64
     }
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<(), MediaError> {
-        if self.load_fails() {
-            return Err(MediaError { offset: off });
-        }
+        self.check_load(off, buf.len() as u64)?;
         let i = self.inner.borrow();
         let end = off as usize + buf.len();
         if end > i.cur.len() {
             return Err(MediaError { offset: off });
-        }
-        for &(p, l) in &i.poison {
-            if off < p + l && p < end as u64 {
-                return Err(MediaError { offset: p.max(off) });
-            }
         }
         buf.copy_from_slice(&i.cur[off as usize..end]);
         Ok(())
@@ -219,17 +218,7 @@ impl Media for SimPmem {
         Self::mark(&mut i, off, len);
     }
     fn copy(&self, dst: u64, src: u64, len: u64) -> Result<(), MediaError> {
-        if self.load_fails() {
-            return Err(MediaError { offset: src });
-        }
-        {
-            let i = self.inner.borrow();
-            for &(p, l) in &i.poison {
-                if src < p + l && p < src + len {
-                    return Err(MediaError { offset: p.max(src) });
-                }
-            }
-        }
+        self.check_load(src, len)?;
         let mut i = self.inner.borrow_mut();
         assert!((dst + len) as usize <= i.cur.len() && (src + len) as usize <= i.cur.len());
         i.cur.copy_within(src as usize..(src + len) as usize, dst as usize);
