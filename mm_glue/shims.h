@@ -55,7 +55,6 @@ unsigned int ferrofs_memalloc_nofs_save(void);
 void ferrofs_memalloc_nofs_restore(unsigned int flags);
 void ferrofs_unmap_all(struct super_block *sb);
 
-struct dentry;
 /* Persistent-memory primitives for the engine's media. */
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len);
 void ferrofs_wb_cache_pmem(void *addr, size_t len);
@@ -68,6 +67,7 @@ unsigned long ferrofs_copy_mc_to_kernel(void *dst, const void *src, size_t len);
  * allocates nothing, so failslab cannot reach reflink, CoW or the btrees;
  * this can. Without CONFIG_FAULT_INJECTION it never fails.
  */
+struct dentry;
 bool ferrofs_should_fail_media_load(size_t len);
 void ferrofs_fault_debugfs(struct dentry *parent);
 

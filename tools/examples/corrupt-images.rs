@@ -460,20 +460,15 @@ fn main() {
         inode_edit(&mut g, &format!("inode-time:{nm} nsec out of range"), "any", ino, |v| put32(v, 72, u32::MAX));
         inode_edit(&mut g, &format!("inode-flags:{nm} all bits"), "any", ino, |v| put32(v, 4, u32::MAX));
     }
-    g.api("inode-symlink:length over 4095", "any", |fs, _| {
-        let ino = fs.lookup(ROOT_INO, b"short-link").unwrap().unwrap();
-        let mut v = [0u8; INODE_SIZE];
-        fs.tree_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v).unwrap();
-        put16(&mut v, INODE_SYMLEN_OFF, 0x7fff);
-        fs.tree_update(TreeId::Inode, Key::new(ino, 0, 0), &v).unwrap();
-    });
-    g.api("inode-symlink:inline length over 144", "any", |fs, _| {
-        let ino = fs.lookup(ROOT_INO, b"short-link").unwrap().unwrap();
-        let mut v = [0u8; INODE_SIZE];
-        fs.tree_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v).unwrap();
-        put16(&mut v, INODE_SYMLEN_OFF, 145);
-        fs.tree_update(TreeId::Inode, Key::new(ino, 0, 0), &v).unwrap();
-    });
+    for (what, len) in [("length over 4095", 0x7fff), ("inline length over 144", 145)] {
+        g.api(&format!("inode-symlink:{what}"), "any", |fs, _| {
+            let ino = fs.lookup(ROOT_INO, b"short-link").unwrap().unwrap();
+            let mut v = [0u8; INODE_SIZE];
+            fs.tree_get(TreeId::Inode, Key::new(ino, 0, 0), &mut v).unwrap();
+            put16(&mut v, INODE_SYMLEN_OFF, len);
+            fs.tree_update(TreeId::Inode, Key::new(ino, 0, 0), &v).unwrap();
+        });
+    }
     g.api("inode-symlink:long target without a block", "any", |fs, _| {
         let ino = fs.lookup(ROOT_INO, b"long-link").unwrap().unwrap();
         fs.punch(ino, 0, 1).unwrap();
