@@ -291,14 +291,23 @@ impl<M: Media> Fs<M> {
             let mut stop = end;
             if self.sb.trees[TreeId::Badblock as usize].root != 0 {
                 let mut v = [0u8; 8];
+                // a zero-length record would stop this walk at `cur` for
+                // ever: it is damage, as in quarantine
                 if let Some(k) = self.bt_seek_le(TreeId::Badblock, Key::new(cur, 0, 0), &mut v)? {
-                    let bend = k.a.saturating_add(le64(&v, 0));
+                    let len = le64(&v, 0);
+                    if len == 0 {
+                        return corrupt("badblock btree record", k.a);
+                    }
+                    let bend = k.a.saturating_add(len);
                     if bend > cur {
                         cur = bend.min(end);
                         continue;
                     }
                 }
                 if let Some(k) = self.bt_seek_ge(TreeId::Badblock, Key::new(cur, 0, 0), &mut v)? {
+                    if le64(&v, 0) == 0 {
+                        return corrupt("badblock btree record", k.a);
+                    }
                     if k.a < stop {
                         stop = k.a;
                     }
