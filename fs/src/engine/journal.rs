@@ -453,6 +453,13 @@ impl<M: Media> Fs<M> {
             if c.finish() != le32(&rec, 16) {
                 break;
             }
+            // a valid record whose home is past the end or inside the
+            // journal itself (which is never logged) is damage: refuse it
+            // before rolling anything back
+            let jend = self.sb.journal_start + 1 + self.sb.journal_slots.div_ceil(JRECS_PER_BLOCK) + self.sb.journal_slots;
+            if home >= self.sb.total_blocks || (self.sb.journal_start..jend).contains(&home) {
+                return corrupt("journal descriptor", self.jdesc_off(n) / BLOCK_SIZE);
+            }
             n += 1;
         }
         Ok(n)
