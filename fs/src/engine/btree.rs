@@ -157,16 +157,36 @@ impl<M: Media> Fs<M> {
         }
         let mut blk = r.root;
         let mut d = 0;
+        // the key range the parent gives this node: [lo, hi)
+        let (mut lo, mut hi): (Option<Key>, Option<Key>) = (None, None);
         while d < p.h {
             let level = (p.h - 1 - d) as u16;
             let n = self.node_check(t, blk, level)?;
             p.blk[d] = blk;
             p.n[d] = n as u16;
+            let es = if level == 0 { t.leaf_entry() } else { INTERNAL_ENTRY };
+            // a child pointer to the wrong node (a sibling, a node of another
+            // level's subtree) shows as keys outside the range; key 0 of an
+            // internal node is informational, so its first checked key is 1
+            let first = if level == 0 { 0 } else { 1 };
+            if n > first {
+                if lo.is_some_and(|lo| self.key_at(blk, es, first).is_ok_and(|k0| k0 < lo))
+                    || hi.is_some_and(|hi| self.key_at(blk, es, n - 1).is_ok_and(|kn| kn >= hi))
+                {
+                    return corrupt(t.name(), blk);
+                }
+            }
             if level == 0 {
                 p.idx[d] = self.search(blk, t.leaf_entry(), n, k, false)? as u16;
             } else {
                 let i = self.search(blk, INTERNAL_ENTRY, n, k, true)?.saturating_sub(1);
                 p.idx[d] = i as u16;
+                if i > 0 {
+                    lo = Some(self.key_at(blk, INTERNAL_ENTRY, i)?);
+                }
+                if i + 1 < n {
+                    hi = Some(self.key_at(blk, INTERNAL_ENTRY, i + 1)?);
+                }
                 blk = self.child_at(blk, i)?;
             }
             d += 1;
