@@ -145,26 +145,45 @@ fn walk<M: Media>(fs: &Fs<M>) -> Result<()> {
 /// Mount, walk, mutate, unmount, fsck: must not panic. Returns a short
 /// outcome for the statistics.
 fn exercise(img: Vec<u8>) -> &'static str {
+    exercise_file(img, b"f")
+}
+
+/// `exercise`, with `fname` as the root's file to reflink from, write into,
+/// punch and truncate.
+fn exercise_file(img: Vec<u8>, fname: &[u8]) -> &'static str {
     let pm = SimPmem::from_image(img, false);
     let outcome = match Fs::mount(&pm, &MountOptions { read_only: false, time: 10 }) {
         Err(_) => "mount refused",
         Ok(mut fs) => {
-            let walked = walk(&fs).is_ok();
+            let det = std::cell::Cell::new(false);
+            // an error result; a Corrupt or Io one also counts as the damage found
+            let err = |r: std::result::Result<(), Error>| -> bool {
+                if matches!(r, Err(Error::Corrupt { .. } | Error::Io { .. })) {
+                    det.set(true);
+                }
+                r.is_err()
+            };
+            // as the kernel's mount: a root inode that is not there is
+            // damage (fill_super returns EUCLEAN)
+            if matches!(fs.read_inode(fs.root_ino()), Err(Error::NotFound)) {
+                det.set(true);
+            }
+            let walked = !err(walk(&fs));
             let reg = NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() };
             let mut failed = !walked;
-            if let Ok((n, _)) = fs.create(ROOT_INO, b"new", &reg) {
-                failed |= harness::write(&mut fs, n, 0, &[1u8; 9000], T).is_err();
-                if let Ok(Some(f)) = fs.lookup(ROOT_INO, b"f") {
-                    failed |= fs.reflink(f, 0, n, 4, 30).is_err();
-                    failed |= harness::write(&mut fs, f, 5 * BLOCK_SIZE, &[2u8; 5000], T).is_err();
-                    failed |= fs.punch(f, 10, 40).is_err();
-                    failed |= harness::truncate(&mut fs, f, 3 * BLOCK_SIZE + 7, T).is_err();
-                    failed |= fs.xattr_set(f, 1, b"user.new", &[7u8; 3000], XattrMode::Any).is_err();
-                    failed |= fs.xattr_remove(f, 1, b"user.k3").is_err();
+            let created = fs.create(ROOT_INO, b"new", &reg);
+            failed |= err(created.map(drop));
+            if let Ok((n, _)) = created {
+                failed |= err(harness::write(&mut fs, n, 0, &[1u8; 9000], T).map(drop));
+                if let Ok(Some(f)) = fs.lookup(ROOT_INO, fname) {
+                    failed |= err(fs.reflink(f, 0, n, 4, 30).map(drop));
+                    failed |= err(harness::write(&mut fs, f, 5 * BLOCK_SIZE, &[2u8; 5000], T).map(drop));
+                    failed |= err(fs.punch(f, 10, 40).map(drop));
+                    failed |= err(harness::truncate(&mut fs, f, 3 * BLOCK_SIZE + 7, T).map(drop));
+                    failed |= err(fs.xattr_set(f, 1, b"user.new", &[7u8; 3000], XattrMode::Any).map(drop));
+                    failed |= err(fs.xattr_remove(f, 1, b"user.k3").map(drop));
                 }
-                failed |= fs.rename(ROOT_INO, b"new", ROOT_INO, b"g", RenameFlags::default(), T).is_err();
-            } else {
-                failed = true;
+                failed |= err(fs.rename(ROOT_INO, b"new", ROOT_INO, b"g", RenameFlags::default(), T).map(drop));
             }
             // remove everything reachable from the root
             if let Ok(list) = harness::list_dir(&fs, ROOT_INO) {
@@ -175,14 +194,16 @@ fn exercise(img: Vec<u8>) -> &'static str {
                                 let _ = fs.unlink(ino, &sn, T).map(|i| fs.evict(i));
                             }
                         }
-                        failed |= fs.rmdir(ROOT_INO, &name, T).map(|i| fs.evict(i)).is_err();
+                        failed |= err(fs.rmdir(ROOT_INO, &name, T).map(|i| fs.evict(i)).map(drop));
                     } else {
-                        failed |= fs.unlink(ROOT_INO, &name, T).map(|i| fs.evict(i)).is_err();
+                        failed |= err(fs.unlink(ROOT_INO, &name, T).map(|i| fs.evict(i)).map(drop));
                     }
                 }
             }
             let _ = fs.unmount(11);
-            if failed {
+            if det.get() {
+                "mounted, damage found"
+            } else if failed {
                 "mounted, an operation failed"
             } else {
                 "mounted, everything worked"
@@ -278,7 +299,68 @@ fn fuzz_bit_flips_never_panic() {
     println!("fuzz: {iters} images, {} panics", crashers.len());
     assert!(crashers.is_empty(), "{} of {iters} images panicked:\n{}", crashers.len(), crashers.join("\n"));
     // the fuzzer must reach past the crc checks, not only be refused at mount
-    assert!(stats.get("mounted, an operation failed").copied().unwrap_or(0) > 0, "{stats:?}");
+    assert!(stats.get("mounted, damage found").copied().unwrap_or(0) > 0, "{stats:?}");
+}
+
+// The in-VM corrupted-image generator, for its cases in userspace.
+#[path = "../examples/corrupt-images.rs"]
+#[allow(dead_code)]
+mod corrupt_images;
+
+/// Every case of the corrupted-image set the VM mounts (tests/guest/stress/
+/// 10-corrupt-images.py), run through the userspace engine and fsck first:
+/// the same mount, parse and operation code, with overflow checks, in
+/// seconds instead of a VM boot. Nothing may panic or hang; `mount` cases
+/// must be refused by mount, `detect` cases refused or caught by some
+/// operation. FERROFS_CORRUPT_RANDOM (default 40) random flips are added;
+/// `make stress` generates its own, longer set for the VM.
+#[test]
+fn corrupt_image_cases_in_userspace() {
+    let dir = std::env::temp_dir().join(format!("ferrofs-corrupt-{}", std::process::id()));
+    let random = env_u64("FERROFS_CORRUPT_RANDOM", 40);
+    let n = corrupt_images::generate(&dir, random, env_u64("FERROFS_FUZZ_SEED", 1), false);
+    let base = std::fs::read(dir.join("base.img")).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("cases.tsv")).unwrap();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let current = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _watchdog = watchdog(current.clone());
+    let (mut bad, mut stats) = (Vec::new(), std::collections::BTreeMap::new());
+    for (i, line) in manifest.lines().enumerate() {
+        current.store(i as u64, std::sync::atomic::Ordering::Relaxed);
+        let f: Vec<&str> = line.split('\t').collect();
+        let (name, expect, patch) = (f[0], f[1], f[2]);
+        let mut img = base.clone();
+        let p = std::fs::read(dir.join(patch)).unwrap();
+        for rec in p.chunks(8 + BLOCK_SIZE as usize) {
+            let blk = u64::from_le_bytes(rec[..8].try_into().unwrap()) as usize;
+            img[blk * BLOCK_SIZE as usize..(blk + 1) * BLOCK_SIZE as usize].copy_from_slice(&rec[8..]);
+        }
+        match catch_unwind(AssertUnwindSafe(|| exercise_file(img, b"big"))) {
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                bad.push(format!("{name}: panic: {msg}"));
+            }
+            Ok(o) => {
+                *stats.entry(o).or_insert(0u64) += 1;
+                if expect == "mount" && o != "mount refused" {
+                    bad.push(format!("{name}: expected mount to refuse it, got \"{o}\""));
+                }
+                if expect == "detect" && o != "mount refused" && o != "mounted, damage found" {
+                    bad.push(format!("{name}: expected the damage to be found (Corrupt or Io), got \"{o}\""));
+                }
+            }
+        }
+    }
+    current.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    std::panic::set_hook(hook);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("corrupt images in userspace: {n} cases: {stats:?}");
+    assert!(bad.is_empty(), "{} of {n} cases failed:\n{}", bad.len(), bad.join("\n"));
 }
 
 /// Every input that once made the engine or fsck panic.
