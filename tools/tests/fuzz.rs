@@ -221,6 +221,11 @@ fn exercise_file(img: Vec<u8>, fname: &[u8]) -> &'static str {
     outcome
 }
 
+/// The text a caught panic carried.
+fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
+
 fn apply(base: &Base, flips: &[(u64, u8)], fix: Option<u64>) -> Vec<u8> {
     let mut img = base.img.clone();
     for &(o, x) in flips {
@@ -279,11 +284,7 @@ fn fuzz_bit_flips_never_panic() {
         match catch_unwind(AssertUnwindSafe(|| exercise(img))) {
             Ok(o) => *stats.entry(o).or_insert(0u64) += 1,
             Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let msg = panic_message(&*e);
                 let lines: Vec<String> = flips.iter().map(|(o, x)| format!("{o} {x}")).collect();
                 crashers.push(format!(
                     "seed {s}: panic: {msg}\n  corpus file:\n{}{}",
@@ -338,11 +339,7 @@ fn corrupt_image_cases_in_userspace() {
         }
         match catch_unwind(AssertUnwindSafe(|| exercise_file(img, b"big"))) {
             Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let msg = panic_message(&*e);
                 bad.push(format!("{name}: panic: {msg}"));
             }
             Ok(o) => {
