@@ -52,9 +52,10 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
         let data_start = fs.superblock().data_start;
         let mut push_err = false;
         fs.owners(pblk, count, &mut |ino, lblk, p, l| {
-            let (s, e) = (p.max(pblk), (p + l).min(pblk + count));
+            // (p, l, lblk) come from the media: no overflow on a damaged record
+            let (s, e) = (p.max(pblk), p.saturating_add(l).min(pblk + count));
             for b in s..e {
-                push_err |= victims.push(Victim { ino, index: lblk + (b - p) }, GFP_KERNEL).is_err();
+                push_err |= victims.push(Victim { ino, index: lblk.saturating_add(b - p) }, GFP_KERNEL).is_err();
             }
         })?;
         if push_err {
@@ -121,7 +122,7 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
 /// True if [pblk, pblk+count) contains a quarantined block.
 pub(crate) fn has_bad_block(fs: &engine::Fs<crate::dax::PmemMedia>, pblk: u64, count: u64) -> engine::Result<bool> {
     let mut bad = false;
-    fs.bad_blocks(&mut |p, n| bad |= p < pblk + count && pblk < p + n)?;
+    fs.bad_blocks(&mut |p, n| bad |= p < pblk.saturating_add(count) && pblk < p.saturating_add(n))?;
     Ok(bad)
 }
 

@@ -337,7 +337,7 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     let geo = fs.statfs();
     let root_ino = fs.root_ino();
     let mut bad = 0u64;
-    let _ = fs.bad_blocks(&mut |_, n| bad += n);
+    let _ = fs.bad_blocks(&mut |_, n| bad = bad.saturating_add(n));
     let mut dev = [0u8; 32];
     let id = sb.id().as_bytes();
     dev[..id.len().min(31)].copy_from_slice(&id[..id.len().min(31)]);

@@ -709,7 +709,13 @@ impl<M: Media> Fs<M> {
         let mut v = [0u8; 8];
         let mut next = self.bt_seek_ge(TreeId::Badblock, Key::new(0, 0, 0), &mut v)?;
         while let Some(k) = next {
-            cb(k.a, le64(&v, 0));
+            let len = le64(&v, 0);
+            // the callers add these up and compare ranges: a record that
+            // makes no sense stops the walk (as in quarantine)
+            if len == 0 || k.a.checked_add(len).is_none_or(|e| e > self.sb.total_blocks) {
+                return corrupt("badblock btree record", k.a);
+            }
+            cb(k.a, len);
             next = self.bt_next(TreeId::Badblock, k, &mut v)?;
         }
         Ok(())
