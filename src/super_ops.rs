@@ -378,6 +378,17 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
             return Err(e);
         }
     };
+    // A root that is not a directory would mount here and fail later in the
+    // VFS with ENOTDIR and no word why: it is a damaged inode.
+    // SAFETY: root is a referenced, initialised inode.
+    let mode = u32::from(unsafe { (*root).i_mode });
+    if mode & bindings::S_IFMT != bindings::S_IFDIR {
+        crate::vfs::fs_err!(sb.id(), "root inode {} is not a directory (mode {:o}); run fsck.ferrofs\n", root_ino, mode);
+        // SAFETY: drops iget's reference before the FsInfo goes.
+        unsafe { bindings::iput(root) };
+        free_info(sb);
+        return Err(crate::vfs::code::euclean());
+    }
     // SAFETY: root is a referenced inode; d_make_root consumes the reference
     // (and iputs it on failure).
     let dentry = unsafe { bindings::d_make_root(root) };
