@@ -679,10 +679,7 @@ impl<M: Media> Fs<M> {
             let mut b = pblk;
             while b < end {
                 if let Some(k) = fs.bt_seek_le(TreeId::Badblock, Key::new(b, 0, 0), &mut v)? {
-                    let len = le64(&v, 0);
-                    if len == 0 || k.a.saturating_add(len) > fs.sb.total_blocks {
-                        return corrupt("badblock btree record", k.a);
-                    }
+                    let len = fs.badblock_len(k, &v)?;
                     if k.a + len > b {
                         b = k.a + len;
                         continue;
@@ -704,18 +701,23 @@ impl<M: Media> Fs<M> {
         })
     }
 
+    /// The length of the bad-block record (k, v); one of length 0 or
+    /// running past the end is damage.
+    fn badblock_len(&self, k: Key, v: &[u8]) -> Result<u64> {
+        let len = le64(v, 0);
+        if len == 0 || k.a.checked_add(len).is_none_or(|e| e > self.sb.total_blocks) {
+            return corrupt("badblock btree record", k.a);
+        }
+        Ok(len)
+    }
+
     /// Iterate bad block records (pblk, len).
     pub fn bad_blocks(&self, cb: &mut dyn FnMut(u64, u64)) -> Result<()> {
         let mut v = [0u8; 8];
         let mut next = self.bt_seek_ge(TreeId::Badblock, Key::new(0, 0, 0), &mut v)?;
         while let Some(k) = next {
-            let len = le64(&v, 0);
-            // the callers add these up and compare ranges: a record that
-            // makes no sense stops the walk (as in quarantine)
-            if len == 0 || k.a.checked_add(len).is_none_or(|e| e > self.sb.total_blocks) {
-                return corrupt("badblock btree record", k.a);
-            }
-            cb(k.a, len);
+            // the callers add these up and compare ranges
+            cb(k.a, self.badblock_len(k, &v)?);
             next = self.bt_next(TreeId::Badblock, k, &mut v)?;
         }
         Ok(())

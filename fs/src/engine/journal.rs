@@ -440,6 +440,7 @@ impl<M: Media> Fs<M> {
     /// Count the valid descriptors of the uncommitted transaction.
     pub(crate) fn journal_pending(&self) -> Result<u64> {
         let seq = self.tx.committed + 1;
+        let jend = self.jslot_blk(self.sb.journal_slots); // first block past the journal
         let mut n = 0;
         while n < self.sb.journal_slots {
             let mut rec = [0u8; JREC_SIZE as usize];
@@ -456,7 +457,6 @@ impl<M: Media> Fs<M> {
             // a valid record whose home is past the end or inside the
             // journal itself (which is never logged) is damage: refuse it
             // before rolling anything back
-            let jend = self.sb.journal_start + 1 + self.sb.journal_slots.div_ceil(JRECS_PER_BLOCK) + self.sb.journal_slots;
             if home >= self.sb.total_blocks || (self.sb.journal_start..jend).contains(&home) {
                 return corrupt("journal descriptor", self.jdesc_off(n) / BLOCK_SIZE);
             }
