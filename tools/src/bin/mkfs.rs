@@ -10,23 +10,22 @@ fn usage() -> ! {
     exit(1)
 }
 
-fn existing_fs(m: &FileMedia) -> Option<&'static str> {
+#[path = "../blkid.rs"]
+mod blkid;
+
+/// What `dev` already holds that mkfs would destroy: ferrofs (which libblkid
+/// does not know) by our own magic, everything else by libblkid.
+fn existing_signature(dev: &str, m: &FileMedia) -> Result<Option<String>, String> {
     use ferrofs_engine::Media;
-    let mut b = [0u8; 2048];
-    let n = (m.size() as usize).min(2048);
-    if m.read(0, &mut b[..n]).is_err() {
-        return None;
+    let mut b = [0u8; 8];
+    if m.size() >= 8 && m.read(0, &mut b).is_ok() && u64::from_le_bytes(b) == SB_MAGIC {
+        return Ok(Some("an existing ferrofs filesystem".into()));
     }
-    if n >= 8 && u64::from_le_bytes(b[..8].try_into().ok()?) == SB_MAGIC {
-        return Some("ferrofs");
-    }
-    if n >= 4 && &b[..4] == b"XFSB" {
-        return Some("xfs");
-    }
-    if n >= 1082 && u16::from_le_bytes([b[1080], b[1081]]) == 0xEF53 {
-        return Some("ext2/ext3/ext4");
-    }
-    None
+    Ok(blkid::probe(dev)?.map(|s| match s {
+        blkid::Signature::Filesystem(t) => format!("an existing {t} filesystem"),
+        blkid::Signature::PartitionTable(t) => format!("a partition table ({t})"),
+        blkid::Signature::Unknown => "a signature libblkid could not name".into(),
+    }))
 }
 
 fn main() {
@@ -86,10 +85,17 @@ fn main() {
         eprintln!("mkfs.ferrofs: {e}");
         exit(1)
     });
-    if let Some(kind) = existing_fs(&m) {
-        if !force {
-            eprintln!("mkfs.ferrofs: {dev} appears to contain an existing {kind} filesystem; use -f to overwrite");
-            exit(1);
+    if !force {
+        match existing_signature(&dev, &m) {
+            Ok(None) => {}
+            Ok(Some(what)) => {
+                eprintln!("mkfs.ferrofs: {dev} appears to contain {what}; use -f to overwrite");
+                exit(1);
+            }
+            Err(e) => {
+                eprintln!("mkfs.ferrofs: {e}; use -f to overwrite without checking");
+                exit(1);
+            }
         }
     }
     let msize = ferrofs_engine::Media::size(&m);
