@@ -155,3 +155,43 @@ fn truncate_up_keeps_preallocation_truncate_down_frees() {
     assert_eq!(fs.read_inode(f).unwrap().blocks, 0);
     assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
 }
+
+/// xfstests generic/449: an ACL that does not fit (ENOSPC) must not leave
+/// the mode it implies behind; the ACL and the mode are one transaction.
+#[test]
+fn acl_and_mode_fail_together_on_enospc() {
+    let pm = SimPmem::new(8 << 20);
+    let mut fs = fs_on(&pm);
+    let f = newfile(&mut fs, "f");
+    let mut i = fs.read_inode(f).unwrap();
+    i.mode = S_IFREG | 0o700;
+    fs.write_inode(f, &i).unwrap();
+    // fill the device with data, then with external xattrs, until ENOSPC
+    let mut l = 0;
+    while harness::write(&mut fs, f, l * BLOCK_SIZE, &[1u8; 4096], T).is_ok() {
+        l += 1;
+    }
+    let mut n = 0;
+    loop {
+        match fs.xattr_set(f, 1, format!("trusted.fill{n}").as_bytes(), &[9u8; 5000], XattrMode::Any) {
+            Ok(()) => n += 1,
+            Err(Error::NoSpace) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let r = fs.xattr_set_with_mode(f, 4, b"acl", Some(&[3u8; 6000]), S_IFREG | 0o740, Time { sec: 9, nsec: 0 });
+    assert_eq!(r, Err(Error::NoSpace));
+    let i = fs.read_inode(f).unwrap();
+    assert_eq!(i.mode, S_IFREG | 0o700, "the mode changed although the ACL was not stored");
+    assert_eq!(i.ctime, T);
+    assert_eq!(fs.xattr_get(f, 4, b"acl", &mut []), Err(Error::NoData));
+    // room again: both land
+    let v = fs.unlink(ROOT_INO, b"f", T).unwrap();
+    fs.evict(v).unwrap();
+    let g = newfile(&mut fs, "g");
+    fs.xattr_set_with_mode(g, 4, b"acl", Some(&[3u8; 6000]), S_IFREG | 0o740, Time { sec: 9, nsec: 0 }).unwrap();
+    let i = fs.read_inode(g).unwrap();
+    assert_eq!((i.mode, i.ctime), (S_IFREG | 0o740, Time { sec: 9, nsec: 0 }));
+    assert_eq!(fs.xattr_get(g, 4, b"acl", &mut []), Ok(6000));
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}

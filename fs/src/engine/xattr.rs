@@ -120,13 +120,55 @@ impl<M: Media> Fs<M> {
 
     /// Set an attribute.
     pub fn xattr_set(&mut self, ino: u64, ns: u8, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        Self::xattr_check(name, value)?;
+        self.run(|fs| fs.xattr_set_tx(ino, ns, name, value, mode))
+    }
+
+    fn xattr_check(name: &[u8], value: &[u8]) -> Result<()> {
         if name.is_empty() || name.len() > XATTR_NAME_MAX {
             return Err(if name.is_empty() { Error::Invalid } else { Error::Range });
         }
         if value.len() > XATTR_VALUE_MAX {
             return Err(Error::TooBig);
         }
+        Ok(())
+    }
+
+    /// Set (`Some`) or remove (`None`) an attribute and give the inode a new
+    /// mode and ctime in the same transaction. A POSIX ACL and the mode bits
+    /// derived from it must succeed or fail together: an ACL that does not
+    /// fit (ENOSPC) leaves the mode as it was.
+    pub fn xattr_set_with_mode(
+        &mut self,
+        ino: u64,
+        ns: u8,
+        name: &[u8],
+        value: Option<&[u8]>,
+        new_mode: u32,
+        ctime: Time,
+    ) -> Result<()> {
+        if let Some(v) = value {
+            Self::xattr_check(name, v)?;
+        }
         self.run(|fs| {
+            match value {
+                Some(v) => fs.xattr_set_tx(ino, ns, name, v, XattrMode::Any)?,
+                None => match fs.xattr_remove_tx(ino, ns, name) {
+                    Ok(()) | Err(Error::NoData) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+            let mut i = fs.inode_get(ino)?;
+            i.mode = new_mode;
+            i.ctime = ctime;
+            fs.inode_put(ino, &i)
+        })
+    }
+
+    #[inline(never)]
+    fn xattr_set_tx(&mut self, ino: u64, ns: u8, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        {
+            let fs = self;
             fs.inode_get(ino)?;
             let mut v = [0u8; 512];
             let h = fs.xattr_hash(ns, name);
@@ -173,21 +215,23 @@ impl<M: Media> Fs<M> {
                 put32(&mut v, XA_VCRC, super::crc::crc32c(value));
             }
             fs.bt_insert(TreeId::Xattr, Key::new(ino, h, seq), &v)
-        })
+        }
     }
 
     /// Remove an attribute.
     pub fn xattr_remove(&mut self, ino: u64, ns: u8, name: &[u8]) -> Result<()> {
-        self.run(|fs| {
-            let mut v = [0u8; 512];
-            match fs.xattr_find(ino, ns, name, &mut v)? {
-                Some(k) => fs.xattr_drop(ino, k, &v),
-                None => {
-                    fs.inode_get(ino)?;
-                    Err(Error::NoData)
-                }
+        self.run(|fs| fs.xattr_remove_tx(ino, ns, name))
+    }
+
+    fn xattr_remove_tx(&mut self, ino: u64, ns: u8, name: &[u8]) -> Result<()> {
+        let mut v = [0u8; 512];
+        match self.xattr_find(ino, ns, name, &mut v)? {
+            Some(k) => self.xattr_drop(ino, k, &v),
+            None => {
+                self.inode_get(ino)?;
+                Err(Error::NoData)
             }
-        })
+        }
     }
 
     /// List attributes: callback (namespace, name, value length).

@@ -138,6 +138,10 @@ pub fn ops() -> Vec<(&'static str, Op)> {
         ("xattr_set_external", |fs, c| fs.xattr_set(c.ino["b"], 0, b"user.y", &[5u8; 20000], XattrMode::Any)),
         ("xattr_replace", |fs, c| fs.xattr_set(c.ino["a"], 1, b"user.big", b"small", XattrMode::Replace)),
         ("xattr_remove", |fs, c| fs.xattr_remove(c.ino["a"], 1, b"user.big")),
+        // an access ACL and the mode it implies, in one transaction
+        ("xattr_set_with_mode", |fs, c| fs.xattr_set_with_mode(c.ino["a"], 4, b"acl", Some(&[3u8; 300][..]), S_IFREG | 0o640, T)),
+        ("xattr_set_with_mode_external", |fs, c| fs.xattr_set_with_mode(c.ino["b"], 4, b"acl", Some(&[3u8; 9000][..]), S_IFREG | 0o604, T)),
+        ("xattr_remove_with_mode", |fs, c| fs.xattr_set_with_mode(c.ino["a"], 1, b"user.big", None, S_IFREG | 0o600, T)),
         ("quarantine_used", |fs, c| {
             let p = fs.map(c.ino["a"], 0, 1)?.pblk;
             fs.quarantine(p, 1)
