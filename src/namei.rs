@@ -418,6 +418,19 @@ pub(crate) unsafe extern "C" fn setattr(idmap: *mut bindings::mnt_idmap, d: *mut
     if valid & bindings::ATTR_SIZE != 0 {
         // SAFETY: attr is valid.
         let size = unsafe { (*attr).ia_size };
+        // POSIX: a truncate that changes the size marks ctime and mtime for
+        // update. ftruncate(2) asks for that (ATTR_MTIME|ATTR_CTIME);
+        // truncate(2) does not, and leaves it to the filesystem (as XFS
+        // does, take the current time for both unless the caller set them).
+        if size != inode.size() && valid & (bindings::ATTR_MTIME | bindings::ATTR_CTIME) == 0 {
+            // SAFETY: attr is valid and ours for the call; inode is live.
+            unsafe {
+                let now = bindings::current_time(p);
+                (*attr).ia_mtime = now;
+                (*attr).ia_ctime = now;
+                (*attr).ia_valid |= bindings::ATTR_MTIME | bindings::ATTR_CTIME;
+            }
+        }
         if let Err(e) = crate::file::set_size(inode, size) {
             return e.to_errno();
         }
