@@ -163,6 +163,13 @@ impl Inode {
         }
     }
 
+    /// The current time at this filesystem's granularity.
+    pub(crate) fn now(&self) -> engine::Time {
+        // SAFETY: the inode is live; current_time only reads the sb granularity.
+        let ts = unsafe { bindings::current_time(self.as_ptr()) };
+        engine::Time { sec: ts.tv_sec, nsec: ts.tv_nsec as u32 }
+    }
+
     /// Reads a timestamp (0 atime, 1 mtime, 2 ctime).
     pub(crate) fn time(&self, which: c_int) -> engine::Time {
         let (mut sec, mut nsec) = (0i64, 0u32);

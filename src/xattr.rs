@@ -207,14 +207,10 @@ pub(crate) unsafe extern "C" fn get_inode_acl(ip: *mut bindings::inode, ty: c_in
     unsafe { bindings::posix_acl_from_xattr(&raw mut bindings::init_user_ns, buf.as_ptr().cast(), n) }
 }
 
-/// Stores (or removes, for NULL) an ACL of `ty` on the inode.
-fn store_acl(inode: &Inode, ty: c_int, acl: *mut bindings::posix_acl) -> Result {
-    let ns = acl_ns(ty);
+/// The uapi xattr encoding of `acl` and its length (NULL: none).
+fn encode_acl(acl: *mut bindings::posix_acl) -> Result<Option<(KVec<u8>, usize)>> {
     if acl.is_null() {
-        return match set(inode, ns, ACL_NAME, None, 0) {
-            Err(e) if e.to_errno() == -(bindings::ENODATA as c_int) => Ok(()),
-            r => r,
-        };
+        return Ok(None);
     }
     // SAFETY: acl is a valid posix_acl; a_count is its entry count.
     let size = unsafe { bindings::ferrofs_posix_acl_xattr_size((*acl).a_count as c_int) };
@@ -224,7 +220,19 @@ fn store_acl(inode: &Inode, ty: c_int, acl: *mut bindings::posix_acl) -> Result 
     if n < 0 {
         return Err(Error::from_errno(n));
     }
-    set(inode, ns, ACL_NAME, Some(&buf[..n as usize]), 0)
+    Ok(Some((buf, n as usize)))
+}
+
+/// Stores (or removes, for NULL) an ACL of `ty` on the inode.
+fn store_acl(inode: &Inode, ty: c_int, acl: *mut bindings::posix_acl) -> Result {
+    let ns = acl_ns(ty);
+    match encode_acl(acl)? {
+        Some((buf, n)) => set(inode, ns, ACL_NAME, Some(&buf[..n]), 0),
+        None => match set(inode, ns, ACL_NAME, None, 0) {
+            Err(e) if e.to_errno() == -(bindings::ENODATA as c_int) => Ok(()),
+            r => r,
+        },
+    }
 }
 
 /// `inode_operations.set_acl`.
@@ -234,24 +242,34 @@ pub(crate) unsafe extern "C" fn set_acl(idmap: *mut bindings::mnt_idmap, d: *mut
     // SAFETY: as above.
     let inode = unsafe { Inode::from_raw(ip) };
     let mut acl = acl;
-    if ty as u32 == bindings::ACL_TYPE_ACCESS && !acl.is_null() {
+    if ty as u32 != bindings::ACL_TYPE_ACCESS || acl.is_null() {
+        if let Err(e) = store_acl(inode, ty, acl) {
+            return e.to_errno();
+        }
+    } else {
         let mut mode = inode.mode();
         // SAFETY: folds an equivalent ACL into the mode bits (may set acl NULL).
         let r = unsafe { bindings::posix_acl_update_mode(idmap, ip, &mut mode, &mut acl) };
         if r != 0 {
             return r;
         }
-        // SAFETY: the inode is locked; mode and ctime are written back below.
-        unsafe {
-            (*ip).i_mode = mode;
-            bindings::inode_set_ctime_current(ip);
+        // The ACL and the mode it implies go to the media in one transaction
+        // (an ACL that does not fit must not leave its mode behind); the VFS
+        // inode changes only once both are stored.
+        let r = encode_acl(acl).and_then(|buf| {
+            let info = info_of(inode)?;
+            let ctime = inode.now();
+            info.with_fs(|fs| fs.xattr_set_with_mode(inode.ino(), NS_ACL_ACCESS, ACL_NAME, buf.as_ref().map(|(b, n)| &b[..*n]), u32::from(mode), ctime))?;
+            Ok(ctime)
+        });
+        match r {
+            // SAFETY: the inode is locked; the media already holds these values.
+            Ok(t) => unsafe {
+                (*ip).i_mode = mode;
+                bindings::ferrofs_inode_set_time(ip, 2, t.sec, t.nsec);
+            },
+            Err(e) => return e.to_errno(),
         }
-        if let Err(e) = crate::namei::write_attrs(inode) {
-            return e.to_errno();
-        }
-    }
-    if let Err(e) = store_acl(inode, ty, acl) {
-        return e.to_errno();
     }
     // SAFETY: caches the ACL on the inode (takes its own reference).
     unsafe { bindings::set_cached_acl(ip, ty, acl) };
