@@ -6,7 +6,9 @@ Operations: pread, pwrite (offsets straddling 4 KiB blocks and 2 MiB
 boundaries, 1 byte .. ~300 KiB), mmap loads and stores (MAP_SHARED, through a
 long-lived mapping of the whole 8 MiB window and through fresh mappings at an
 offset), truncate up/down, fallocate (keep-size, extending, punch hole, zero
-range), FICLONERANGE between files and within one file, FIDEDUPERANGE on equal
+range, unshare with and without keep-size), FICLONERANGE between files and
+within one file, copy_file_range (cloned when aligned, copied through splice
+when not), FIDEDUPERANGE on equal
 and unequal ranges, fsync/fdatasync/msync, close+reopen and remount.
 
 Clone and dedupe follow the VFS rules exactly (fs/remap_range.c): the model
@@ -70,6 +72,7 @@ MAXWRITE = 300 << 10
 MAPLEN = MAXSIZE           # the long-lived mapping covers every possible byte
 
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x1, 0x2, 0x10
+FALLOC_FL_UNSHARE_RANGE = 0x40
 FILE_DEDUPE_RANGE_SAME, FILE_DEDUPE_RANGE_DIFFERS = 0, 1
 PROT_READ, PROT_WRITE, MAP_SHARED, MS_SYNC = 1, 2, 1, 4
 
@@ -407,13 +410,15 @@ class Fsx:
     def op_fallocate(self, i):
         off = self.offset(i)
         n = min(self.length(MAXSIZE // 4 if self.rng.random() < 0.2 else MAXWRITE), MAXSIZE - off)
-        kind = self.rng.choice(["punch", "punch", "zero", "zero-keep", "falloc", "falloc-keep"])
+        kind = self.rng.choice(["punch", "punch", "zero", "zero-keep", "falloc", "falloc-keep",
+                                "unshare", "unshare-keep"])
         size = len(self.model[i])
         self.counts[kind] += 1
         self.note(f"{kind} f{i} {off:#x} +{n:#x} (size {size:#x})")
         mode = {"punch": FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, "zero": FALLOC_FL_ZERO_RANGE,
                 "zero-keep": FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, "falloc": 0,
-                "falloc-keep": FALLOC_FL_KEEP_SIZE}[kind]
+                "falloc-keep": FALLOC_FL_KEEP_SIZE, "unshare": FALLOC_FL_UNSHARE_RANGE,
+                "unshare-keep": FALLOC_FL_UNSHARE_RANGE | FALLOC_FL_KEEP_SIZE}[kind]
         fallocate(self.fds[i], mode, off, n)
         m = self.model[i]
         size = len(m)
@@ -421,7 +426,9 @@ class Fsx:
             e = min(off + n, size)
             if e > off:
                 m[off:e] = bytes(e - off)
-        if kind in ("zero", "falloc") and off + n > size:
+        # UNSHARE without KEEP_SIZE allocates and extends like mode 0
+        # (xfstests' fsx found ferrofs leaving the size short there)
+        if kind in ("zero", "falloc", "unshare") and off + n > size:
             m.extend(bytes(off + n - size))
         self.spot(i, off, n)
 
@@ -475,6 +482,47 @@ class Fsx:
         self.spot(d, doff, count or B)
         if s != d:
             self.spot(s, soff, count or B)
+
+    def op_copy(self, i):
+        """copy_file_range(2) between files or within one (the VFS rules of
+        generic_copy_file_checks: the length is cut at the source's EOF, and
+        overlapping ranges of one file are EINVAL). Aligned ranges are
+        cloned by remap_file_range, unaligned ones copied through
+        splice_write; a short copy is allowed, never a wrong one."""
+        s, d = self.rng.randrange(NFILES), i
+        if self.rng.random() < 0.3:
+            s = d
+        ssize, dsize = len(self.model[s]), len(self.model[d])
+        soff = self.offset(s) if self.rng.random() < 0.5 else self.rng.randrange(0, max(ssize, 1) + B, B)
+        n = self.length()
+        doff = self.offset(d) if self.rng.random() < 0.5 else self.rng.randrange(0, dsize + B, B)
+        count = 0 if soff >= ssize else min(n, ssize - soff)
+        if doff + count > MAXSIZE:
+            return self.op_read(i)
+        want = None
+        if s == d and count and doff + count > soff and doff < soff + count:
+            want = errno.EINVAL
+        self.note(f"copy f{s} {soff:#x} +{n:#x} -> f{d} {doff:#x} (sizes {ssize:#x} {dsize:#x}; "
+                  f"expect {errno.errorcode[want] if want else count})")
+        try:
+            got = os.copy_file_range(self.fds[s], self.fds[d], n, soff, doff)
+            err = None
+        except OSError as e:
+            got, err = 0, e.errno
+        if err != want:
+            self.fail(f"copy_file_range f{s} {soff:#x} +{n:#x} -> f{d} {doff:#x}: got "
+                      f"{errno.errorcode.get(err, 'success') if err else 'success'}, expected "
+                      f"{errno.errorcode[want] if want else 'success'}")
+        if want is not None:
+            self.counts["copy-einval"] += 1
+            return
+        if got > count or (count and got == 0):
+            self.fail(f"copy_file_range f{s} {soff:#x} +{n:#x} -> f{d} {doff:#x} returned {got}, "
+                      f"expected 1..{count}")
+        self.counts["copy-short" if got < count else "copy-ok"] += 1
+        if got:
+            self.model_write(d, doff, bytes(self.model[s][soff:soff + got]))
+        self.spot(d, doff, max(got, 1))
 
     def op_dedupe(self, i):
         s, d = self.rng.randrange(NFILES), i
@@ -590,7 +638,7 @@ class Fsx:
         self.full_check("after remount")
 
     OPS = [("read", 14), ("write", 20), ("mapread", 8), ("mapwrite", 8), ("truncate", 5),
-           ("fallocate", 14), ("clone", 10), ("dedupe", 6), ("sync", 3), ("reopen", 1)]
+           ("fallocate", 14), ("clone", 10), ("copy", 5), ("dedupe", 6), ("sync", 3), ("reopen", 1)]
 
     def run(self):
         names = [n for n, _ in self.OPS]
