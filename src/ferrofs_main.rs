@@ -10,6 +10,7 @@
 //! - [`vfs`]: thin typed wrappers over the VFS objects we touch.
 //! - [`super_ops`]: filesystem type, mount (fs_context), superblock operations.
 //! - [`namei`]: directory and inode operations.
+//! - [`ioctl`]: the ioctls the VFS does not handle (FS_IOC_SHUTDOWN).
 //! - `dax/`: the claim of the pmem `dax_device`, the engine's media over it,
 //!   and the holder operations.
 //! - `rmap/`: the per-PFN reverse map of shared DAX pages.
@@ -20,6 +21,7 @@ use kernel::prelude::*;
 
 mod bindings;
 mod file;
+mod ioctl;
 mod namei;
 mod super_ops;
 mod vfs;

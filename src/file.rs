@@ -681,6 +681,7 @@ static FILE_FOPS: Table<bindings::file_operations> = Table(bindings::file_operat
     // range cannot be cloned (unaligned): write_iter with a bvec iterator
     splice_write: Some(bindings::iter_file_splice_write),
     remap_file_range: Some(remap_file_range),
+    unlocked_ioctl: Some(crate::ioctl::ioctl),
     fop_flags: bindings::FERROFS_FOP_MMAP_SYNC,
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }

@@ -593,6 +593,7 @@ static DIR_FOPS_T: Table<bindings::file_operations> = Table(bindings::file_opera
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),
     fsync: Some(bindings::noop_fsync),
+    unlocked_ioctl: Some(crate::ioctl::ioctl),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 });

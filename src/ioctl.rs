@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0
+//! ioctls of our own, on files and directories alike.
+//!
+//! `FS_IOC_GETFLAGS`/`SETFLAGS` and `FS_IOC_FSGETXATTR`/`FSSETXATTR` are the
+//! VFS's (through `fileattr_get`/`fileattr_set`); what reaches
+//! `unlocked_ioctl` is only what the VFS does not know:
+//!
+//! - `FS_IOC_SHUTDOWN` (`_IOR('X', 125, __u32)`, the number XFS, ext4 and
+//!   f2fs share; 6.12's uapi headers do not name it yet). It stops the
+//!   filesystem the way a crash would, so that crash-recovery tests (the
+//!   xfstests `_require_scratch_shutdown` family) can run on DAX, where
+//!   dm-flakey cannot sit under the filesystem. Every later operation fails
+//!   with EIO; umount works; the next mount recovers the journal.
+//!   The flags mean what they mean on XFS and ext4:
+//!   `DEFAULT` freezes first (every dirty DAX entry is written back, so what
+//!   was written through mmap is durable), `LOGFLUSH` and `NOLOGFLUSH` stop
+//!   at once. ferrofs commits each metadata transaction before returning,
+//!   so there is no log to flush and the last two are the same: what was
+//!   fsync'd before the call survives, what was not may not.
+
+use crate::bindings;
+use crate::vfs::Inode;
+use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
+use kernel::prelude::*;
+use kernel::uaccess::UserSlice;
+
+const FS_IOC_SHUTDOWN: c_uint = 0x8004_587d;
+const FS_SHUTDOWN_FLAGS_DEFAULT: u32 = 0;
+const FS_SHUTDOWN_FLAGS_LOGFLUSH: u32 = 1;
+const FS_SHUTDOWN_FLAGS_NOLOGFLUSH: u32 = 2;
+
+/// `file_operations.unlocked_ioctl` of files and directories.
+pub(crate) unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: the VFS holds a reference on the file for the call, and so on
+    // its inode and super_block.
+    let inode = unsafe { Inode::from_raw(bindings::ferrofs_file_inode(file)) };
+    let r = match cmd {
+        FS_IOC_SHUTDOWN => shutdown(inode, arg as usize),
+        _ => return -(bindings::ENOIOCTLCMD as c_long),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
+fn shutdown(inode: &Inode, arg: usize) -> Result {
+    // SAFETY: a capability check of the current task.
+    if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) } {
+        return Err(EPERM);
+    }
+    let flags: u32 = UserSlice::new(arg, core::mem::size_of::<u32>()).reader().read()?;
+    let how = match flags {
+        FS_SHUTDOWN_FLAGS_DEFAULT => "FS_IOC_SHUTDOWN (after writing back all data)",
+        FS_SHUTDOWN_FLAGS_LOGFLUSH => "FS_IOC_SHUTDOWN (logflush)",
+        FS_SHUTDOWN_FLAGS_NOLOGFLUSH => "FS_IOC_SHUTDOWN (nologflush)",
+        _ => return Err(EINVAL),
+    };
+    let sb = inode.sb();
+    let info = sb.info().ok_or(EIO)?;
+    if info.is_shut_down() {
+        return Ok(());
+    }
+    if flags == FS_SHUTDOWN_FLAGS_DEFAULT {
+        let p = sb.as_ptr();
+        // SAFETY: the open file keeps the super_block active, as
+        // freeze_super requires; it takes s_umount itself (we do not hold
+        // it). A kernel-held freeze cannot be thawed by userspace meanwhile.
+        let r = unsafe { bindings::freeze_super(p, bindings::freeze_holder_FREEZE_HOLDER_KERNEL) };
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
+        info.shutdown(how);
+        // SAFETY: paired with the successful freeze above.
+        unsafe { bindings::thaw_super(p, bindings::freeze_holder_FREEZE_HOLDER_KERNEL) };
+    } else {
+        info.shutdown(how);
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""FS_IOC_SHUTDOWN: root only, flags checked, every later operation EIO,
+umount and remount work, and what was written before the call is there
+after the remount; fsck clean."""
+import fcntl
+import mmap
+import os
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
+import gtest
+from fsutil import expect_errno, pattern
+
+FS_IOC_SHUTDOWN = 0x8004587D
+DEFAULT, LOGFLUSH, NOLOGFLUSH = 0, 1, 2
+
+
+def shutdown(path, flags):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("I", flags))
+    finally:
+        os.close(fd)
+
+
+def as_nobody(fn):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            fn()
+            os._exit(0)
+        except AssertionError as e:
+            print(e)
+            os._exit(1)
+        except BaseException as e:  # noqa: BLE001 - report anything in the child
+            print(repr(e))
+            os._exit(2)
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == 0
+
+
+def dmesg():
+    return subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+
+
+def one(flags):
+    d = gtest.MNT
+    data = pattern(flags + 7, 3 * 4096 + 100)
+    with open(f"{d}/written", "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    # stores through a shared mapping, never msync'd
+    fd = os.open(f"{d}/mapped", os.O_RDWR | os.O_CREAT, 0o644)
+    os.ftruncate(fd, 8192)
+    m = mmap.mmap(fd, 8192)
+    m[:5] = b"store"
+    keep = os.open(f"{d}/written", os.O_RDWR)
+    expect_errno("EINVAL", shutdown, d, 3)
+    as_nobody(lambda: expect_errno("EPERM", shutdown, d, flags))
+    log0 = dmesg()
+    shutdown(d, flags)
+    assert "shutting down: FS_IOC_SHUTDOWN" in dmesg()[len(log0):], dmesg()[len(log0):]
+    shutdown(d, flags)            # a second call is harmless
+    expect_errno("EIO", os.pread, keep, 10, 0)
+    expect_errno("EIO", os.pwrite, keep, b"x", 0)
+    expect_errno("EIO", os.open, f"{d}/new", os.O_CREAT | os.O_WRONLY, 0o644)
+    expect_errno("EIO", os.mkdir, f"{d}/newdir")
+    expect_errno("EIO", os.unlink, f"{d}/written")
+    expect_errno("EIO", os.statvfs, d)
+    m.close()
+    os.close(fd)
+    os.close(keep)
+    cwd = os.getcwd()
+    os.chdir("/")
+    gtest.umount()
+    gtest.mount()
+    os.chdir(cwd)
+    with open(f"{d}/written", "rb") as f:
+        assert f.read() == data
+    with open(f"{d}/mapped", "rb") as f:
+        got = f.read(5)
+    if flags == DEFAULT:
+        assert got == b"store", got
+    # the filesystem works again, and is consistent
+    with open(f"{d}/after", "wb") as f:
+        f.write(b"after")
+    rc, out = gtest.fsck_now()
+    assert rc == 0, out
+    for n in ("written", "mapped", "after"):
+        os.unlink(f"{d}/{n}")
+
+
+def test_shutdown_default():
+    one(DEFAULT)
+
+
+def test_shutdown_logflush():
+    one(LOGFLUSH)
+
+
+def test_shutdown_nologflush():
+    one(NOLOGFLUSH)
+
+
+if __name__ == "__main__":
+    gtest.main(globals())
