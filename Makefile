@@ -78,13 +78,17 @@ tools:
 
 install: install-module install-tools install-man
 
+# modules_install runs depmod itself, except for trees without System.map
+# (headers packages): then we run it
 install-module:
 	@[ -f ferrofs.ko ] || { echo "install: no ferrofs.ko here: run make first" >&2; exit 1; }
 	@$(call kdir_sh,installed); \
 	krel=$$(cat "$$kdir/include/config/kernel.release") && \
+	moddir='$(INSTALL_MOD_PATH)'/lib/modules/$$krel && \
 	$(MAKE) -C "$$kdir" M=$(CURDIR) $$llvm RUSTC=$(RUSTC) INSTALL_MOD_PATH='$(INSTALL_MOD_PATH)' modules_install && \
-	$(DEPMOD) -a $(if $(INSTALL_MOD_PATH),-b '$(INSTALL_MOD_PATH)') "$$krel" && \
-	echo "install: ferrofs.ko for $$krel under $(or $(INSTALL_MOD_PATH),/)lib/modules/$$krel; modprobe ferrofs loads it"
+	{ grep -qs '/ferrofs.ko:' "$$moddir/modules.dep" || \
+	  $(DEPMOD) -a $(if $(INSTALL_MOD_PATH),-b '$(INSTALL_MOD_PATH)') "$$krel"; } && \
+	echo "install: ferrofs.ko for $$krel in $$moddir; modprobe ferrofs loads it"
 
 install-tools:
 	@for t in $(SBIN_TOOLS) $(BIN_TOOLS); do \
