@@ -22,6 +22,17 @@ fn parse(v: &str) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if matches!(args.get(1).map(String::as_str), Some("-h" | "--help")) {
+        println!("usage: ferrofs-db DEVICE print | set FIELD VALUE");
+        println!("Print or patch the primary superblock of a ferrofs, keeping its checksum right.");
+        println!("  print               print every superblock field");
+        println!("  set FIELD VALUE     set FIELD to VALUE (decimal, or hex with 0x); FIELD is one of");
+        println!("                      feature_incompat feature_ro_compat feature_compat total_blocks version state");
+        println!("  -h, --help          print this help and exit");
+        println!("For building test images: a patched superblock can make the filesystem unmountable.");
+        println!("See ferrofs-db(8).");
+        return;
+    }
     if args.len() < 3 {
         eprintln!("usage: ferrofs-db DEVICE print | set FIELD VALUE");
         exit(8);

@@ -119,6 +119,11 @@ fn main() {
             "-H" => h = true,
             "-h" | "--help" => {
                 println!("usage: ferrofs-du [-H] PATH...");
+                println!("Shared and exclusive bytes of every regular file under the PATHs (FIEMAP),");
+                println!("the totals, and the space the whole set occupies on the media.");
+                println!("  -H          sizes in powers of 1024 with a unit (B, K, M, G, T)");
+                println!("  -h, --help  print this help and exit");
+                println!("See ferrofs-du(1).");
                 return;
             }
             _ => paths.push(PathBuf::from(a)),

@@ -11,6 +11,19 @@ fn usage() -> ! {
     exit(8)
 }
 
+/// `--help`: the options, as fsck.ferrofs(8) describes them.
+fn help() -> ! {
+    println!("usage: fsck.ferrofs [-n] [-y] [-f] DEVICE|FILE");
+    println!("Check a ferrofs and, with -y, repair it.");
+    println!("  -n          check only; never write to the device");
+    println!("  -y          repair every problem found (-p and -a, from fsck(8), do the same)");
+    println!("  -f          accepted for fsck(8); every check is a full one");
+    println!("  -h, --help  print this help and exit");
+    println!("Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational error.");
+    println!("See fsck.ferrofs(8).");
+    exit(0)
+}
+
 fn main() {
     let (mut repair, mut no) = (false, false);
     let mut dev = None;
@@ -19,7 +32,7 @@ fn main() {
             "-n" => no = true,
             "-y" | "-p" | "-a" => repair = true,
             "-f" => {}
-            "-h" | "--help" => usage(),
+            "-h" | "--help" => help(),
             s if s.starts_with('-') => usage(),
             s => {
                 if dev.replace(s.to_string()).is_some() {

@@ -10,6 +10,26 @@ fn usage() -> ! {
     exit(1)
 }
 
+/// `--help`: the options, as mkfs.ferrofs(8) describes them.
+fn help() -> ! {
+    println!("usage: mkfs.ferrofs [-f] [-q] [-L label] [-b 4096] [-s SIZE[k|m|g|t]] [-J slots] DEVICE|FILE");
+    println!("Write a new ferrofs onto a pmem device in fsdax mode or onto an image file.");
+    println!("  -f          overwrite an existing filesystem or partition table signature");
+    println!("  -q          quiet: print nothing on success");
+    println!("  -L label    filesystem label, at most 32 bytes");
+    println!("  -b 4096     block size; 4096 is the only one (size=4096 is accepted too)");
+    println!("  -s SIZE     filesystem size instead of the whole device (suffix k, m, g or t)");
+    println!(
+        "  -J slots    undo journal slots, {} to {} (default {})",
+        ferrofs_engine::MIN_JOURNAL_SLOTS,
+        ferrofs_engine::MAX_JOURNAL_SLOTS,
+        DEFAULT_JOURNAL_SLOTS
+    );
+    println!("  -h, --help  print this help and exit");
+    println!("See mkfs.ferrofs(8).");
+    exit(0)
+}
+
 #[path = "../blkid.rs"]
 mod blkid;
 
@@ -65,7 +85,7 @@ fn main() {
                 let v = val();
                 slots = v.parse().unwrap_or_else(|_| usage());
             }
-            "-h" | "--help" => usage(),
+            "-h" | "--help" => help(),
             _ if a.starts_with('-') => usage(),
             _ => {
                 if dev.is_some() {
