@@ -18,7 +18,8 @@ is committed, and re-running a test replaces its row.
   ledger.py need-xfs           tests ferrofs fails, crashes, does not run or
                                expunges that have no XFS row yet, on one line
 Options: --tree DIR (a built xfstests tree, for the quick group; default
-out/xfstests/tree, the copy scripts/xfstests made), --ledger FILE.
+out/xfstests/tree, the copy scripts/xfstests made), --ledger FILE, --repo DIR
+(where README.md and Documentation/xfstests.md are rendered).
 Rendering is idempotent: it replaces what lies between the markers.
 """
 import argparse
@@ -88,7 +89,8 @@ def ingest(args):
     qset = set(quick)
     for run in args.runs:
         metas = chunk_meta(run)
-        last = metas[max(metas)] if metas else {}
+        with_meta = [c for c in metas if metas[c]]
+        last = metas[max(with_meta)] if with_meta else {}
         rdir = os.path.join(run, "results")
         fstypes = sorted(d for d in os.listdir(rdir) if os.path.isdir(os.path.join(rdir, d, "state"))
                          or os.path.exists(os.path.join(rdir, d, "expunged")))
@@ -198,13 +200,13 @@ def replace_block(path, lines):
     new = text[:a] + "\n" + "\n".join(lines).rstrip("\n") + "\n" + text[b:]
     if new != text:
         open(path, "w").write(new)
-        print(f"ledger: rendered {os.path.relpath(path, repo)}")
+        print(f"ledger: rendered {path}")
 
 
 def render(args):
     meta, rows = load(args.ledger)
-    replace_block(os.path.join(repo, "README.md"), summary(meta, rows, full=False))
-    replace_block(os.path.join(repo, "Documentation", "xfstests.md"), summary(meta, rows, full=True))
+    replace_block(os.path.join(args.repo, "README.md"), summary(meta, rows, full=False))
+    replace_block(os.path.join(args.repo, "Documentation", "xfstests.md"), summary(meta, rows, full=True))
 
 
 def todo(args):
@@ -226,6 +228,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ledger", default=os.path.join(here, "results", f"{GROUP}.tsv"))
     p.add_argument("--tree", default=os.path.join(repo, "out", "xfstests", "tree"))
+    p.add_argument("--repo", default=repo, help="where README.md and Documentation/ are rendered")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("ingest")
     s.add_argument("runs", nargs="+")
