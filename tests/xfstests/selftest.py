@@ -53,6 +53,26 @@ def fake_test(run, fs, t, chunk, xml, secs, crashed=False):
     write(stem + ".xml", xml.format(t=t, s=secs))
 
 
+HDR = "FSTYP         -- ferrofs\nMKFS_OPTIONS  -- -f /dev/pmem1\n\n"
+LOGS = {
+    "generic/010": (HDR + "generic/010 12s ...  14s\nRan: generic/010\nPassed all 1 tests\n", "pass", "14"),
+    "generic/011": (HDR + "generic/011       [not run] xfs_io falloc -k failed (old kernel/wrong fs?)\n"
+                    "Ran: generic/011\nNot run: generic/011\nPassed all 1 tests\n",
+                    "notrun", "xfs_io falloc -k failed (old kernel/wrong fs?)"),
+    "generic/012": (HDR + "generic/012       - output mismatch (see /r/generic/012.out.bad)\n"
+                    "    --- tests/generic/012.out\t2026-11-30 14:00:00\n"
+                    "    +++ /r/generic/012.out.bad\t2026-11-30 14:01:00\n"
+                    "    @@ -1,3 +1,3 @@\n     QA output created by 012\n"
+                    "    -size 8192\n    +size 4096\n    ...\n"
+                    "Ran: generic/012\nFailures: generic/012\nFailed 1 of 1 tests\n",
+                    "fail", "output mismatch: -size 8192"),
+    "generic/013": (HDR + "generic/013 31s ...  [failed, exit status 1]- output mismatch (see x)\n"
+                    "Ran: generic/013\nFailures: generic/013\n", "fail", None),
+    "generic/014": (HDR + "generic/014 20s ... _check_dmesg: something found (see /r/generic/014.dmesg)\n",
+                    "fail", "_check_dmesg: something found (see /r/generic/014.dmesg)"),
+}
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="ferrofs-xfst-selftest.")
     try:
@@ -88,6 +108,21 @@ def main():
               f"crash detail from the chunk's console: {res['generic/004']['detail']!r}")
         check(res["generic/605"]["detail"] == "mounts -o dax=inode", "expunge reason kept")
         check(res["generic/001"]["seconds"] == "40", "seconds from xunit")
+
+        # the console line alone (guest-check runs ./check without -R xunit)
+        for t, (log, outcome, detail) in LOGS.items():
+            stem = os.path.join(run, "results", "ferrofs", "state", t)
+            write(stem + ".start", "1000 001\n")
+            write(stem + ".end", "1099 0\n")
+            write(stem + ".log", log)
+        res = runstate.outcomes(run, "ferrofs")
+        for t, (log, outcome, detail) in LOGS.items():
+            r = res[t]
+            ok = r["outcome"] == outcome and (detail is None or r.get("detail") == detail or r.get("seconds") == detail)
+            check(ok, f"{t} from its console line: {r['outcome']} {r.get('detail')!r} {r.get('seconds')!r}")
+        for t in LOGS:
+            for ext in (".start", ".end", ".log"):
+                os.remove(os.path.join(run, "results", "ferrofs", "state", t + ext))
 
         # the ledger, in a scratch copy of the two rendered files
         repo = os.path.join(tmp, "repo")
