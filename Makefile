@@ -142,12 +142,14 @@ bench: module tools
 	scripts/bench $(if $(filter 1,$(FULL)),--full)
 
 # make xfstests XFSTESTS=/path/to/built/xfstests [GROUPS="quick clone"]
-#   [TESTS="generic/001 ..."] [FSTYP="ferrofs xfs ext4"]: see scripts/xfstests
+#   [TESTS="generic/001 ..."] [FSTYP="ferrofs xfs ext4"] [RESUME=RUN_DIR]
+#   [XFSTESTS_BUDGET=SECONDS] [XFSTESTS_MAX=COUNT] [XFSTESTS_SMP=1]:
+#   see scripts/xfstests and Documentation/xfstests.md
 GROUPS ?= quick
 FSTYP ?= ferrofs
 xfstests: module tools
 	@[ -n "$(XFSTESTS)" ] || { echo "usage: make xfstests XFSTESTS=/path/to/xfstests [GROUPS=...] [TESTS=...] [FSTYP=...]"; exit 2; }
-	scripts/xfstests -g "$(GROUPS)" -t "$(TESTS)" "$(XFSTESTS)" $(FSTYP)
+	scripts/xfstests -g "$(GROUPS)" -t "$(TESTS)" $(if $(RESUME),-r "$(RESUME)") "$(XFSTESTS)" $(FSTYP)
 
 # make stress [QUICK=1]: see Documentation/robustness.md; builds the debug
 # kernel (FERROFS_KERNEL_FLAVOUR=debug, cached) and a module against it in

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Host-side test of the xfstests harness bookkeeping, no VM and no xfstests
+needed: python3 tests/xfstests/selftest.py
+
+Builds a run directory by hand the way guest-check leaves it (a passed, a
+failed, a not-run and a crashed test, an expunged one), then checks what
+runstate.py makes of it (outcomes, the first diff line of a failure, the
+selection a resumed chunk gets, re-running crashed tests) and what
+ledger.py does with it (rows, a re-run replacing a row, a render that is
+idempotent and lists the test ferrofs fails where XFS passes).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+import runstate  # noqa: E402
+from ledger import BEGIN, END  # noqa: E402
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+XML_PASS = '<testsuite><testcase classname="xfstests.global" name="{t}" time="{s}"></testcase></testsuite>'
+XML_FAIL = ('<testsuite><testcase classname="xfstests.global" name="{t}" time="{s}">'
+            '<failure message="- output mismatch (see x)" type="TestFail" />'
+            '<system-err><![CDATA[\n--- a\n+++ b\n@@ -1,2 +1,3 @@\n QA output created by 002\n'
+            '+wrong size 4096\n done\n]]></system-err></testcase></testsuite>')
+XML_NOTRUN = ('<testsuite><testcase classname="xfstests.global" name="{t}" time="{s}">'
+              '<skipped message="xfs_io falloc -k failed (old kernel/wrong fs?)" /></testcase></testsuite>')
+
+
+def fake_test(run, fs, t, chunk, xml, secs, crashed=False):
+    stem = os.path.join(run, "results", fs, "state", t)
+    write(stem + ".start", f"1000 {chunk}\n")
+    if crashed:
+        return
+    write(stem + ".end", f"{1000 + secs + 5} 0\n")
+    write(stem + ".xml", xml.format(t=t, s=secs))
+
+
+HDR = "FSTYP         -- ferrofs\nMKFS_OPTIONS  -- -f /dev/pmem1\n\n"
+LOGS = {
+    "generic/010": (HDR + "generic/010 12s ...  14s\nRan: generic/010\nPassed all 1 tests\n", "pass", "14"),
+    "generic/011": (HDR + "generic/011       [not run] xfs_io falloc -k failed (old kernel/wrong fs?)\n"
+                    "Ran: generic/011\nNot run: generic/011\nPassed all 1 tests\n",
+                    "notrun", "xfs_io falloc -k failed (old kernel/wrong fs?)"),
+    "generic/012": (HDR + "generic/012       - output mismatch (see /r/generic/012.out.bad)\n"
+                    "    --- tests/generic/012.out\t2026-11-30 14:00:00\n"
+                    "    +++ /r/generic/012.out.bad\t2026-11-30 14:01:00\n"
+                    "    @@ -1,3 +1,3 @@\n     QA output created by 012\n"
+                    "    -size 8192\n    +size 4096\n    ...\n"
+                    "Ran: generic/012\nFailures: generic/012\nFailed 1 of 1 tests\n",
+                    "fail", "output mismatch: -size 8192"),
+    "generic/013": (HDR + "generic/013 31s ...  [failed, exit status 1]- output mismatch (see x)\n"
+                    "Ran: generic/013\nFailures: generic/013\n", "fail", None),
+    "generic/014": (HDR + "generic/014 20s ... _check_dmesg: something found (see /r/generic/014.dmesg)\n",
+                    "fail", "_check_dmesg: something found (see /r/generic/014.dmesg)"),
+}
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="ferrofs-xfst-selftest.")
+    try:
+        tree = os.path.join(tmp, "tree")
+        write(os.path.join(tree, "tests/generic/group.list"),
+              "001 auto quick\n002 auto quick\n003 auto quick\n004 auto quick\n"
+              "005 auto\n605 auto quick dax\n")
+        exp = os.path.join(tmp, "expunge.ferrofs")
+        write(exp, "# comment\ngeneric/605  # mounts -o dax=inode\n")
+        run = os.path.join(tmp, "run")
+        write(os.path.join(run, "chunks/001/meta"),
+              "started\t2026-11-30T14:00:00Z\nxfstests\tabcdef01\nferrofs\t12345678\n")
+        sel = runstate.select(tree, "quick", "")
+        check(sel == ["generic/001", "generic/002", "generic/003", "generic/004", "generic/605"],
+              f"quick selection in numeric order: {sel}")
+        # chunk 001 ran 001..003 and the VM died in 004
+        fake_test(run, "ferrofs", "generic/001", "001", XML_PASS, 40)
+        fake_test(run, "ferrofs", "generic/002", "001", XML_FAIL, 50)
+        fake_test(run, "ferrofs", "generic/003", "001", XML_NOTRUN, 3)
+        fake_test(run, "ferrofs", "generic/004", "001", None, 0, crashed=True)
+        write(os.path.join(run, "chunks/001/console.log"), "[ 12.3] BUG: kernel NULL pointer dereference, address: 0\n")
+        os.makedirs(os.path.join(run, "chunks/002"))
+        out = subprocess.run([sys.executable, os.path.join(here, "runstate.py"), "select", tree, "quick", "",
+                              "ferrofs", exp, run, "002"], capture_output=True, text=True).stdout.split()
+        check(out == ["5", "0", "1"], f"resumed chunk: 5 selected, 0 left, 1 expunged: {out}")
+        res = runstate.outcomes(run, "ferrofs")
+        got = {t: r["outcome"] for t, r in res.items()}
+        check(got == {"generic/001": "pass", "generic/002": "fail", "generic/003": "notrun",
+                      "generic/004": "crashed", "generic/605": "expunged"}, f"outcomes {got}")
+        check(res["generic/002"]["detail"] == "output mismatch: +wrong size 4096",
+              f"failure detail is the first diff line: {res['generic/002']['detail']!r}")
+        check(res["generic/004"]["detail"].startswith("guest: BUG: kernel NULL pointer"),
+              f"crash detail from the chunk's console: {res['generic/004']['detail']!r}")
+        check(res["generic/605"]["detail"] == "mounts -o dax=inode", "expunge reason kept")
+        check(res["generic/001"]["seconds"] == "40", "seconds from xunit")
+
+        # the console line alone (guest-check runs ./check without -R xunit)
+        for t, (log, outcome, detail) in LOGS.items():
+            stem = os.path.join(run, "results", "ferrofs", "state", t)
+            write(stem + ".start", "1000 001\n")
+            write(stem + ".end", "1099 0\n")
+            write(stem + ".log", log)
+        res = runstate.outcomes(run, "ferrofs")
+        for t, (log, outcome, detail) in LOGS.items():
+            r = res[t]
+            ok = r["outcome"] == outcome and (detail is None or r.get("detail") == detail or r.get("seconds") == detail)
+            check(ok, f"{t} from its console line: {r['outcome']} {r.get('detail')!r} {r.get('seconds')!r}")
+        for t in LOGS:
+            for ext in (".start", ".end", ".log"):
+                os.remove(os.path.join(run, "results", "ferrofs", "state", t + ext))
+
+        # the ledger, in a scratch copy of the two rendered files
+        repo = os.path.join(tmp, "repo")
+        for f in ("README.md", "Documentation/xfstests.md"):
+            write(os.path.join(repo, f), f"head\n{BEGIN}\nold\n{END}\ntail\n")
+        ledger = os.path.join(tmp, "quick.tsv")
+
+        def led(*a):
+            return subprocess.run([sys.executable, os.path.join(here, "ledger.py"), "--ledger", ledger,
+                                   "--tree", tree, "--repo", repo, *a], capture_output=True, text=True)
+        r = led("ingest", run)
+        check(r.returncode == 0, f"ingest exit 0 ({r.stderr.strip()})")
+        rows = [line.split("\t") for line in open(ledger) if line.startswith("generic/")]
+        check(len(rows) == 5 and all(x[4] == "abcdef01" and x[5] == "12345678" for x in rows),
+              f"5 rows with the chunk's commits: {len(rows)}")
+        # XFS passes 002: ferrofs fails where XFS passes
+        run2 = os.path.join(tmp, "run2")
+        write(os.path.join(run2, "chunks/001/meta"), "started\t2026-12-01T09:00:00Z\nxfstests\tabcdef01\nferrofs\t12345678\n")
+        fake_test(run2, "xfs", "generic/002", "001", XML_PASS, 30)
+        led("ingest", run2)
+        readme = open(os.path.join(repo, "README.md")).read()
+        check("ferrofs fails where XFS passes (1): generic/002." in readme, "README names generic/002")
+        check(readme.startswith("head\n") and readme.endswith("tail\n") and "\nold\n" not in readme,
+              "only the block between the markers is replaced")
+        before = {f: open(os.path.join(repo, f)).read() for f in ("README.md", "Documentation/xfstests.md")}
+        led("render")
+        check(all(open(os.path.join(repo, f)).read() == before[f] for f in before), "render is idempotent")
+        # the crashed test again (retry), now passing: its row is replaced
+        os.makedirs(os.path.join(run, "chunks/003"))
+        subprocess.run([sys.executable, os.path.join(here, "runstate.py"), "select", tree, "quick", "",
+                        "ferrofs", exp, run, "003", "retry"], check=True, capture_output=True)
+        lst = open(os.path.join(run, "chunks/003/list-ferrofs")).read().split()
+        check(lst == ["generic/004"], f"retry lists the crashed test only: {lst}")
+        write(os.path.join(run, "chunks/003/meta"), "started\t2026-12-02T09:00:00Z\nxfstests\tabcdef01\nferrofs\t9abcdef0\n")
+        fake_test(run, "ferrofs", "generic/004", "003", XML_PASS, 20)
+        led("ingest", run)
+        row = [x.split("\t") for x in open(ledger) if x.startswith("generic/004\tferrofs")]
+        check(len(row) == 1 and row[0][2] == "pass" and row[0][5] == "9abcdef0",
+              f"re-run replaces the row: {row}")
+        need = led("need-xfs").stdout.split()
+        check(need == ["generic/003", "generic/605"], f"need-xfs: {need}")
+    finally:
+        shutil.rmtree(tmp)
+    print(f"selftest: {len(failures)} failed" if failures else "selftest: all passed")
+    return 1 if failures else 0
+
+
+sys.exit(main())
