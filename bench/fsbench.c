@@ -164,10 +164,61 @@ static int c_reflink(char **a)
 	return 0;
 }
 
-/* cow FILE PAGES: first 4 KiB write into a reflinked file, via pwrite and via
- * an mmap store, one latency per page, pages in random order */
-static int c_cow(char **a)
+/* ferrofs's fault counters in debugfs DIR (pmd_faults, pmd_fallbacks,
+ * pte_faults); all -1 when DIR is "-" or unreadable */
+struct faults {
+	long long pmd, fallback, pte, minflt;
+};
+
+static long long counter(const char *dir, const char *name)
 {
+	char p[600];
+	long long v = -1;
+	if (!strcmp(dir, "-"))
+		return -1;
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "r");
+	if (f) {
+		if (fscanf(f, "%lld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static struct faults faults_now(const char *dir)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (struct faults){ counter(dir, "pmd_faults"), counter(dir, "pmd_fallbacks"),
+				counter(dir, "pte_faults"), ru.ru_minflt };
+}
+
+/* the faults between b and e as figures <m>_pmd_faults, _pmd_fallbacks,
+ * _pte_faults (ferrofs debugfs; "n/a" elsewhere) and _minflt (getrusage: one
+ * per fault whatever its size, so 1/512 per page when PMD-mapped) */
+static void faults_fig(const char *m, struct faults b, struct faults e)
+{
+	char n[96];
+	const char *what[3] = { "pmd_faults", "pmd_fallbacks", "pte_faults" };
+	long long bv[3] = { b.pmd, b.fallback, b.pte }, ev[3] = { e.pmd, e.fallback, e.pte };
+	for (int i = 0; i < 3; i++) {
+		snprintf(n, sizeof(n), "%s_%s", m, what[i]);
+		if (bv[i] < 0 || ev[i] < 0)
+			na(n, "no counter");
+		else
+			fig(n, ev[i] - bv[i], "faults");
+	}
+	snprintf(n, sizeof(n), "%s_minflt", m);
+	fig(n, e.minflt - b.minflt, "faults");
+}
+
+/* cow FILE PAGES [DEBUGFS_DIR]: first 4 KiB write into a reflinked file, via
+ * pwrite and via an mmap store, one latency per page, pages in random order;
+ * the mmap stores' faults are counted (see faults_fig) */
+static int c_cow(char **a, int argc)
+{
+	const char *dir = argc > 2 ? a[2] : "-";
 	size_t pages = strtoul(a[1], 0, 0), *ord = malloc(pages * sizeof(size_t));
 	double *l = malloc(pages * sizeof(double));
 	char pw[512], mm[512];
@@ -206,11 +257,13 @@ static int c_cow(char **a)
 				err(names[k], errno);
 				goto next;
 			}
+			struct faults f0 = faults_now(dir);
 			for (size_t i = 0; i < pages; i++) {
 				double t0 = now();
 				p[ord[i] * PG] = 0x5a; /* write fault: CoW of the shared page */
 				l[i] = now() - t0;
 			}
+			faults_fig("cow_mmap", f0, faults_now(dir));
 			munmap((void *)p, pages * PG);
 		}
 		lat(names[k], l, pages);
@@ -334,55 +387,6 @@ static int c_append(char **a, int argc)
 	lat(name, l, n);
 	close(fd);
 	return 0;
-}
-
-/* ferrofs's fault counters in debugfs DIR (pmd_faults, pmd_fallbacks,
- * pte_faults); all -1 when DIR is "-" or unreadable */
-struct faults {
-	long long pmd, fallback, pte, minflt;
-};
-
-static long long counter(const char *dir, const char *name)
-{
-	char p[600];
-	long long v = -1;
-	if (!strcmp(dir, "-"))
-		return -1;
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	FILE *f = fopen(p, "r");
-	if (f) {
-		if (fscanf(f, "%lld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static struct faults faults_now(const char *dir)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (struct faults){ counter(dir, "pmd_faults"), counter(dir, "pmd_fallbacks"),
-				counter(dir, "pte_faults"), ru.ru_minflt };
-}
-
-/* the faults between b and e as figures <m>_pmd_faults, _pmd_fallbacks,
- * _pte_faults (ferrofs debugfs; "n/a" elsewhere) and _minflt (getrusage: one
- * per fault whatever its size, so 1/512 per page when PMD-mapped) */
-static void faults_fig(const char *m, struct faults b, struct faults e)
-{
-	char n[96];
-	const char *what[3] = { "pmd_faults", "pmd_fallbacks", "pte_faults" };
-	long long bv[3] = { b.pmd, b.fallback, b.pte }, ev[3] = { e.pmd, e.fallback, e.pte };
-	for (int i = 0; i < 3; i++) {
-		snprintf(n, sizeof(n), "%s_%s", m, what[i]);
-		if (bv[i] < 0 || ev[i] < 0)
-			na(n, "no counter");
-		else
-			fig(n, ev[i] - bv[i], "faults");
-	}
-	snprintf(n, sizeof(n), "%s_minflt", m);
-	fig(n, e.minflt - b.minflt, "faults");
 }
 
 /* a MAP_SHARED mapping of fd at a 2 MiB aligned address, so that every
@@ -625,10 +629,19 @@ static int c_scale(char **a, int argc)
 			return 1;
 		}
 		unsigned sum = 0;
+		char dir[512] = "-";
+		if (argc > 3 && strcmp(a[3], "-")) { /* the debugfs dir of the rmap file */
+			snprintf(dir, sizeof(dir), "%s", a[3]);
+			char *slash = strrchr(dir, '/');
+			if (slash)
+				*slash = 0;
+		}
+		struct faults f0 = faults_now(dir);
 		t0 = now();
 		for (size_t i = 0; i < n; i++)
 			sum += p[i * PG];
 		fig("scale_map_read_ms", (now() - t0) * 1e3, "ms");
+		faults_fig("scale_map", f0, faults_now(dir));
 		FILE *f = argc > 3 && strcmp(a[3], "-") ? fopen(a[3], "r") : NULL;
 		char line[256];
 		unsigned long sp, ow, by;
@@ -679,7 +692,7 @@ int main(int argc, char **argv)
 		}
 		switch (i) {
 		case 0: return c_reflink(a);
-		case 1: return c_cow(a);
+		case 1: return c_cow(a, n);
 		case 2: return c_bw(a);
 		case 3: return c_append(a, n);
 		case 4: return c_mmapbw(a, n);

@@ -139,7 +139,7 @@ def one_fs(fs, rep):
     try:
         fsbench(fs, rep, "reflink", m + "rsrc", m + "rdst", P["reflink_mib"])
         rm(m + "rsrc", m + "rdst")
-        fsbench(fs, rep, "cow", m + "cow", P["cow_pages"])
+        fsbench(fs, rep, "cow", m + "cow", P["cow_pages"], dbg)
         rm(m + "cow", m + "cow.pw", m + "cow.mm")
         for th in P["threads"]:
             for bs, tot in ((4096, P["bw_4k_mib"]), (1 << 20, P["bw_1m_mib"])):
