@@ -164,6 +164,28 @@ static int c_reflink(char **a)
 	return 0;
 }
 
+/* a MAP_SHARED mapping of fd at a 2 MiB aligned address, so that every
+ * filesystem can map PMDs where its extents allow */
+static char *map_aligned(int fd, size_t size, int prot)
+{
+	const size_t pmd = 2 * MIB;
+	char *r = mmap(0, size + pmd, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED)
+		return r;
+	char *a = (char *)(((uintptr_t)r + pmd - 1) & ~(uintptr_t)(pmd - 1));
+	char *p = mmap(a, size, prot, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		munmap(r, size + pmd);
+		errno = e;
+		return p;
+	}
+	if (a > r)
+		munmap(r, a - r);
+	munmap(a + size, r + size + pmd - (a + size));
+	return p;
+}
+
 /* ferrofs's fault counters in debugfs DIR (pmd_faults, pmd_fallbacks,
  * pte_faults); all -1 when DIR is "-" or unreadable */
 struct faults {
@@ -186,7 +208,19 @@ static long long counter(const char *dir, const char *name)
 	return v;
 }
 
-static struct faults faults_now(const char *dir)
+/* Reading the counters faults pages in (stdio buffers), so the minor-fault
+ * count is sampled last before and first after the measured loop. */
+static struct faults faults_before(const char *dir)
+{
+	struct rusage ru;
+	struct faults f = { counter(dir, "pmd_faults"), counter(dir, "pmd_fallbacks"),
+			    counter(dir, "pte_faults"), 0 };
+	getrusage(RUSAGE_SELF, &ru);
+	f.minflt = ru.ru_minflt;
+	return f;
+}
+
+static struct faults faults_after(const char *dir)
 {
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -252,18 +286,18 @@ static int c_cow(char **a, int argc)
 				}
 			}
 		} else {
-			volatile char *p = mmap(0, pages * PG, PROT_READ | PROT_WRITE, MAP_SHARED, d, 0);
+			volatile char *p = map_aligned(d, pages * PG, PROT_READ | PROT_WRITE);
 			if (p == MAP_FAILED) {
 				err(names[k], errno);
 				goto next;
 			}
-			struct faults f0 = faults_now(dir);
+			struct faults f0 = faults_before(dir);
 			for (size_t i = 0; i < pages; i++) {
 				double t0 = now();
 				p[ord[i] * PG] = 0x5a; /* write fault: CoW of the shared page */
 				l[i] = now() - t0;
 			}
-			faults_fig("cow_mmap", f0, faults_now(dir));
+			faults_fig("cow_mmap", f0, faults_after(dir));
 			munmap((void *)p, pages * PG);
 		}
 		lat(names[k], l, pages);
@@ -389,28 +423,6 @@ static int c_append(char **a, int argc)
 	return 0;
 }
 
-/* a MAP_SHARED mapping of fd at a 2 MiB aligned address, so that every
- * filesystem can map PMDs where its extents allow */
-static char *map_aligned(int fd, size_t size, int prot)
-{
-	const size_t pmd = 2 * MIB;
-	char *r = mmap(0, size + pmd, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (r == MAP_FAILED)
-		return r;
-	char *a = (char *)(((uintptr_t)r + pmd - 1) & ~(uintptr_t)(pmd - 1));
-	char *p = mmap(a, size, prot, MAP_SHARED | MAP_FIXED, fd, 0);
-	if (p == MAP_FAILED) {
-		int e = errno;
-		munmap(r, size + pmd);
-		errno = e;
-		return p;
-	}
-	if (a > r)
-		munmap(r, a - r);
-	munmap(a + size, r + size + pmd - (a + size));
-	return p;
-}
-
 /* mmapbw FILE SIZE_MIB PASSES [DEBUGFS_DIR]: memcpy bandwidth through a
  * MAP_SHARED mapping of a file made sparse with ftruncate, so that the first
  * store to each 2 MiB range allocates it as the write fault asks (on ferrofs
@@ -434,12 +446,12 @@ static int c_mmapbw(char **a, int argc)
 	}
 	char *buf = aligned_alloc(PG, MIB);
 	memset(buf, 0x21, MIB);
-	struct faults f0 = faults_now(dir);
+	struct faults f0 = faults_before(dir);
 	double t0 = now();
 	for (size_t off = 0; off < size; off += PG)
 		p[off] = 1; /* write fault on a hole: allocation */
 	double t1 = now();
-	faults_fig("mmap_store", f0, faults_now(dir));
+	faults_fig("mmap_store", f0, faults_after(dir));
 	fig("mmap_fault_store_ms", (t1 - t0) * 1e3, "ms");
 	t0 = now();
 	for (int k = 0; k < passes; k++)
@@ -455,12 +467,12 @@ static int c_mmapbw(char **a, int argc)
 		return 1;
 	}
 	unsigned sum = 0;
-	f0 = faults_now(dir);
+	f0 = faults_before(dir);
 	t0 = now();
 	for (size_t off = 0; off < size; off += PG)
 		sum += q[off]; /* read fault on written blocks */
 	t1 = now();
-	faults_fig("mmap_load", f0, faults_now(dir));
+	faults_fig("mmap_load", f0, faults_after(dir));
 	fig("mmap_fault_load_ms", (t1 - t0) * 1e3, "ms");
 	t0 = now();
 	for (int k = 0; k < passes; k++)
@@ -623,7 +635,7 @@ static int c_scale(char **a, int argc)
 	else
 		fig("scale_extents", e, "extents");
 	{
-		volatile char *p = mmap(0, n * PG, PROT_READ, MAP_SHARED, d, 0);
+		volatile char *p = map_aligned(d, n * PG, PROT_READ);
 		if (p == MAP_FAILED) {
 			err("scale_rmap_bytes", errno);
 			return 1;
@@ -636,12 +648,12 @@ static int c_scale(char **a, int argc)
 			if (slash)
 				*slash = 0;
 		}
-		struct faults f0 = faults_now(dir);
+		struct faults f0 = faults_before(dir);
 		t0 = now();
 		for (size_t i = 0; i < n; i++)
 			sum += p[i * PG];
 		fig("scale_map_read_ms", (now() - t0) * 1e3, "ms");
-		faults_fig("scale_map", f0, faults_now(dir));
+		faults_fig("scale_map", f0, faults_after(dir));
 		FILE *f = argc > 3 && strcmp(a[3], "-") ? fopen(a[3], "r") : NULL;
 		char line[256];
 		unsigned long sp, ow, by;
