@@ -304,7 +304,7 @@ def plot(res, path):
                              sharex=True)
     lo_all = min(pt[2] for items in groups.values() for _, pts in items for pt in pts)
     hi_all = max(pt[3] for items in groups.values() for _, pts in items for pt in pts)
-    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+    ticks = [t for t in (m * 10.0 ** e for e in range(-4, 5) for m in (1, 2, 5))
              if lo_all / 2.5 <= t <= hi_all * 2.5]
     colors = {"better": "tab:green", "worse": "tab:red", "tie": "0.45"}
     marks = {"xfs": ("o", -0.17), "ext4": ("s", 0.17)}
