@@ -22,6 +22,7 @@
 #                     pmem: scripts/kernel-package, into out/kernel-package/
 #   make demo         boot a VM with an emulated NVDIMM and show ferrofs at work
 #   make test         every test: host checks, cargo test, the in-guest suites
+#   make bench        ferrofs vs XFS vs ext4 on the bench kernel (not a test)
 #   make stress       the long robustness run (crash, corrupted images, faults,
 #                     ENOSPC, fsstress, hostile ioctls) on the KASAN debug kernel
 #   make setup        install what a fresh Debian 12 machine lacks
@@ -55,7 +56,7 @@ llvm=$$(grep -qs '^CONFIG_CC_IS_CLANG=y' "$$kdir/include/config/auto.conf" "$$kd
 endef
 
 .PHONY: all setup kernel module tools demo test clean bench stress xfstests \
-	install install-module install-tools install-man uninstall vm kernel-package
+	install install-module install-tools install-man uninstall vm kernel-package bench-selftest
 all: module tools
 
 setup:
@@ -136,10 +137,17 @@ clean:
 	rm -rf out src/bindings_generated.rs
 	$(CARGO) clean
 
-# make bench [FULL=1]: ferrofs vs XFS vs ext4 on one emulated NVDIMM (see
-# Documentation/benchmarks.md); results in out/bench/, table in README.md
-bench: module tools
+# make bench [FULL=1] [SEED=N] [REPS=N] [THREADS=1,2]: ferrofs vs XFS vs ext4
+# on one emulated NVDIMM, on the bench kernel (FERROFS_KERNEL_FLAVOUR=bench,
+# cached) with a module built against it in out/bench/module/ (see
+# Documentation/benchmarks.md); results in out/bench/, table in README.md.
+# Not part of `make test`.
+bench: tools
 	scripts/bench $(if $(filter 1,$(FULL)),--full)
+
+# the host unit tests of the benchmark verdict (scripts/bench runs them too)
+bench-selftest:
+	/usr/bin/python3 -m unittest -v bench/test_verdict.py
 
 # make xfstests XFSTESTS=/path/to/built/xfstests [GROUPS="quick clone"]
 #   [TESTS="generic/001 ..."] [FSTYP="ferrofs xfs ext4"] [RESUME=RUN_DIR]

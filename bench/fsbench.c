@@ -4,6 +4,7 @@
  *   {"m":"<metric>","v":<value>,"unit":"<unit>"}            a figure
  *   {"m":"<metric>","q":[...101 values...],"unit":"us"}    latency quantiles
  *   {"m":"<metric>","error":"<ERRNO>"}                        the operation failed
+ *   {"m":"<metric>","na":"<why>"}                              no such figure here
  * Timing is clock_gettime(CLOCK_MONOTONIC) around the operations only (setup,
  * such as writing the file that is then cloned, is outside the timed region).
  * Benchmarks, not tests: nothing here asserts on a time.
@@ -22,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -46,6 +48,12 @@ static void err(const char *m, int e)
 {
 	const char *n = strerrorname_np(e);
 	printf("{\"m\":\"%s\",\"error\":\"%s\"}\n", m, n ? n : "E?");
+	fflush(stdout);
+}
+
+static void na(const char *m, const char *why)
+{
+	printf("{\"m\":\"%s\",\"na\":\"%s\"}\n", m, why);
 	fflush(stdout);
 }
 
@@ -156,10 +164,95 @@ static int c_reflink(char **a)
 	return 0;
 }
 
-/* cow FILE PAGES: first 4 KiB write into a reflinked file, via pwrite and via
- * an mmap store, one latency per page, pages in random order */
-static int c_cow(char **a)
+/* a MAP_SHARED mapping of fd at a 2 MiB aligned address, so that every
+ * filesystem can map PMDs where its extents allow */
+static char *map_aligned(int fd, size_t size, int prot)
 {
+	const size_t pmd = 2 * MIB;
+	char *r = mmap(0, size + pmd, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED)
+		return r;
+	char *a = (char *)(((uintptr_t)r + pmd - 1) & ~(uintptr_t)(pmd - 1));
+	char *p = mmap(a, size, prot, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		munmap(r, size + pmd);
+		errno = e;
+		return p;
+	}
+	if (a > r)
+		munmap(r, a - r);
+	munmap(a + size, r + size + pmd - (a + size));
+	return p;
+}
+
+/* ferrofs's fault counters in debugfs DIR (pmd_faults, pmd_fallbacks,
+ * pte_faults); all -1 when DIR is "-" or unreadable */
+struct faults {
+	long long pmd, fallback, pte, minflt;
+};
+
+static long long counter(const char *dir, const char *name)
+{
+	char p[600];
+	long long v = -1;
+	if (!strcmp(dir, "-"))
+		return -1;
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "r");
+	if (f) {
+		if (fscanf(f, "%lld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* Reading the counters faults pages in (stdio buffers), so the minor-fault
+ * count is sampled last before and first after the measured loop. */
+static struct faults faults_before(const char *dir)
+{
+	struct rusage ru;
+	struct faults f = { counter(dir, "pmd_faults"), counter(dir, "pmd_fallbacks"),
+			    counter(dir, "pte_faults"), 0 };
+	getrusage(RUSAGE_SELF, &ru);
+	f.minflt = ru.ru_minflt;
+	return f;
+}
+
+static struct faults faults_after(const char *dir)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (struct faults){ counter(dir, "pmd_faults"), counter(dir, "pmd_fallbacks"),
+				counter(dir, "pte_faults"), ru.ru_minflt };
+}
+
+/* the faults between b and e as figures <m>_pmd_faults, _pmd_fallbacks,
+ * _pte_faults (ferrofs debugfs; "n/a" elsewhere) and _minflt (getrusage: one
+ * per fault whatever its size, so 1/512 per page when PMD-mapped) */
+static void faults_fig(const char *m, struct faults b, struct faults e)
+{
+	char n[96];
+	const char *what[3] = { "pmd_faults", "pmd_fallbacks", "pte_faults" };
+	long long bv[3] = { b.pmd, b.fallback, b.pte }, ev[3] = { e.pmd, e.fallback, e.pte };
+	for (int i = 0; i < 3; i++) {
+		snprintf(n, sizeof(n), "%s_%s", m, what[i]);
+		if (bv[i] < 0 || ev[i] < 0)
+			na(n, "no counter");
+		else
+			fig(n, ev[i] - bv[i], "faults");
+	}
+	snprintf(n, sizeof(n), "%s_minflt", m);
+	fig(n, e.minflt - b.minflt, "faults");
+}
+
+/* cow FILE PAGES [DEBUGFS_DIR]: first 4 KiB write into a reflinked file, via
+ * pwrite and via an mmap store, one latency per page, pages in random order;
+ * the mmap stores' faults are counted (see faults_fig) */
+static int c_cow(char **a, int argc)
+{
+	const char *dir = argc > 2 ? a[2] : "-";
 	size_t pages = strtoul(a[1], 0, 0), *ord = malloc(pages * sizeof(size_t));
 	double *l = malloc(pages * sizeof(double));
 	char pw[512], mm[512];
@@ -193,16 +286,18 @@ static int c_cow(char **a)
 				}
 			}
 		} else {
-			volatile char *p = mmap(0, pages * PG, PROT_READ | PROT_WRITE, MAP_SHARED, d, 0);
+			volatile char *p = map_aligned(d, pages * PG, PROT_READ | PROT_WRITE);
 			if (p == MAP_FAILED) {
 				err(names[k], errno);
 				goto next;
 			}
+			struct faults f0 = faults_before(dir);
 			for (size_t i = 0; i < pages; i++) {
 				double t0 = now();
 				p[ord[i] * PG] = 0x5a; /* write fault: CoW of the shared page */
 				l[i] = now() - t0;
 			}
+			faults_fig("cow_mmap", f0, faults_after(dir));
 			munmap((void *)p, pages * PG);
 		}
 		lat(names[k], l, pages);
@@ -296,42 +391,54 @@ static int c_bw(char **a)
 	return 0;
 }
 
-/* append FILE COUNT BS: append BS bytes then fdatasync, COUNT times */
-static int c_append(char **a)
+/* append FILE COUNT BS [fdatasync|none]: append BS bytes with O_APPEND
+ * write(2), then fdatasync (default) or nothing, COUNT times */
+static int c_append(char **a, int argc)
 {
 	size_t n = strtoul(a[1], 0, 0), bs = strtoul(a[2], 0, 0);
+	int sync = !(argc > 3 && !strcmp(a[3], "none"));
+	const char *name = sync ? "append_fdatasync" : "append_nosync";
+	char m[64];
+	snprintf(m, sizeof(m), "%s_ops", name);
 	double *l = malloc(n * sizeof(double));
 	int fd = open(a[0], O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
-	CHECK(fd >= 0, "append_fdatasync");
+	CHECK(fd >= 0, m);
 	char *buf = malloc(bs);
 	memset(buf, 0x44, bs);
 	double t0 = now();
 	for (size_t i = 0; i < n; i++) {
 		double t = now();
-		if (write(fd, buf, bs) != (ssize_t)bs || fdatasync(fd) != 0) {
-			err("append_fdatasync_ops", errno);
+		if (write(fd, buf, bs) != (ssize_t)bs || (sync && fdatasync(fd) != 0)) {
+			err(m, errno);
 			return 1;
 		}
 		l[i] = now() - t;
 	}
-	fig("append_fdatasync_ops", n / (now() - t0), "ops/s");
-	lat("append_fdatasync", l, n);
+	double dt = now() - t0;
+	fig(m, n / dt, "ops/s");
+	if (!sync)
+		fig("append_nosync_mibs", n * bs / dt / MIB, "MiB/s");
+	lat(name, l, n);
 	close(fd);
 	return 0;
 }
 
-/* mmapbw FILE SIZE_MIB PASSES: memcpy bandwidth through a MAP_SHARED mapping
- * (pages faulted in first; the timed passes are steady state) */
-static int c_mmapbw(char **a)
+/* mmapbw FILE SIZE_MIB PASSES [DEBUGFS_DIR]: memcpy bandwidth through a
+ * MAP_SHARED mapping of a file made sparse with ftruncate, so that the first
+ * store to each 2 MiB range allocates it as the write fault asks (on ferrofs
+ * a 2 MiB aligned extent). Timed: the first store to every page (fault +
+ * allocation), PASSES stores of the whole mapping; then a fresh mapping, a
+ * load of every page (read faults on written blocks), PASSES loads. Faults of
+ * each first-touch are counted (see faults_fig). */
+static int c_mmapbw(char **a, int argc)
 {
 	size_t size = strtoul(a[1], 0, 0) * MIB;
 	int passes = atoi(a[2]);
-	struct stat st;
-	if (stat(a[0], &st) != 0 || (size_t)st.st_size != size)
-		fill(a[0], size, "mmap_store");
-	int fd = open(a[0], O_RDWR);
+	const char *dir = argc > 3 ? a[3] : "-";
+	int fd = open(a[0], O_RDWR | O_CREAT | O_TRUNC, 0644);
 	CHECK(fd >= 0, "mmap_store");
-	char *p = mmap(0, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(ftruncate(fd, size) == 0, "mmap_store");
+	char *p = map_aligned(fd, size, PROT_READ | PROT_WRITE);
 	if (p == MAP_FAILED) {
 		err("mmap_store", errno);
 		err("mmap_load", errno);
@@ -339,24 +446,44 @@ static int c_mmapbw(char **a)
 	}
 	char *buf = aligned_alloc(PG, MIB);
 	memset(buf, 0x21, MIB);
-	for (size_t off = 0; off < size; off += PG)
-		p[off] = 1; /* fault in writable */
+	struct faults f0 = faults_before(dir);
 	double t0 = now();
+	for (size_t off = 0; off < size; off += PG)
+		p[off] = 1; /* write fault on a hole: allocation */
+	double t1 = now();
+	faults_fig("mmap_store", f0, faults_after(dir));
+	fig("mmap_fault_store_ms", (t1 - t0) * 1e3, "ms");
+	t0 = now();
 	for (int k = 0; k < passes; k++)
 		for (size_t off = 0; off < size; off += MIB)
 			memcpy(p + off, buf, MIB);
 	fig("mmap_store", (double)size * passes / (now() - t0) / MIB, "MiB/s");
+	CHECK(msync(p, size, MS_SYNC) == 0, "mmap_load");
+	munmap(p, size);
+
+	volatile char *q = map_aligned(fd, size, PROT_READ);
+	if (q == MAP_FAILED) {
+		err("mmap_load", errno);
+		return 1;
+	}
 	unsigned sum = 0;
+	f0 = faults_before(dir);
+	t0 = now();
+	for (size_t off = 0; off < size; off += PG)
+		sum += q[off]; /* read fault on written blocks */
+	t1 = now();
+	faults_fig("mmap_load", f0, faults_after(dir));
+	fig("mmap_fault_load_ms", (t1 - t0) * 1e3, "ms");
 	t0 = now();
 	for (int k = 0; k < passes; k++)
 		for (size_t off = 0; off < size; off += MIB) {
-			memcpy(buf, p + off, MIB);
+			memcpy(buf, (char *)q + off, MIB);
 			sum += buf[off / MIB % MIB];
 		}
 	fig("mmap_load", (double)size * passes / (now() - t0) / MIB, "MiB/s");
 	if (sum == 0xdeadbeef)
 		puts("");
-	munmap(p, size);
+	munmap((void *)q, size);
 	close(fd);
 	return 0;
 }
@@ -508,16 +635,25 @@ static int c_scale(char **a, int argc)
 	else
 		fig("scale_extents", e, "extents");
 	{
-		volatile char *p = mmap(0, n * PG, PROT_READ, MAP_SHARED, d, 0);
+		volatile char *p = map_aligned(d, n * PG, PROT_READ);
 		if (p == MAP_FAILED) {
 			err("scale_rmap_bytes", errno);
 			return 1;
 		}
 		unsigned sum = 0;
+		char dir[512] = "-";
+		if (argc > 3 && strcmp(a[3], "-")) { /* the debugfs dir of the rmap file */
+			snprintf(dir, sizeof(dir), "%s", a[3]);
+			char *slash = strrchr(dir, '/');
+			if (slash)
+				*slash = 0;
+		}
+		struct faults f0 = faults_before(dir);
 		t0 = now();
 		for (size_t i = 0; i < n; i++)
 			sum += p[i * PG];
 		fig("scale_map_read_ms", (now() - t0) * 1e3, "ms");
+		faults_fig("scale_map", f0, faults_after(dir));
 		FILE *f = argc > 3 && strcmp(a[3], "-") ? fopen(a[3], "r") : NULL;
 		char line[256];
 		unsigned long sp, ow, by;
@@ -532,6 +668,8 @@ static int c_scale(char **a, int argc)
 			fig("scale_rmap_shared_pages", sp, "pages");
 			fig("scale_rmap_owners", ow, "owners");
 			fig("scale_rmap_bytes", by, "bytes");
+			if (ow)
+				fig("scale_rmap_bytes_per_owner", (double)by / ow, "bytes");
 		}
 		if (f)
 			fclose(f);
@@ -566,10 +704,10 @@ int main(int argc, char **argv)
 		}
 		switch (i) {
 		case 0: return c_reflink(a);
-		case 1: return c_cow(a);
+		case 1: return c_cow(a, n);
 		case 2: return c_bw(a);
-		case 3: return c_append(a);
-		case 4: return c_mmapbw(a);
+		case 3: return c_append(a, n);
+		case 4: return c_mmapbw(a, n);
 		case 5: return c_devbw(a);
 		case 6: return c_meta(a, n);
 		case 7: return c_remount(a);

@@ -353,12 +353,14 @@ fn dax_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> bindings::vm_fault_
         bindings::ferrofs_invalidate_unlock_shared(ip);
         if let Some(info) = SuperBlock::from_raw(sb).info() {
             let st = &info.stats;
-            let c = if ret & bindings::FERROFS_VM_FAULT_ERROR != 0 {
+            // VM_FAULT_ERROR includes VM_FAULT_FALLBACK: test the
+            // fallback first, or no fallback is ever counted.
+            let c = if order != 0 && ret & bindings::FERROFS_VM_FAULT_FALLBACK != 0 {
+                Some(&st.pmd_fallbacks)
+            } else if ret & bindings::FERROFS_VM_FAULT_ERROR != 0 {
                 None
             } else if order == 0 {
                 Some(&st.pte_faults)
-            } else if ret & bindings::FERROFS_VM_FAULT_FALLBACK != 0 {
-                Some(&st.pmd_fallbacks)
             } else {
                 Some(&st.pmd_faults)
             };

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """mmap on DAX: loads and stores go to pmem; sharing between processes,
 SIGBUS after truncate, MAP_SYNC, MAP_PRIVATE, 2 MiB PMD faults."""
+import fcntl
 import mmap
 import os
 import signal
@@ -12,6 +13,7 @@ from fsutil import pattern
 
 B = 4096
 MAP_SHARED_VALIDATE, MAP_SYNC = 0x03, 0x80000
+FICLONE = 0x40049409
 
 
 def mkfile(name, size, data=None):
@@ -124,6 +126,22 @@ def test_pmd_fault():
     before = stat("pmd_faults")
     assert m[5 << 20] == 0x5A
     assert stat("pmd_faults") - before == 1
+    m.close()
+
+
+def test_pmd_fallback_counted():
+    # a PMD read fault over reflinked (shared) blocks never maps a PMD:
+    # fsdax falls back to a 4 KiB fault, and both are counted
+    size = 4 << 20
+    src = mkfile("src", size, pattern(9, size))
+    dst = os.open("dst", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    fcntl.ioctl(dst, FICLONE, src)
+    m = mmap.mmap(dst, size, prot=mmap.PROT_READ)
+    fb, pte, pmd = stat("pmd_fallbacks"), stat("pte_faults"), stat("pmd_faults")
+    off = (2 << 20) + 4096
+    assert m[off] == pattern(9, size)[off]
+    got = (stat("pmd_fallbacks") - fb, stat("pte_faults") - pte, stat("pmd_faults") - pmd)
+    assert got == (1, 1, 0), f"(fallbacks, 4 KiB faults, PMD faults) = {got}, want (1, 1, 0)"
     m.close()
 
 

@@ -1,0 +1,97 @@
+"""The verdict of one benchmark row: is ferrofs better, worse, or
+indistinguishable from its peers, given the spread of the runs?
+
+A two-sided exact Mann-Whitney U (Wilcoxon rank-sum) test per peer, at
+ALPHA = 0.05. With 5 runs each, p < 0.05 needs U <= 2: at most 2 of the 25
+(ferrofs, peer) run pairs may be ordered against the rest; with 4 runs each
+it needs U = 0, i.e. the two ranges do not overlap; with 3 runs each no
+outcome reaches p < 0.05 (the smallest p is 0.1), so every row is a tie.
+No assumption about the distribution, only that runs are independent
+(each on a freshly made filesystem, filesystems in a shuffled order per
+repetition). Equal values count half (mid-ranks); the p-value then comes
+from the no-ties distribution, which is what the textbook tables give.
+
+Row verdict (`row_verdict`): "better" when ferrofs is significantly better
+than every peer that has figures, "worse" when it is significantly worse
+than at least one, otherwise "tie". Documentation/benchmarks.md explains why.
+"""
+from functools import lru_cache
+import statistics
+
+ALPHA = 0.05
+
+
+def u_statistic(a, b):
+    """Mann-Whitney U of sample a against b: the number of pairs (x in a,
+    y in b) with x > y, ties counting one half."""
+    return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b)
+
+
+@lru_cache(maxsize=None)
+def _counts(n1, n2):
+    """counts[u] = number of arrangements of n1 + n2 distinct values whose U
+    (for the first sample) is u; sum = C(n1 + n2, n1)."""
+    # f(n1, n2, u) = f(n1 - 1, n2, u - n2) + f(n1, n2 - 1, u): the largest
+    # value belongs to sample 1 (beating all n2) or to sample 2.
+    if n1 == 0 or n2 == 0:
+        return (1,)
+    a = _counts(n1 - 1, n2)
+    b = _counts(n1, n2 - 1)
+    out = [0] * (n1 * n2 + 1)
+    for u, c in enumerate(a):
+        out[u + n2] += c
+    for u, c in enumerate(b):
+        out[u] += c
+    return tuple(out)
+
+
+def p_two_sided(a, b):
+    """Exact two-sided p-value of the Mann-Whitney U test of a against b."""
+    n1, n2 = len(a), len(b)
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    c = _counts(n1, n2)
+    total = sum(c)
+    u = u_statistic(a, b)
+    lo = sum(c[k] for k in range(len(c)) if k <= u) / total   # P(U <= u)
+    hi = sum(c[k] for k in range(len(c)) if k >= u) / total   # P(U >= u)
+    return min(1.0, 2 * min(lo, hi))
+
+
+def compare(f, p, better, alpha=ALPHA):
+    """'better', 'worse' or 'tie' for ferrofs's runs f against one peer's
+    runs p; better is 'higher' or 'lower' (which direction is good)."""
+    if len(f) == 0 or len(p) == 0 or p_two_sided(f, p) >= alpha:
+        return "tie"
+    higher = u_statistic(f, p) > len(f) * len(p) / 2
+    return "better" if higher == (better == "higher") else "worse"
+
+
+def row_verdict(f, peers, better, alpha=ALPHA):
+    """(verdict, peer named, p-value) for ferrofs's runs f against
+    peers = {name: runs}. 'worse' names the peer it lost to (the one with the
+    smallest p if several); 'better' needs a significant win over every peer
+    and names the one with the largest p; 'tie' names the peer with the best
+    median and gives its p."""
+    peers = {k: v for k, v in peers.items() if v}
+    if not f or not peers:
+        return ("tie", None, 1.0)
+    res = {k: (compare(f, v, better, alpha), p_two_sided(f, v)) for k, v in peers.items()}
+    worse = [k for k, (v, _) in res.items() if v == "worse"]
+    if worse:
+        k = min(worse, key=lambda k: res[k][1])
+        return ("worse", k, res[k][1])
+    if all(v == "better" for v, _ in res.values()):
+        k = max(res, key=lambda k: res[k][1])
+        return ("better", k, res[k][1])
+    pick = max if better == "higher" else min
+    k = pick(peers, key=lambda k: statistics.median(peers[k]))
+    return ("tie", k, res[k][1])
+
+
+def ratio_range(f, p):
+    """(median ratio, lowest, highest) of f/p: the ratio of the medians and
+    the extremes min(f)/max(p), max(f)/min(p); None where p has a zero."""
+    if not f or not p or min(p) <= 0:
+        return None
+    return (statistics.median(f) / statistics.median(p), min(f) / max(p), max(f) / min(p))
