@@ -5,8 +5,9 @@
 //! A poisoned data block is resolved to every owner through the engine's
 //! on-media rmap btree (authoritative, includes inodes not in cache) and the
 //! in-memory `PfnRmap`; every cached owner's mapping goes through
-//! `mf_dax_kill_procs`, so every process mapping the page through any
-//! reflinked file gets SIGBUS. The block is quarantined in the engine's bad
+//! `mf_dax_kill_procs` (early-kill mappers get BUS_MCEERR_AO) and then loses
+//! the page from its page tables, so every other mapper gets BUS_MCEERR_AR
+//! at its next access, through whichever reflinked file it maps. The block is quarantined in the engine's bad
 //! block list (never reallocated; reads of it fail with EIO). A poisoned
 //! metadata block, device removal or a whole-device failure shut the
 //! filesystem down instead.
@@ -37,7 +38,7 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
         info.shutdown(why);
         // SAFETY: sb is live (we are its dax holder); the shim takes the
         // inode list lock and references as drop_pagecache_sb does.
-        unsafe { bindings::ferrofs_unmap_all(sb.as_ptr()) };
+        unsafe { bindings::ferrofs_unmap_all(sb.as_ptr(), pre_remove) };
         return Ok(());
     }
     let dev_len = info.dax.len;
@@ -81,7 +82,7 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
     if kind.contains("metadata") {
         info.shutdown("memory failure in metadata");
         // SAFETY: as above.
-        unsafe { bindings::ferrofs_unmap_all(sb.as_ptr()) };
+        unsafe { bindings::ferrofs_unmap_all(sb.as_ptr(), false) };
         return Ok(());
     }
     info.stats.poisoned_blocks.fetch_add(count, Ordering::Relaxed);
@@ -99,10 +100,12 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
         }
     }
 
-    // 3. Shoot down every mapping of every cached owner; processes get SIGBUS.
+    // 3. Signal early-kill mappers, then unmap the lost page from every
+    //    cached owner's mapping, whoever maps it.
     for v in victims.iter() {
         // SAFETY: sb is live; ilookup returns a referenced inode or NULL
-        // (an owner not in cache maps nothing).
+        // (an owner not in cache maps nothing; its next access goes through
+        // iomap_begin, which refuses the quarantined block).
         let ip = unsafe { bindings::ilookup(sb.as_ptr(), v.ino as _) };
         if ip.is_null() {
             continue;
@@ -112,6 +115,24 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
         let e = unsafe { bindings::mf_dax_kill_procs((*ip).i_mapping, v.index as _, 1, mf_flags) };
         if e != 0 && e != -(bindings::EBUSY as c_int) {
             crate::vfs::fs_err!(info.dev(), "inode {} page {}: mf_dax_kill_procs failed ({})\n", v.ino, v.index, e);
+        }
+        // mf_dax_kill_procs unmaps the page only when it collected a task
+        // (an early-kill one, or the current one if it maps this file), so
+        // a late-kill process mapping it through this file would keep its
+        // PTE or PMD and load the poison again. Unmap it here, always: the
+        // next access faults, iomap_begin refuses the block and the process
+        // gets SIGBUS/BUS_MCEERR_AR at the address it touched. Unmapping a
+        // page inside a DAX PMD mapping zaps the whole PMD (a file PMD is
+        // never split into PTEs), and the other 511 pages fault back in
+        // through PTEs. After mf_dax_kill_procs, not before: it finds the
+        // early-kill tasks by their page-table entries. The invalidate lock
+        // waits for a fault that mapped the block before the quarantine.
+        // even_cows=0: a MAP_PRIVATE copy a process already made is its own.
+        // SAFETY: the inode is referenced; the lock is the mapping's own.
+        unsafe {
+            bindings::ferrofs_invalidate_lock(ip);
+            bindings::unmap_mapping_range((*ip).i_mapping, (v.index * BLOCK) as i64, BLOCK as i64, 0);
+            bindings::ferrofs_invalidate_unlock(ip);
         }
         // SAFETY: drops the ilookup reference.
         unsafe { bindings::iput(ip) };

@@ -38,12 +38,25 @@ def build_victim():
 def dbg(name):
     dev = os.path.basename(gtest.DEV)
     with open(f"/sys/kernel/debug/ferrofs/{dev}/{name}") as f:
-        return int(f.read())
+        return int(f.read(), 0)  # base_pfn is hex
+
+
+LIVE = []
+
+
+def kill_victims():
+    """A failed test must not leave mappers holding the mount."""
+    for p in LIVE:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    LIVE.clear()
 
 
 def spawn(path, page, mode, maplen=None):
     args = [VICTIM, path, str(page), mode] + ([str(maplen)] if maplen else [])
     p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    LIVE.append(p)
     line = p.stdout.readline()
     assert line.startswith("ready"), f"{path}: {line!r}"
     return p
@@ -99,6 +112,7 @@ def after_remount(names, page, good):
         os.close(fd)
         # the go file exists: the victim's first load is the one that faults
         p = subprocess.Popen([VICTIM, n, str(page), "late"], stdout=subprocess.PIPE, text=True)
+        LIVE.append(p)
         expect_sigbus(p, BUS_MCEERR_AR, f"{n} mapped after remount")
 
 
@@ -171,20 +185,19 @@ def pmd_file(name, size, seed):
     return data
 
 
-def test_pmd_mappers():
-    """Late-kill and early-kill readers holding 2 MiB PMD mappings of an
-    exclusive extent: the whole PMD goes, the late ones fault and get AR at
-    the poisoned page, the early one AO; the other 511 pages still map."""
+def test_pmd_late_mappers():
+    """Late-kill readers holding 2 MiB PMD mappings of an exclusive extent,
+    poisoned from no mapper: the whole PMD goes, each reader faults and gets
+    AR at the poisoned page; the other 511 pages still map and read."""
     build_victim()
     data = pmd_file("big", PMD, 14)
     page = 37
     before = dbg("pmd_faults")
-    readers = [spawn("big", page, m, PMD) for m in ("late", "late", "early")]
+    readers = [spawn("big", page, "late", PMD) for _ in range(3)]
     assert dbg("pmd_faults") - before >= 3, "readers did not get PMD mappings"
     inject_pfn("big", page)
-    expect_sigbus(readers[2], BUS_MCEERR_AO, "early-kill PMD reader")
     open(GO, "w").close()
-    for p in readers[:2]:
+    for p in readers:
         expect_sigbus(p, BUS_MCEERR_AR, "late-kill PMD reader")
     fd = os.open("big", os.O_RDONLY)
     m = mmap.mmap(fd, PMD, prot=mmap.PROT_READ)
@@ -194,5 +207,31 @@ def test_pmd_mappers():
     after_remount(["big"], page, [(0, data[:page * B]), ((page + 1) * B, data[(page + 1) * B:])])
 
 
+def test_pmd_early_and_late_mappers():
+    """An early-kill PMD mapper gets AO at the poisoned page's address at
+    once; a late-kill one AR when it touches it."""
+    build_victim()
+    pmd_file("big", PMD, 15)
+    page = 300
+    before = dbg("pmd_faults")
+    late = spawn("big", page, "late", PMD)
+    early = spawn("big", page, "early", PMD)
+    assert dbg("pmd_faults") - before >= 2, "readers did not get PMD mappings"
+    inject_pfn("big", page)
+    expect_sigbus(early, BUS_MCEERR_AO, "early-kill PMD reader")
+    open(GO, "w").close()
+    expect_sigbus(late, BUS_MCEERR_AR, "late-kill PMD reader")
+
+
+def with_cleanup(fn):
+    def run():
+        try:
+            fn()
+        finally:
+            kill_victims()
+    run.__name__ = fn.__name__
+    return run
+
+
 if __name__ == "__main__":
-    gtest.main(globals())
+    gtest.main({n: with_cleanup(f) if n.startswith("test_") else f for n, f in globals().items()})
