@@ -36,6 +36,10 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
     if pre_remove || (offset == 0 && len == u64::MAX) {
         let why = if pre_remove { "the pmem device is being removed" } else { "the whole device failed" };
         info.shutdown(why);
+        if !pre_remove {
+            // every file may have lost data: one FS_ERROR for the filesystem
+            report_error(sb, core::ptr::null_mut());
+        }
         // SAFETY: sb is live (we are its dax holder); the shim takes the
         // inode list lock and references as drop_pagecache_sb does.
         unsafe { bindings::ferrofs_unmap_all(sb.as_ptr(), pre_remove) };
@@ -81,6 +85,7 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
     crate::vfs::fs_err!(info.dev(), "memory failure in {} at block {} (+{}), {} owner pages\n", kind, pblk, count, victims.len());
     if kind.contains("metadata") {
         info.shutdown("memory failure in metadata");
+        report_error(sb, core::ptr::null_mut());
         // SAFETY: as above.
         unsafe { bindings::ferrofs_unmap_all(sb.as_ptr(), false) };
         return Ok(());
@@ -101,7 +106,9 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
     }
 
     // 3. Signal early-kill mappers, then unmap the lost page from every
-    //    cached owner's mapping, whoever maps it.
+    //    cached owner's mapping, whoever maps it; tell fanotify once per
+    //    owner.
+    let mut reported: KVec<u64> = KVec::new();
     for v in victims.iter() {
         // SAFETY: sb is live; ilookup returns a referenced inode or NULL
         // (an owner not in cache maps nothing; its next access goes through
@@ -111,6 +118,10 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
             continue;
         }
         crate::vfs::fs_err!(info.dev(), "inode {} lost page {} to a memory failure\n", v.ino, v.index);
+        if !reported.contains(&v.ino) {
+            let _ = reported.push(v.ino, GFP_KERNEL);
+            report_error(sb, ip);
+        }
         // SAFETY: the inode is referenced; its mapping is live.
         let e = unsafe { bindings::mf_dax_kill_procs((*ip).i_mapping, v.index as _, 1, mf_flags) };
         if e != 0 && e != -(bindings::EBUSY as c_int) {
@@ -138,6 +149,25 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
         unsafe { bindings::iput(ip) };
     }
     Ok(())
+}
+
+/// Raises FS_ERROR (EIO) for `inode`, or for the whole filesystem if it is
+/// null: a fanotify group watching the filesystem with FAN_FS_ERROR gets
+/// the inode's file handle and the error. fanotify merges error events of
+/// one filesystem while one is still queued (6.12), so a burst reaches a
+/// slow reader as one event whose count says how many were raised.
+pub(crate) fn report_error(sb: &SuperBlock, inode: *mut bindings::inode) {
+    // SAFETY: sb is live; inode is null or referenced by the caller.
+    unsafe { bindings::ferrofs_fsnotify_sb_error(sb.as_ptr(), inode, bindings::EIO as c_int) };
+}
+
+/// A read, write or fault of `inode` failed on lost data (a quarantined
+/// block, or a load that consumed poison): FS_ERROR for the inode. Not once
+/// the filesystem is shut down: that was reported for the filesystem.
+pub(crate) fn report_data_loss(inode: &crate::vfs::Inode) {
+    if inode.sb().info().is_some_and(|i| !i.is_shut_down()) {
+        report_error(inode.sb(), inode.as_ptr());
+    }
 }
 
 /// True if [pblk, pblk+count) contains a quarantined block.

@@ -17,6 +17,7 @@
 #include <linux/sched/mm.h>
 #include <linux/debugfs.h>
 #include <linux/fault-inject.h>
+#include <linux/fsnotify.h>
 #include "shims.h"
 
 loff_t ferrofs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
@@ -181,4 +182,9 @@ void ferrofs_pmem_wmb(void) { pmem_wmb(); }
 unsigned long ferrofs_copy_mc_to_kernel(void *dst, const void *src, size_t len)
 {
 	return copy_mc_to_kernel(dst, src, len);
+}
+
+int ferrofs_fsnotify_sb_error(struct super_block *sb, struct inode *inode, int error)
+{
+	return fsnotify_sb_error(sb, inode, error);
 }

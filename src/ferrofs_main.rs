@@ -10,6 +10,7 @@
 //! - [`vfs`]: thin typed wrappers over the VFS objects we touch.
 //! - [`super_ops`]: filesystem type, mount (fs_context), superblock operations.
 //! - [`namei`]: directory and inode operations.
+//! - [`export`]: file handles (export_operations), for fanotify FIDs.
 //! - `dax/`: the claim of the pmem `dax_device`, the engine's media over it,
 //!   and the holder operations.
 //! - `rmap/`: the per-PFN reverse map of shared DAX pages.
@@ -19,6 +20,7 @@
 use kernel::prelude::*;
 
 mod bindings;
+mod export;
 mod file;
 mod namei;
 mod super_ops;

@@ -183,6 +183,9 @@ unsafe extern "C" fn read_iter(iocb: *mut bindings::kiocb, to: *mut bindings::io
         let r = bindings::dax_iomap_rw(iocb, to, &IOMAP_OPS);
         bindings::ferrofs_inode_unlock_shared(inode.as_ptr());
         bindings::ferrofs_file_accessed((*iocb).ki_filp);
+        if r == EIO.to_errno() as isize {
+            crate::mm_glue::report_data_loss(inode);
+        }
         r
     }
 }
@@ -259,7 +262,12 @@ unsafe extern "C" fn write_iter(iocb: *mut bindings::kiocb, from: *mut bindings:
         // SAFETY: O_SYNC/O_DSYNC handling after the write.
         Ok(n) if n > 0 => unsafe { bindings::ferrofs_generic_write_sync(iocb, n) },
         Ok(n) => n,
-        Err(e) => e.to_errno() as isize,
+        Err(e) => {
+            if e == EIO {
+                crate::mm_glue::report_data_loss(inode);
+            }
+            e.to_errno() as isize
+        }
     }
 }
 
@@ -351,6 +359,9 @@ fn dax_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> bindings::vm_fault_
         let mut pfn: bindings::pfn_t = core::mem::zeroed();
         let mut ret = bindings::dax_iomap_fault(vmf, order, &mut pfn, core::ptr::null_mut(), &IOMAP_OPS);
         bindings::ferrofs_invalidate_unlock_shared(ip);
+        if ret & bindings::FERROFS_VM_FAULT_HWPOISON != 0 {
+            crate::mm_glue::report_data_loss(Inode::from_raw(ip));
+        }
         if let Some(info) = SuperBlock::from_raw(sb).info() {
             let st = &info.stats;
             let c = if ret & bindings::FERROFS_VM_FAULT_ERROR != 0 {
