@@ -170,6 +170,60 @@ pub(crate) fn report_data_loss(inode: &crate::vfs::Inode) {
     }
 }
 
+/// Before a write of bytes [pos, pos+len) of `inode`: every quarantined
+/// block the write covers whole is punched out of the file, so the write
+/// puts the new data in a fresh block instead of failing with EIO (a block
+/// covered in part still fails: the rest of it is lost). The bad block
+/// stays quarantined and other files sharing it keep their reference. This
+/// is how an overwrite repairs a damaged file; if the write itself fails
+/// afterwards, the range reads as a hole. Caller holds i_rwsem exclusively.
+pub(crate) fn replace_damaged(inode: &crate::vfs::Inode, pos: i64, len: i64) -> Result {
+    let info = crate::super_ops::info_of(inode)?;
+    if info.stats.poisoned_blocks.load(Ordering::Relaxed) == 0 || pos < 0 || len <= 0 {
+        return Ok(());
+    }
+    let first = (pos as u64).div_ceil(BLOCK);
+    let end = (pos as u64).saturating_add(len as u64) / BLOCK;
+    let ino = inode.ino();
+    // (first file block, blocks) of each lost run the write covers
+    let mut lost: KVec<(u64, u64)> = KVec::new();
+    info.with_fs(|fs| {
+        let mut cur = first;
+        while cur < end {
+            let m = fs.map(ino, cur, end - cur)?;
+            if m.kind == engine::MapKind::Written && has_bad_block(fs, m.pblk, m.count)? {
+                for i in 0..m.count {
+                    if has_bad_block(fs, m.pblk + i, 1)? {
+                        let l = m.lblk + i;
+                        match lost.last_mut() {
+                            Some(r) if r.0 + r.1 == l => r.1 += 1,
+                            _ => lost.push((l, 1), GFP_KERNEL).map_err(|_| engine::Error::NoSpace)?,
+                        }
+                    }
+                }
+            }
+            cur = m.lblk + m.count.max(1);
+        }
+        Ok(())
+    })?;
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let p = inode.as_ptr();
+    // SAFETY: i_rwsem is held; the exclusive invalidate lock keeps faults
+    // out while the blocks leave the file, as for a punch.
+    unsafe { bindings::ferrofs_invalidate_lock(p) };
+    let r = lost.iter().try_for_each(|&(l, n)| {
+        crate::file::unmap_blocks(inode, (l * BLOCK) as i64, ((l + n) * BLOCK) as i64)?;
+        info.with_fs(|fs| fs.punch(ino, l, n))?;
+        crate::vfs::fs_info!(info.dev(), "inode {}: bytes {}-{} lost to a memory failure are being overwritten; the damaged block stays quarantined\n", ino, l * BLOCK, (l + n) * BLOCK - 1);
+        Ok(())
+    });
+    // SAFETY: paired with the lock above.
+    unsafe { bindings::ferrofs_invalidate_unlock(p) };
+    r
+}
+
 /// True if [pblk, pblk+count) contains a quarantined block.
 pub(crate) fn has_bad_block(fs: &engine::Fs<crate::dax::PmemMedia>, pblk: u64, count: u64) -> engine::Result<bool> {
     let mut bad = false;

@@ -244,6 +244,7 @@ unsafe extern "C" fn write_iter(iocb: *mut bindings::kiocb, from: *mut bindings:
         // SAFETY: valid iocb.
         let pos = unsafe { (*iocb).ki_pos };
         zero_eof_tail(inode, old, pos)?;
+        crate::mm_glue::replace_damaged(inode, pos, n as i64)?;
         // SAFETY: i_rwsem held; dax_iomap_rw calls back into iomap_begin.
         let done = unsafe { bindings::dax_iomap_rw(iocb, from, &IOMAP_OPS) };
         // SAFETY: valid iocb.
