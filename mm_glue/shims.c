@@ -17,6 +17,7 @@
 #include <linux/sched/mm.h>
 #include <linux/debugfs.h>
 #include <linux/fault-inject.h>
+#include <linux/fsnotify.h>
 #include "shims.h"
 
 loff_t ferrofs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
@@ -134,10 +135,12 @@ void ferrofs_memalloc_nofs_restore(unsigned int flags) { memalloc_nofs_restore(f
  * still exist (after removal, dropping an entry would touch freed memmap),
  * so nothing keeps loads/stores on pmem we stop owning. The exclusive
  * invalidate lock waits for faults in flight; new ones fail (shut down).
+ * With pre_remove, every mapper is also signalled first, whatever its kill
+ * policy: its mapping is about to go away, not just one page.
  * The walk over sb->s_inodes is list and spinlock macros, hence C; it is the
  * pattern of drop_pagecache_sb().
  */
-void ferrofs_unmap_all(struct super_block *sb)
+void ferrofs_unmap_all(struct super_block *sb, bool pre_remove)
 {
 	struct inode *inode, *toput = NULL;
 
@@ -152,6 +155,15 @@ void ferrofs_unmap_all(struct super_block *sb)
 		spin_unlock(&inode->i_lock);
 		spin_unlock(&sb->s_inode_list_lock);
 		iput(toput);
+		/*
+		 * Device removal: signal every process mapping the file
+		 * (BUS_MCEERR_AO), as mf_dax_kill_procs does for XFS; the
+		 * memory itself is not poisoned, so no page is marked.
+		 */
+		if (pre_remove)
+			mf_dax_kill_procs(inode->i_mapping, 0,
+					  DIV_ROUND_UP(i_size_read(inode), PAGE_SIZE),
+					  MF_MEM_PRE_REMOVE);
 		filemap_invalidate_lock(inode->i_mapping);
 		unmap_mapping_range(inode->i_mapping, 0, 0, 1);
 		truncate_inode_pages(inode->i_mapping, 0);
@@ -170,4 +182,9 @@ void ferrofs_pmem_wmb(void) { pmem_wmb(); }
 unsigned long ferrofs_copy_mc_to_kernel(void *dst, const void *src, size_t len)
 {
 	return copy_mc_to_kernel(dst, src, len);
+}
+
+int ferrofs_fsnotify_sb_error(struct super_block *sb, struct inode *inode, int error)
+{
+	return fsnotify_sb_error(sb, inode, error);
 }

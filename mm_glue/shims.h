@@ -53,7 +53,9 @@ size_t ferrofs_posix_acl_xattr_size(int count);
 
 unsigned int ferrofs_memalloc_nofs_save(void);
 void ferrofs_memalloc_nofs_restore(unsigned int flags);
-void ferrofs_unmap_all(struct super_block *sb);
+void ferrofs_unmap_all(struct super_block *sb, bool pre_remove);
+/* FS_ERROR for fanotify: inode NULL for the filesystem; error positive. */
+int ferrofs_fsnotify_sb_error(struct super_block *sb, struct inode *inode, int error);
 
 /* Persistent-memory primitives for the engine's media. */
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len);

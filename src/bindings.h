@@ -33,6 +33,7 @@
 #include <linux/vmalloc.h>
 #include <linux/uuid.h>
 #include <linux/crc32c.h>
+#include <linux/exportfs.h>
 #include "../mm_glue/shims.h"
 
 /*
@@ -47,5 +48,6 @@ const vm_fault_t FERROFS_VM_FAULT_NEEDDSYNC = VM_FAULT_NEEDDSYNC;
 const fop_flags_t FERROFS_FOP_MMAP_SYNC = FOP_MMAP_SYNC;
 const vm_fault_t FERROFS_VM_FAULT_FALLBACK = VM_FAULT_FALLBACK;
 const vm_fault_t FERROFS_VM_FAULT_ERROR = VM_FAULT_ERROR;
+const vm_fault_t FERROFS_VM_FAULT_HWPOISON = VM_FAULT_HWPOISON;
 const unsigned long FERROFS_SB_POSIXACL = SB_POSIXACL;
 const int FERROFS_MF_MEM_PRE_REMOVE = MF_MEM_PRE_REMOVE;

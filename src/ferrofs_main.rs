@@ -11,6 +11,7 @@
 //! - [`super_ops`]: filesystem type, mount (fs_context), superblock operations.
 //! - [`namei`]: directory and inode operations.
 //! - [`ioctl`]: the ioctls the VFS does not handle (FS_IOC_SHUTDOWN).
+//! - [`export`]: file handles (export_operations), for fanotify FIDs.
 //! - `dax/`: the claim of the pmem `dax_device`, the engine's media over it,
 //!   and the holder operations.
 //! - `rmap/`: the per-PFN reverse map of shared DAX pages.
@@ -20,6 +21,7 @@
 use kernel::prelude::*;
 
 mod bindings;
+mod export;
 mod file;
 mod ioctl;
 mod namei;

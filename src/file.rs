@@ -183,6 +183,9 @@ unsafe extern "C" fn read_iter(iocb: *mut bindings::kiocb, to: *mut bindings::io
         let r = bindings::dax_iomap_rw(iocb, to, &IOMAP_OPS);
         bindings::ferrofs_inode_unlock_shared(inode.as_ptr());
         bindings::ferrofs_file_accessed((*iocb).ki_filp);
+        if r == EIO.to_errno() as isize {
+            crate::mm_glue::report_data_loss(inode);
+        }
         r
     }
 }
@@ -241,6 +244,7 @@ unsafe extern "C" fn write_iter(iocb: *mut bindings::kiocb, from: *mut bindings:
         // SAFETY: valid iocb.
         let pos = unsafe { (*iocb).ki_pos };
         zero_eof_tail(inode, old, pos)?;
+        crate::mm_glue::replace_damaged(inode, pos, n as i64)?;
         // SAFETY: i_rwsem held; dax_iomap_rw calls back into iomap_begin.
         let done = unsafe { bindings::dax_iomap_rw(iocb, from, &IOMAP_OPS) };
         // SAFETY: valid iocb.
@@ -259,7 +263,12 @@ unsafe extern "C" fn write_iter(iocb: *mut bindings::kiocb, from: *mut bindings:
         // SAFETY: O_SYNC/O_DSYNC handling after the write.
         Ok(n) if n > 0 => unsafe { bindings::ferrofs_generic_write_sync(iocb, n) },
         Ok(n) => n,
-        Err(e) => e.to_errno() as isize,
+        Err(e) => {
+            if e == EIO {
+                crate::mm_glue::report_data_loss(inode);
+            }
+            e.to_errno() as isize
+        }
     }
 }
 
@@ -351,6 +360,9 @@ fn dax_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> bindings::vm_fault_
         let mut pfn: bindings::pfn_t = core::mem::zeroed();
         let mut ret = bindings::dax_iomap_fault(vmf, order, &mut pfn, core::ptr::null_mut(), &IOMAP_OPS);
         bindings::ferrofs_invalidate_unlock_shared(ip);
+        if ret & bindings::FERROFS_VM_FAULT_HWPOISON != 0 {
+            crate::mm_glue::report_data_loss(Inode::from_raw(ip));
+        }
         if let Some(info) = SuperBlock::from_raw(sb).info() {
             let st = &info.stats;
             // VM_FAULT_ERROR includes VM_FAULT_FALLBACK: test the

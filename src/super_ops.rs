@@ -357,6 +357,7 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     unsafe {
         (*sbp).s_magic = FERROFS_MAGIC as _;
         (*sbp).s_op = &SUPER_OPS;
+        (*sbp).s_export_op = &crate::export::EXPORT_OPS;
         (*sbp).s_maxbytes = (engine::MAX_LBLK * engine::BLOCK_SIZE) as i64;
         (*sbp).s_time_gran = 1;
         (*sbp).s_xattr = crate::xattr::HANDLERS.0.as_ptr();

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod damage;
 pub mod filemedia;
 pub mod fsck;
 pub mod harness;

@@ -1,5 +1,9 @@
 /*
  * A process that maps one page of a file and reports the SIGBUS it gets.
+ *   victim FILE PAGE MODE [MAPLEN]
+ * maps the first MAPLEN bytes of FILE (default: up to and including PAGE;
+ * 2 MiB or more at an aligned offset gets a PMD mapping where the extent
+ * allows), then depending on MODE:
  *   victim FILE PAGE early     map, read the page, print "ready ADDR", wait
  *                             (asks for early kill: PR_MCE_KILL_EARLY)
  *   victim FILE PAGE late      likewise without early kill; touches the page
@@ -33,17 +37,18 @@ static void on_bus(int sig, siginfo_t *si, void *uc)
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
-	long page;
+	long page, maplen;
 	int fd;
 	char *map;
 	volatile char c;
 
-	if (argc != 4)
+	if (argc != 4 && argc != 5)
 		return 1;
 	page = atol(argv[2]);
+	maplen = argc == 5 ? atol(argv[4]) : (page + 1) * 4096;
 	fd = open(argv[1], O_RDONLY);
 	if (fd < 0) { perror("open"); return 1; }
-	map = mmap(NULL, (page + 1) * 4096, PROT_READ, MAP_SHARED, fd, 0);
+	map = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) { perror("mmap"); return 1; }
 	page_addr = map + page * 4096;
 	memset(&sa, 0, sizeof(sa));

@@ -72,6 +72,11 @@ fn main() {
     println!("{dev}: {verdict}: {} inodes, {} data blocks in use", r.inodes, r.used_blocks);
     if r.bad_blocks > 0 {
         println!("{dev}: {} blocks quarantined after memory failures (never reallocated)", r.bad_blocks);
+        // which files lost data there (what `ferrofs-du --damaged` prints)
+        match ferrofs_tools::damage::report(&m) {
+            Ok(d) => d.iter().flat_map(|x| x.lines()).for_each(|l| println!("{dev}: {l}")),
+            Err(e) => println!("{dev}: cannot list the damaged files: {e}"),
+        }
     }
     exit(r.exit_code);
 }

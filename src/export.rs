@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+//! File handles (`export_operations`): name_to_handle_at/open_by_handle_at
+//! and, the reason they exist here, fanotify's FAN_REPORT_FID, which a
+//! filesystem mark (and so FAN_FS_ERROR, the memory-failure report) accepts
+//! only on a filesystem that can decode handles.
+//!
+//! A handle is FILEID_INO64_GEN: the 64-bit inode number and the 32-bit
+//! generation (the engine never reuses an inode number, and the generation
+//! tells a stale handle anyway); with a parent, FILEID_INO64_GEN_PARENT adds
+//! the parent's pair. Directories know their parent (the engine's `parent`,
+//! the ".." target), so disconnected directory dentries reconnect.
+
+use crate::bindings;
+use crate::vfs::{err_ptr, SuperBlock};
+use kernel::ffi::c_int;
+use kernel::prelude::*;
+
+const FILEID_INO64_GEN: c_int = 0x81;
+const FILEID_INO64_GEN_PARENT: c_int = 0x82;
+const FILEID_INVALID: c_int = 0xff;
+/// Handle words (u32) for one (ino, generation) pair.
+const WORDS: usize = 3;
+
+fn estale() -> Error {
+    Error::from_errno(-(bindings::ESTALE as c_int))
+}
+
+/// Writes `inode`'s (ino, generation) at `fh`.
+///
+/// # Safety
+/// `fh` has room for `WORDS` u32s; `inode` is live.
+unsafe fn put(fh: *mut u32, inode: *mut bindings::inode) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        let ino = (*inode).i_ino as u64;
+        *fh = ino as u32;
+        *fh.add(1) = (ino >> 32) as u32;
+        *fh.add(2) = (*inode).i_generation;
+    }
+}
+
+unsafe extern "C" fn encode_fh(inode: *mut bindings::inode, fh: *mut u32, max_len: *mut c_int, parent: *mut bindings::inode) -> c_int {
+    let (need, ty) = if parent.is_null() { (WORDS, FILEID_INO64_GEN) } else { (2 * WORDS, FILEID_INO64_GEN_PARENT) };
+    // SAFETY: exportfs passes a buffer of *max_len words and live inodes.
+    unsafe {
+        if (*max_len as usize) < need {
+            *max_len = need as c_int;
+            return FILEID_INVALID;
+        }
+        put(fh, inode);
+        if !parent.is_null() {
+            put(fh.add(WORDS), parent);
+        }
+        *max_len = need as c_int;
+    }
+    ty
+}
+
+/// The dentry of the inode named by words `w[0..3]` of a handle.
+fn dentry_of(sb: &SuperBlock, w: &[u32]) -> *mut bindings::dentry {
+    let ino = w[0] as u64 | (w[1] as u64) << 32;
+    let gen = w[2];
+    // a handle is user input: any ino may come back; the engine answers a
+    // free or out-of-range one with an error, which is a stale handle
+    let ip = match crate::namei::iget(sb, ino) {
+        Ok(ip) => ip,
+        Err(e) if e == ENOMEM => return err_ptr(ENOMEM),
+        Err(_) => return err_ptr(estale()),
+    };
+    // SAFETY: ip is a referenced, initialised inode.
+    if unsafe { (*ip).i_generation } != gen {
+        // SAFETY: drops the iget reference.
+        unsafe { bindings::iput(ip) };
+        return err_ptr(estale());
+    }
+    // SAFETY: d_obtain_alias consumes the reference (also on error).
+    unsafe { bindings::d_obtain_alias(ip) }
+}
+
+/// The handle's words as a slice, or None if it is not one of ours.
+///
+/// # Safety
+/// `fid` points to `len` u32 words.
+unsafe fn words<'a>(fid: *mut bindings::fid, len: c_int, ty: c_int) -> Option<&'a [u32]> {
+    let need = match ty {
+        FILEID_INO64_GEN => WORDS,
+        FILEID_INO64_GEN_PARENT => 2 * WORDS,
+        _ => return None,
+    };
+    if len < 0 || (len as usize) < need {
+        return None;
+    }
+    // SAFETY: per the function's contract.
+    Some(unsafe { core::slice::from_raw_parts(fid.cast::<u32>(), need) })
+}
+
+unsafe extern "C" fn fh_to_dentry(sb: *mut bindings::super_block, fid: *mut bindings::fid, len: c_int, ty: c_int) -> *mut bindings::dentry {
+    // SAFETY: exportfs hands us the handle it read and a live super_block.
+    let (Some(w), sb) = (unsafe { words(fid, len, ty) }, unsafe { SuperBlock::from_raw(sb) }) else {
+        return core::ptr::null_mut();
+    };
+    dentry_of(sb, &w[..WORDS])
+}
+
+unsafe extern "C" fn fh_to_parent(sb: *mut bindings::super_block, fid: *mut bindings::fid, len: c_int, ty: c_int) -> *mut bindings::dentry {
+    // SAFETY: as in fh_to_dentry.
+    let (Some(w), sb) = (unsafe { words(fid, len, ty) }, unsafe { SuperBlock::from_raw(sb) }) else {
+        return core::ptr::null_mut();
+    };
+    if ty != FILEID_INO64_GEN_PARENT {
+        return core::ptr::null_mut();
+    }
+    dentry_of(sb, &w[WORDS..])
+}
+
+unsafe extern "C" fn get_parent(child: *mut bindings::dentry) -> *mut bindings::dentry {
+    // SAFETY: exportfs passes a positive directory dentry it holds.
+    let (ip, sb) = unsafe {
+        let ip = bindings::ferrofs_d_inode(child);
+        (ip, SuperBlock::from_raw((*ip).i_sb))
+    };
+    // SAFETY: as above.
+    let ino = unsafe { (*ip).i_ino } as u64;
+    let parent = match sb.info().ok_or(EIO).and_then(|i| i.with_fs(|fs| fs.read_inode(ino))) {
+        Ok(di) => di.parent,
+        Err(e) => return err_ptr(e),
+    };
+    match crate::namei::iget(sb, parent) {
+        // SAFETY: d_obtain_alias consumes the reference.
+        Ok(pp) => unsafe { bindings::d_obtain_alias(pp) },
+        Err(e) => err_ptr(e),
+    }
+}
+
+/// `super_block.s_export_op`.
+pub(crate) static EXPORT_OPS: bindings::export_operations = bindings::export_operations {
+    encode_fh: Some(encode_fh),
+    fh_to_dentry: Some(fh_to_dentry),
+    fh_to_parent: Some(fh_to_parent),
+    get_parent: Some(get_parent),
+    // SAFETY: all-zero is a valid value for the remaining fields.
+    ..unsafe { core::mem::zeroed() }
+};

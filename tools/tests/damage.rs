@@ -1,0 +1,124 @@
+//! The damaged-files report (`ferrofs-du --damaged`, `fsck.ferrofs -n`) on
+//! a simulated image with quarantined blocks: paths, byte ranges, sharing,
+//! hard links, free quarantined blocks, and what a punch changes.
+
+use ferrofs_engine::*;
+use ferrofs_tools::damage::report;
+use ferrofs_tools::{harness, SimPmem};
+use std::process::Command;
+
+const T: Time = Time { sec: 5, nsec: 0 };
+const B: u64 = BLOCK_SIZE;
+
+fn file(fs: &mut Fs<&SimPmem>, dir: u64, name: &[u8], blocks: u64) -> u64 {
+    let (ino, _) = fs.create(dir, name, &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap();
+    let data: Vec<u8> = (0..blocks * B).map(|i| (i / 7) as u8).collect();
+    harness::write(fs, ino, 0, &data, T).unwrap();
+    ino
+}
+
+fn pblk_of(fs: &Fs<&SimPmem>, ino: u64, lblk: u64) -> u64 {
+    let m = fs.map(ino, lblk, 1).unwrap();
+    assert_eq!(m.kind, MapKind::Written);
+    m.pblk
+}
+
+/// /d/src (4 blocks) reflinked whole into /d/clone1 and at block 2 of
+/// /clone2; /solo alone with a hard link /d/solo-link; block 1 of src and
+/// block 3 of solo quarantined, and one free block.
+fn image() -> (SimPmem, u64, u64, u64) {
+    let pm = SimPmem::new(8 << 20);
+    let o = FormatOptions { label: b"dmg", uuid: [3; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    Fs::format(&pm, &o).unwrap();
+    let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    let root = fs.root_ino();
+    let (d, _) = fs.mkdir(root, b"d", &NewInode { mode: S_IFDIR | 0o755, time: T, ..Default::default() }).unwrap();
+    let src = file(&mut fs, d, b"src", 4);
+    let (c1, _) = fs.create(d, b"clone1", &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap();
+    fs.reflink(src, 0, c1, 0, 4).unwrap();
+    let (c2, _) = fs.create(root, b"clone2", &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap();
+    fs.reflink(src, 1, c2, 2, 1).unwrap();
+    let solo = file(&mut fs, root, b"solo", 4);
+    fs.link(solo, d, b"solo-link", T).unwrap();
+    let bad_shared = pblk_of(&fs, src, 1);
+    let bad_solo = pblk_of(&fs, solo, 3);
+    fs.quarantine(bad_shared, 1).unwrap();
+    fs.quarantine(bad_solo, 1).unwrap();
+    let free = fs.superblock().total_blocks - 100;
+    fs.quarantine(free, 2).unwrap();
+    fs.unmount(1).unwrap();
+    (pm, bad_shared, bad_solo, free)
+}
+
+fn lines(pm: &SimPmem) -> Vec<String> {
+    report(&pm).unwrap().iter().flat_map(|d| d.lines()).collect()
+}
+
+#[test]
+fn report_lists_owners_ranges_and_sharing() {
+    let (pm, shared, solo, free) = image();
+    let want = vec![
+        format!("damaged block {shared}: /clone2 bytes 8192-12287 (shared with 2 other files)"),
+        format!("damaged block {shared}: /d/clone1 bytes 4096-8191 (shared with 2 other files)"),
+        format!("damaged block {shared}: /d/src bytes 4096-8191 (shared with 2 other files)"),
+        format!("damaged block {solo}: /solo (and 1 more links) bytes 12288-16383 (not shared)"),
+        format!("damaged blocks {free}-{}: no file owns it (kept out of use)", free + 1),
+    ];
+    let mut got = lines(&pm);
+    let mut w = want.clone();
+    got.sort();
+    w.sort();
+    assert_eq!(got, w);
+}
+
+#[test]
+fn punched_file_leaves_the_report() {
+    let (pm, shared, _, _) = image();
+    let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    let root = fs.root_ino();
+    let d = fs.lookup(root, b"d").unwrap().unwrap();
+    let src = fs.lookup(d, b"src").unwrap().unwrap();
+    let free_before = fs.statfs().free_blocks;
+    fs.punch(src, 1, 1).unwrap();
+    // the block is still owned by the clones: nothing freed
+    assert_eq!(fs.statfs().free_blocks, free_before);
+    let c1 = fs.lookup(d, b"clone1").unwrap().unwrap();
+    let c2 = fs.lookup(root, b"clone2").unwrap().unwrap();
+    fs.punch(c1, 1, 1).unwrap();
+    fs.punch(c2, 2, 1).unwrap();
+    // last owner gone: the quarantined block is still not free
+    assert_eq!(fs.statfs().free_blocks, free_before, "a quarantined block went back to the free pool");
+    fs.unmount(2).unwrap();
+    let got = lines(&pm);
+    assert!(got.contains(&format!("damaged block {shared}: no file owns it (kept out of use)")), "{got:#?}");
+    assert!(!got.iter().any(|l| l.contains("/d/src") || l.contains("clone")), "{got:#?}");
+}
+
+#[test]
+fn du_damaged_and_fsck_print_the_same_lines() {
+    let (pm, ..) = image();
+    let img = std::env::temp_dir().join(format!("ferrofs-damage-{}", std::process::id()));
+    std::fs::write(&img, pm.snapshot()).unwrap();
+    let want = lines(&pm);
+    let o = Command::new(env!("CARGO_BIN_EXE_ferrofs-du")).args(["--damaged", img.to_str().unwrap()]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    for l in &want {
+        assert!(out.lines().any(|x| x == l), "ferrofs-du lacks {l:?}:\n{out}");
+    }
+    assert!(out.contains("4 blocks quarantined, 4 files damaged"), "{out}");
+    let o = Command::new(env!("CARGO_BIN_EXE_fsck-ferrofs")).args(["-n", img.to_str().unwrap()]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    for l in &want {
+        assert!(out.lines().any(|x| x.ends_with(&format!(": {l}"))), "fsck lacks {l:?}:\n{out}");
+    }
+    // an undamaged image
+    let clean = SimPmem::new(8 << 20);
+    let o2 = FormatOptions { label: b"ok", uuid: [4; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    Fs::format(&clean, &o2).unwrap();
+    std::fs::write(&img, clean.snapshot()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ferrofs-du")).args(["--damaged", img.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let _ = std::fs::remove_file(&img);
+}
