@@ -106,9 +106,14 @@ class Row(unittest.TestCase):
         self.assertEqual(V.row_verdict(self.F, {"xfs": self.LOW, "ext4": []}, "higher")[:2], ("better", "xfs"))
         self.assertEqual(V.row_verdict(self.F, {"ext4": []}, "higher")[0], "tie")
 
-    def test_tie_names_best_median(self):
-        self.assertEqual(V.row_verdict(self.MIX, {"xfs": [9, 10, 11, 12, 13], "ext4": [11, 12, 13, 14, 9]},
-                                       "lower")[:2], ("tie", "xfs"))
+    def test_tie_names_the_peer_not_separated(self):
+        # beaten by far by ext4's figures, not separated from XFS's: a tie vs XFS
+        v, who, p = V.row_verdict(self.F, {"xfs": self.MIX, "ext4": self.LOW}, "higher")
+        self.assertEqual((v, who), ("tie", "xfs"))
+        self.assertGreaterEqual(p, 0.05)
+        # both ties: the one with the larger p (1.0 against 0.84)
+        self.assertEqual(V.row_verdict(self.MIX, {"xfs": [9, 10, 11, 12, 13], "ext4": [10, 11, 12, 13, 14]},
+                                       "lower"), ("tie", "ext4", 1.0))
 
     def test_ratio_range(self):
         r = V.ratio_range([2, 4, 6], [1, 2, 3])

@@ -13,7 +13,8 @@ from the no-ties distribution, which is what the textbook tables give.
 
 Row verdict (`row_verdict`): "better" when ferrofs is significantly better
 than every peer that has figures, "worse" when it is significantly worse
-than at least one, otherwise "tie". Documentation/benchmarks.md explains why.
+than at least one, otherwise "tie" (naming the peer it was not separated
+from). Documentation/benchmarks.md explains why.
 """
 from functools import lru_cache
 import statistics
@@ -71,8 +72,9 @@ def row_verdict(f, peers, better, alpha=ALPHA):
     """(verdict, peer named, p-value) for ferrofs's runs f against
     peers = {name: runs}. 'worse' names the peer it lost to (the one with the
     smallest p if several); 'better' needs a significant win over every peer
-    and names the one with the largest p; 'tie' names the peer with the best
-    median and gives its p."""
+    and names the one with the largest p; 'tie' names the peer that was
+    not separated (the largest p; of equal p, the best median) and gives
+    its p."""
     peers = {k: v for k, v in peers.items() if v}
     if not f or not peers:
         return ("tie", None, 1.0)
@@ -84,8 +86,8 @@ def row_verdict(f, peers, better, alpha=ALPHA):
     if all(v == "better" for v, _ in res.values()):
         k = max(res, key=lambda k: res[k][1])
         return ("better", k, res[k][1])
-    pick = max if better == "higher" else min
-    k = pick(peers, key=lambda k: statistics.median(peers[k]))
+    sign = 1 if better == "higher" else -1
+    k = max(peers, key=lambda k: (res[k][1], sign * statistics.median(peers[k])))
     return ("tie", k, res[k][1])
 
 

@@ -131,7 +131,10 @@ def test_pmd_fault():
 
 def test_pmd_fallback_counted():
     # a PMD read fault over reflinked (shared) blocks never maps a PMD:
-    # fsdax falls back to a 4 KiB fault, and both are counted
+    # fsdax falls back to a 4 KiB fault, and both are counted. A read fault
+    # taken under the per-VMA lock is retried under mmap_lock (no
+    # ->map_pages: vmf_can_call_fault), so the PMD attempt, and its
+    # fallback, may happen twice for the one 4 KiB fault.
     size = 4 << 20
     src = mkfile("src", size, pattern(9, size))
     dst = os.open("dst", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -141,7 +144,8 @@ def test_pmd_fallback_counted():
     off = (2 << 20) + 4096
     assert m[off] == pattern(9, size)[off]
     got = (stat("pmd_fallbacks") - fb, stat("pte_faults") - pte, stat("pmd_faults") - pmd)
-    assert got == (1, 1, 0), f"(fallbacks, 4 KiB faults, PMD faults) = {got}, want (1, 1, 0)"
+    assert got[0] in (1, 2) and got[1:] == (1, 0), \
+        f"(fallbacks, 4 KiB faults, PMD faults) = {got}, want (1 or 2, 1, 0)"
     m.close()
 
 
