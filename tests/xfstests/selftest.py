@@ -162,6 +162,8 @@ def main():
         row = [x.split("\t") for x in open(ledger) if x.startswith("generic/004\tferrofs")]
         check(len(row) == 1 and row[0][2] == "pass" and row[0][5] == "9abcdef0",
               f"re-run replaces the row: {row}")
+        heads = [x for x in open(ledger) if x.startswith("# xfstests results ledger")]
+        check(len(heads) == 1, f"the header is written once after several ingests: {len(heads)}")
         need = led("need-xfs").stdout.split()
         check(need == ["generic/003", "generic/605"], f"need-xfs: {need}")
     finally:
