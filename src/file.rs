@@ -212,8 +212,17 @@ fn commit_size(inode: &Inode, size: i64) -> Result {
     let info = info_of(inode)?;
     let t = now(inode);
     info.with_fs(|fs| fs.set_size(inode.ino(), size as u64, t))?;
+    // The engine stamped the size change with `t`; the VFS inode shows the
+    // same mtime and ctime. Otherwise the next refresh, which keeps the
+    // newer of the two, moved mtime forward by the nanoseconds between
+    // file_update_time and this call (xfstests generic/003: a rename after
+    // an extending write changed the file's mtime).
     // SAFETY: the caller holds i_rwsem exclusively.
-    unsafe { bindings::ferrofs_i_size_write(inode.as_ptr(), size) };
+    unsafe {
+        bindings::ferrofs_i_size_write(inode.as_ptr(), size);
+        bindings::ferrofs_inode_set_time(inode.as_ptr(), 1, t.sec, t.nsec);
+        bindings::ferrofs_inode_set_time(inode.as_ptr(), 2, t.sec, t.nsec);
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ sequence that showed it, so `make test` keeps them fixed without xfstests:
                     KEEP_SIZE did not extend the file (nor fill its holes)
   generic/313       truncate up kept the old ctime and mtime
   generic/449       a failed ACL update (ENOSPC) changed the mode anyway
+  generic/003       a rename after an extending write moved the file's mtime
 
 And, when an xfstests checkout is handed in (FERROFS_T_XFSTESTS=/path, as
 `make xfstests` does), its own fsx with the options of generic/091 and 263.
@@ -126,6 +127,26 @@ def test_truncate_up_and_down_update_ctime_mtime():
     os.truncate("truncate-up", before.st_size)
     after = os.stat("truncate-up")
     assert (after.st_mtime_ns, after.st_ctime_ns) == (before.st_mtime_ns, before.st_ctime_ns)
+
+
+def test_rename_after_extending_write_keeps_mtime():
+    # generic/003: `echo xyz > file1; sleep 1; mv file1 file1_renamed`
+    # changed mtime (by nanoseconds): the write's size change was stamped
+    # in the engine a little after the VFS inode's mtime, and the rename's
+    # refresh took the newer one.
+    with open("file1", "w") as f:
+        f.write("aaa\n")
+    time.sleep(1.1)
+    with open("file1", "w") as f:       # O_TRUNC, then an extending write
+        f.write("xyz\n")
+    before = os.stat("file1")
+    time.sleep(1.1)
+    os.rename("file1", "file1_renamed")
+    after = os.stat("file1_renamed")
+    assert after.st_mtime_ns == before.st_mtime_ns, (before.st_mtime_ns, after.st_mtime_ns)
+    assert after.st_ctime_ns > before.st_ctime_ns
+    gtest.remount()
+    assert os.stat("file1_renamed").st_mtime_ns == before.st_mtime_ns
 
 
 def acl_xattr(entries):
