@@ -1,19 +1,18 @@
 # make vm: the interactive shell, driven through a pipe as in the README:
 # it comes up with a hint line, the module loads with modprobe, mkfs and a
-# DAX mount work, bash has job control on the console, Ctrl-D ends a shell,
-# and `exit` powers the VM off with status 0. One boot.
+# DAX mount work, bash has job control on the console, and `exit` powers
+# the VM off with status 0. One boot. (Ctrl-D and Ctrl-C are tested on a
+# pty, tty.sh: typed ahead through a pipe, a control character lands in
+# canonical or raw mode depending on timing, as it would for a user typing
+# ahead.)
 # shellcheck source=tests/host/lib.sh
 . "$(dirname "$0")/../host/lib.sh"
 cd "$here"
 
-# \004 (Ctrl-D) ends the nested bash, as it ends the VM's shell
 input='modprobe ferrofs; echo "modprobe: $? $(grep -c "^ferrofs " /proc/modules) $(modinfo -F alias ferrofs)"
 mkfs.ferrofs -f /dev/pmem0 && mount -t ferrofs -o dax /dev/pmem0 /mnt/test && echo hello > /mnt/test/f && cat /mnt/test/f
 echo "mount: $(grep " /mnt/test " /proc/mounts)"
 echo "tty: $(tty) flags: $-"
-bash --norc --noprofile -i
-echo nested
-\004echo "after ctrl-d: $?"
 exit
 '
 out=$(printf "$input" | env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS timeout 600 \
@@ -29,7 +28,6 @@ check "modprobe ferrofs loads the installed module (alias fs-ferrofs)" has '^mod
 check "the mount is ferrofs with dax=always" has '^mount: /dev/pmem0 /mnt/test ferrofs [^ ]*dax=always'
 check "the shell is interactive with job control on the serial console" has '^tty: /dev/ttyS0 flags: [a-zA-Z]*i[a-zA-Z]*$'
 check "bash's job control flag is on" bash -c 'grep "^tty: " "$1" | grep -q "flags: [a-zA-Z]*m"' _ "$scratch/out"
-check "Ctrl-D ends a shell (the nested one; the VM's shell went on)" has '^after ctrl-d: 0$'
 check "exit powers the VM off through init (command exited 0)" has '^ferrofs-init: command exited 0$'
 if [ "$n_fail" != 0 ]; then echo "--- output tail"; tail -40 "$scratch/out"; fi
 finish

@@ -23,8 +23,9 @@ if pid == 0:
 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 37, 111, 0, 0))
 buf = b""
 def plain():
-    # the output without terminal escapes (bash's bracketed-paste mode)
-    return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", buf)
+    # the output without terminal escapes (bash's bracketed-paste mode) and
+    # carriage returns (the guest's \r\n passes the pty's onlcr as \r\r\n)
+    return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", buf).replace(b"\r", b"")
 def read_until(pat, timeout):
     global buf
     end = time.time() + timeout
@@ -45,27 +46,27 @@ def read_until(pat, timeout):
 def send(b):
     os.write(fd, b)
 
-got = read_until(rb"ferrofs-vm:[^\r\n]*# ", 400)
+got = read_until(rb"ferrofs-vm:[^\n]*# ", 400)
 ok("the shell's prompt comes up on the terminal", bool(got))
 if got:
     mark = len(buf)
     send(b"stty size\r")
-    m = read_until(rb"\r\n37 111\r\n", 60)
+    m = read_until(rb"\n37 111\n", 60)
     ok("the guest has the terminal's size (stty size: 37 111)", bool(m))
     send(b"sleep 300; echo not-interrupted\r")
-    read_until(rb"sleep 300; echo not-interrupted\r\n", 60)
+    read_until(rb"sleep 300; echo not-interrupted\n", 60)
     time.sleep(8)
     send(b"\x03")
     send(b"echo after-ctrl-c:$?\r")
-    m = read_until(rb"\r\nafter-ctrl-c:(\d+)\r\n", 90)
+    m = read_until(rb"\nafter-ctrl-c:(\d+)\n", 90)
     ok("Ctrl-C interrupts the guest's foreground job (status %s), qemu keeps running"
-       % (m.group(1).decode() if m else "none"), bool(m) and m.group(1) == b"130" and b"\r\nnot-interrupted\r\n" not in plain())
-    read_until(rb"ferrofs-vm:[^\r\n]*# $", 30)
+       % (m.group(1).decode() if m else "none"), bool(m) and m.group(1) == b"130" and b"\nnot-interrupted\n" not in plain())
+    read_until(rb"ferrofs-vm:[^\n]*# $", 30)
     send(b"\x04")
     m = read_until(rb"vm-run exited (\d+)", 120)
     ok("Ctrl-D at the prompt powers the VM off, vm-run exits 0 (%s)" % (m.group(1).decode() if m else "no exit"),
        bool(m) and m.group(1) == b"0")
-    m = read_until(rb"\r\n(-?icanon)\r\n", 30)
+    m = read_until(rb"\n(-?icanon)\n", 30)
     ok("the host terminal is back in canonical mode after the VM (%s)" % (m.group(1).decode() if m else "?"),
        bool(m) and m.group(1) == b"icanon")
 open(os.path.join(scratch, "tty.out"), "wb").write(buf)
