@@ -40,23 +40,36 @@ def dbg(name):
 
 class Watcher:
     def __init__(self, files):
-        self.p = subprocess.Popen([WATCH, gtest.MNT] + files, stdout=subprocess.PIPE, text=True)
+        self.p = subprocess.Popen([WATCH, gtest.MNT] + files, stdout=subprocess.PIPE)
+        self.buf = b""
         self.handles = {}
-        while True:
-            line = self.line(10)
-            assert line is not None, "watcher did not start"
-            if line == "ready":
-                break
-            _, name, ty, h = line.split()
-            self.handles[f"{ty} {h}"] = name
+        try:
+            while True:
+                line = self.line(10)
+                assert line is not None, "watcher did not start"
+                if line == "ready":
+                    break
+                _, name, ty, h = line.split()
+                self.handles[f"{ty} {h}"] = name
+        except BaseException:
+            self.close()
+            raise
 
     def line(self, timeout):
-        r, _, _ = select.select([self.p.stdout], [], [], timeout)
-        if not r:
-            return None
-        line = self.p.stdout.readline()
-        assert line, f"watcher exited {self.p.wait()}"
-        return line.strip()
+        """One line of the watcher's output, or None after timeout. Reads
+        the pipe unbuffered: select() cannot see lines a buffered reader
+        already pulled in."""
+        fd = self.p.stdout.fileno()
+        end = time.time() + timeout
+        while b"\n" not in self.buf:
+            left = end - time.time()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            data = os.read(fd, 4096)
+            assert data, f"watcher exited {self.p.wait()}"
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode().strip()
 
     def events(self, timeout):
         """[(file name or handle, errno, count)] read within timeout."""
