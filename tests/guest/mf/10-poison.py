@@ -5,31 +5,16 @@ process: every process gets SIGBUS with the right code and address; the
 rest of every file reads back correctly; the page reads EIO; the block is
 quarantined and stays so after remount; fsck stays clean."""
 import os
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
 from fsutil import expect_errno, pattern
-from importlib import import_module
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mflib import BUS_MCEERR_AO, BUS_MCEERR_AR, build_victim, dbg, finish, shared_files, spawn  # noqa: E402
 
 B = 4096
-BUS_MCEERR_AR, BUS_MCEERR_AO = 4, 5
-VICTIM = "/tmp/ferrofs-victim"
-FICLONE = 0x40049409
-
-
-def build_victim():
-    if not os.path.exists(VICTIM):
-        src = os.path.join(os.environ["FERROFS_SRC"], "tests/guest/mf/victim.c")
-        subprocess.run(["cc", "-O2", "-o", VICTIM, src], check=True)
-
-
-def stat(name):
-    dev = os.path.basename(gtest.DEV)
-    with open(f"/sys/kernel/debug/ferrofs/{dev}/{name}") as f:
-        return int(f.read())
+stat = dbg
 
 
 def rmap_lines():
@@ -38,36 +23,13 @@ def rmap_lines():
         return [l.split() for l in f if not l.startswith("#")]
 
 
-def spawn(path, page, mode):
-    p = subprocess.Popen([VICTIM, path, str(page), mode], stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    assert line.startswith("ready"), f"{path}: {line!r}"
-    return p
-
-
-def finish(p):
-    out = p.stdout.read()
-    p.wait(timeout=40)
-    return p.returncode, out
-
-
-def make_shared(names, data):
-    import fcntl
-    fd = os.open(names[0], os.O_RDWR | os.O_CREAT, 0o644)
-    os.write(fd, data)
-    os.fsync(fd)
-    for n in names[1:]:
-        d = os.open(n, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.ioctl(d, FICLONE, fd)
-        os.close(d)
-    os.close(fd)
 
 
 def test_poison_shared_page():
     build_victim()
     data = pattern(1, 4 * B)
     names = ["a", "b", "c"]
-    make_shared(names, data)
+    shared_files(names, data)
     if os.path.exists("/tmp/ferrofs-go"):
         os.unlink("/tmp/ferrofs-go")
     # a's own mapper is "late": the injector's later fault on the same page
@@ -125,8 +87,7 @@ def test_poison_unshared_and_partly_shared():
     expect_errno("EIO", os.pread, fd, B, 3 * B)
     os.close(fd)
     # partly shared: page 0 shared with a clone, page 5 only in the original
-    import fcntl
-    make_shared(["p1", "p2"], data)
+    shared_files(["p1", "p2"], data)
     fd = os.open("p1", os.O_RDWR)
     os.pwrite(fd, b"unshare", 5 * B)  # CoW: page 5 of p1 is now exclusive
     os.close(fd)

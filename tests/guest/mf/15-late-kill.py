@@ -18,54 +18,21 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import clone, expect_errno, fiemap, pattern
+from fsutil import expect_errno, fiemap, pattern
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mflib  # noqa: E402
+from mflib import (BUS_MCEERR_AO, BUS_MCEERR_AR, LIVE, VICTIM, dbg, finish,  # noqa: E402
+                   kill_victims, shared_files, spawn)
 
 B = 4096
 PMD = 2 << 20
-BUS_MCEERR_AR, BUS_MCEERR_AO = 4, 5
-VICTIM = "/tmp/ferrofs-victim"
 GO = "/tmp/ferrofs-go"
 
 
 def build_victim():
-    if not os.path.exists(VICTIM):
-        src = os.path.join(os.environ["FERROFS_SRC"], "tests/guest/mf/victim.c")
-        subprocess.run(["cc", "-O2", "-o", VICTIM, src], check=True)
+    mflib.build_victim()
     if os.path.exists(GO):
         os.unlink(GO)
-
-
-def dbg(name):
-    dev = os.path.basename(gtest.DEV)
-    with open(f"/sys/kernel/debug/ferrofs/{dev}/{name}") as f:
-        return int(f.read(), 0)  # base_pfn is hex
-
-
-LIVE = []
-
-
-def kill_victims():
-    """A failed test must not leave mappers holding the mount."""
-    for p in LIVE:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    LIVE.clear()
-
-
-def spawn(path, page, mode, maplen=None):
-    args = [VICTIM, path, str(page), mode] + ([str(maplen)] if maplen else [])
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    LIVE.append(p)
-    line = p.stdout.readline()
-    assert line.startswith("ready"), f"{path}: {line!r}"
-    return p
-
-
-def finish(p):
-    out = p.stdout.read()
-    p.wait(timeout=40)
-    return p.returncode, out
 
 
 def expect_sigbus(p, code, what):
@@ -75,15 +42,6 @@ def expect_sigbus(p, code, what):
         f"({'no signal within 30 s' if rc == 3 else out.strip()})")
 
 
-def shared_files(names, data):
-    fd = os.open(names[0], os.O_RDWR | os.O_CREAT, 0o644)
-    os.write(fd, data)
-    os.fsync(fd)
-    for n in names[1:]:
-        d = os.open(n, os.O_RDWR | os.O_CREAT, 0o644)
-        clone(fd, d)
-        os.close(d)
-    os.close(fd)
 
 
 def inject_pfn(path, page):

@@ -17,7 +17,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import clone, expect_errno, fiemap, pattern
+from fsutil import expect_errno, fiemap, pattern
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mflib import shared_files  # noqa: E402
 
 B = 4096
 EIO = 5
@@ -94,15 +96,6 @@ class Watcher:
         self.p.wait()
 
 
-def shared_files(names, data):
-    fd = os.open(names[0], os.O_RDWR | os.O_CREAT, 0o644)
-    os.write(fd, data)
-    os.fsync(fd)
-    for n in names[1:]:
-        d = os.open(n, os.O_RDWR | os.O_CREAT, 0o644)
-        clone(fd, d)
-        os.close(d)
-    os.close(fd)
 
 
 def test_error_event_per_owner():

@@ -8,7 +8,6 @@ file (reads return the new data, mmap loads no longer SIGBUS); a write
 covering it in part still fails with EIO; the bad block stays quarantined,
 counted and out of the free pool, and the report drops each repaired file.
 All of it survives a remount."""
-import fcntl
 import mmap
 import os
 import subprocess
