@@ -293,7 +293,13 @@ pub(crate) fn set_size(inode: &Inode, size: i64) -> Result {
         return Err(Error::from_errno(r));
     }
     let old = inode.size();
-    if size >= old {
+    if size == old {
+        // nothing to change: a truncate(2) to the current size leaves the
+        // times alone too (ftruncate(2) asks for them through ATTR_*TIME,
+        // which setattr_copy applies), as on XFS and ext4
+        return Ok(());
+    }
+    if size > old {
         zero_eof_tail(inode, old, size)?;
         return commit_size(inode, size);
     }
