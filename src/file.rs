@@ -210,7 +210,7 @@ fn zero_eof_tail(inode: &Inode, old: i64, new: i64) -> Result {
 /// Records a new size in the engine and the VFS inode.
 fn commit_size(inode: &Inode, size: i64) -> Result {
     let info = info_of(inode)?;
-    let t = now(inode);
+    let t = inode.now();
     info.with_fs(|fs| fs.set_size(inode.ino(), size as u64, t))?;
     // The engine stamped the size change with `t`; the VFS inode shows the
     // same mtime and ctime. Otherwise the next refresh, which keeps the
@@ -224,12 +224,6 @@ fn commit_size(inode: &Inode, size: i64) -> Result {
         bindings::ferrofs_inode_set_time(inode.as_ptr(), 2, t.sec, t.nsec);
     }
     Ok(())
-}
-
-fn now(inode: &Inode) -> engine::Time {
-    // SAFETY: live inode.
-    let ts = unsafe { bindings::current_time(inode.as_ptr()) };
-    engine::Time { sec: ts.tv_sec, nsec: ts.tv_nsec as u32 }
 }
 
 unsafe extern "C" fn write_iter(iocb: *mut bindings::kiocb, from: *mut bindings::iov_iter) -> isize {
@@ -324,7 +318,7 @@ pub(crate) fn set_size(inode: &Inode, size: i64) -> Result {
         // SAFETY: sets i_size and unmaps every page table entry past it.
         unsafe { bindings::truncate_setsize(p, size) };
         let info = info_of(inode)?;
-        let t = now(inode);
+        let t = inode.now();
         info.with_fs(|fs| fs.set_size(inode.ino(), size as u64, t))
     })();
     // SAFETY: paired with the lock above.
