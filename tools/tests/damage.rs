@@ -122,3 +122,60 @@ fn du_damaged_and_fsck_print_the_same_lines() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
     let _ = std::fs::remove_file(&img);
 }
+
+/// What memory failure decides by (`Fs::block_use`, `Fs::has_bad_block`):
+/// the superblock area is fixed metadata, an owned block is file data, an
+/// unowned block in use is a btree node, a free block is free.
+#[test]
+fn block_use_classifies_what_a_memory_failure_hit() {
+    let (pm, shared, solo, free) = image();
+    let fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    let owned = |p: u64| {
+        let mut n = 0;
+        fs.owners(p, 1, &mut |_, _, _, _| n += 1).unwrap();
+        n > 0
+    };
+    assert_eq!(fs.block_use(0, owned(0)).unwrap(), BlockUse::FixedMetadata);
+    assert!(BlockUse::FixedMetadata.is_metadata());
+    assert_eq!(fs.block_use(shared, owned(shared)).unwrap(), BlockUse::FileData);
+    assert_eq!(fs.block_use(solo, owned(solo)).unwrap(), BlockUse::FileData);
+    assert!(!BlockUse::FileData.is_metadata());
+    // the quarantined free blocks are claimed in the bitmap (never handed
+    // out again), so they count as in use without an owner: metadata-like,
+    // which is why memory failure asks the rmap first
+    let sb = fs.superblock().clone();
+    let mut unused = None;
+    for p in (sb.data_start..sb.total_blocks - 1).rev() {
+        if !fs.block_in_use(p).unwrap() {
+            unused = Some(p);
+            break;
+        }
+    }
+    let unused = unused.expect("a free block");
+    assert_eq!(fs.block_use(unused, false).unwrap(), BlockUse::Free);
+    // a btree node: the root directory's first directory block or any
+    // in-use, unowned block below the first file's data
+    let node = (sb.data_start..sb.total_blocks - 1)
+        .find(|&p| fs.block_in_use(p).unwrap() && !owned(p) && !(free..free + 2).contains(&p))
+        .expect("an in-use block without an owner");
+    assert_eq!(fs.block_use(node, false).unwrap(), BlockUse::Metadata);
+    assert!(fs.has_bad_block(shared, 1).unwrap());
+    assert!(fs.has_bad_block(shared - 1, 2).unwrap());
+    assert!(!fs.has_bad_block(shared + 1, 1).unwrap() || shared + 1 == solo);
+    assert!(fs.has_bad_block(free, 2).unwrap());
+}
+
+/// FS_XFLAG_DAX passes from a directory to the files and directories made
+/// in it, not to symlinks or special files (as on XFS and ext4).
+#[test]
+fn dax_flag_inheritance() {
+    assert_eq!(inherited_flags(IFLAG_DAX, S_IFREG | 0o644), IFLAG_DAX);
+    assert_eq!(inherited_flags(IFLAG_DAX, S_IFDIR | 0o755), IFLAG_DAX);
+    assert_eq!(inherited_flags(IFLAG_DAX, S_IFLNK | 0o777), 0);
+    assert_eq!(inherited_flags(IFLAG_DAX, 0o020644), 0);
+    assert_eq!(inherited_flags(IFLAG_IMMUTABLE | IFLAG_APPEND, S_IFREG | 0o644), 0);
+    // the namespace table covers each index once
+    let mut ns: Vec<u8> = XATTR_NAMESPACES.iter().map(|(n, _)| *n).collect();
+    ns.dedup();
+    assert_eq!(ns, vec![XATTR_NS_USER, XATTR_NS_TRUSTED, XATTR_NS_SECURITY, XATTR_NS_ACL_ACCESS, XATTR_NS_ACL_DEFAULT]);
+}

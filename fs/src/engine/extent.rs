@@ -722,4 +722,56 @@ impl<M: Media> Fs<M> {
         }
         Ok(())
     }
+
+    /// True if [pblk, pblk+count) contains a quarantined block.
+    pub fn has_bad_block(&self, pblk: u64, count: u64) -> Result<bool> {
+        let mut bad = false;
+        self.bad_blocks(&mut |p, n| bad |= p < pblk.saturating_add(count) && pblk < p.saturating_add(n))?;
+        Ok(bad)
+    }
+
+    /// What physical block `pblk` holds, for a memory failure: `owned` says
+    /// whether the rmap btree named an owner of it (`owners`).
+    pub fn block_use(&self, pblk: u64, owned: bool) -> Result<BlockUse> {
+        if pblk < self.sb.data_start {
+            Ok(BlockUse::FixedMetadata)
+        } else if owned {
+            Ok(BlockUse::FileData)
+        } else if self.block_in_use(pblk)? {
+            Ok(BlockUse::Metadata)
+        } else {
+            Ok(BlockUse::Free)
+        }
+    }
+}
+
+/// What a physical block is used for (memory failure decides by it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BlockUse {
+    /// Superblock, journal or free-space bitmap: fixed location, cannot be
+    /// quarantined.
+    FixedMetadata,
+    /// A btree node or an external xattr value.
+    Metadata,
+    /// Data of one or more files (the rmap btree names the owners).
+    FileData,
+    /// Nothing (free space).
+    Free,
+}
+
+impl BlockUse {
+    /// For log lines.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BlockUse::FixedMetadata => "fixed metadata (superblock, journal or bitmap)",
+            BlockUse::Metadata => "metadata (btree node or xattr value)",
+            BlockUse::FileData => "file data",
+            BlockUse::Free => "free space",
+        }
+    }
+
+    /// Losing it loses metadata: the filesystem must shut down.
+    pub fn is_metadata(self) -> bool {
+        matches!(self, BlockUse::FixedMetadata | BlockUse::Metadata)
+    }
 }

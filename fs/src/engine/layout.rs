@@ -667,6 +667,38 @@ pub const DE_NAMELEN: usize = 9;
 /// Directory entry value: name bytes.
 pub const DE_NAME: usize = 16;
 
+/// Xattr namespace index (part of the format: stored in every xattr
+/// record and folded into its key): `user.`.
+pub const XATTR_NS_USER: u8 = 1;
+/// Xattr namespace index: `trusted.`.
+pub const XATTR_NS_TRUSTED: u8 = 2;
+/// Xattr namespace index: `security.`.
+pub const XATTR_NS_SECURITY: u8 = 3;
+/// Xattr namespace index: the access ACL (`system.posix_acl_access`, one
+/// attribute with an empty name, in the uapi xattr encoding).
+pub const XATTR_NS_ACL_ACCESS: u8 = 4;
+/// Xattr namespace index: the default ACL (`system.posix_acl_default`).
+pub const XATTR_NS_ACL_DEFAULT: u8 = 5;
+/// Each namespace index and the name prefix (or, for ACLs, the whole name)
+/// it stands for.
+pub const XATTR_NAMESPACES: [(u8, &[u8]); 5] = [
+    (XATTR_NS_USER, b"user."),
+    (XATTR_NS_TRUSTED, b"trusted."),
+    (XATTR_NS_SECURITY, b"security."),
+    (XATTR_NS_ACL_ACCESS, b"system.posix_acl_access"),
+    (XATTR_NS_ACL_DEFAULT, b"system.posix_acl_default"),
+];
+
+/// The flags a new inode of `mode` inherits from its parent directory's
+/// `parent_flags`: FS_XFLAG_DAX (`IFLAG_DAX`) passes to regular files and
+/// directories, as on XFS and ext4.
+pub fn inherited_flags(parent_flags: u32, mode: u32) -> u32 {
+    match mode & S_IFMT {
+        S_IFREG | S_IFDIR => parent_flags & IFLAG_DAX,
+        _ => 0,
+    }
+}
+
 /// Xattr record: namespace index (u8).
 pub const XA_NS: usize = 0;
 /// Xattr record: name length (u8).
