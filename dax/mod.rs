@@ -13,15 +13,20 @@ use crate::engine::{Media, MediaError};
 use crate::vfs::SuperBlock;
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
-/// A claimed dax_device: we are its holder until drop (`fs_put_dax`).
-pub(crate) struct DaxClaim {
+/// A claimed dax_device: we are its holder until the last of the mount's
+/// `DaxClaim` and the engine's `PmemMedia` is dropped (`fs_put_dax`).
+pub(crate) struct DaxClaim(Arc<Claim>);
+
+/// The claim itself, shared by the mount and the media over it.
+pub(crate) struct Claim {
     dev: *mut bindings::dax_device,
     holder: *mut c_void,
     /// Byte offset of the block device (partition) within the dax device.
     pub(crate) start_off: u64,
     /// Kernel virtual address of the first byte of the block device.
-    pub(crate) kaddr: *mut u8,
+    kaddr: *mut u8,
     /// Bytes mapped (the whole block device).
     pub(crate) len: u64,
     /// Page frame number of the first byte of the block device.
@@ -31,17 +36,52 @@ pub(crate) struct DaxClaim {
 // SAFETY: the dax_device pointer and the kernel mapping are valid from any
 // thread while the claim is held; all access to the mapping is serialised by
 // the engine's mutex or is to user data ranges owned by fsdax.
-unsafe impl Send for DaxClaim {}
-// SAFETY: as above; `&DaxClaim` only hands out the raw dax_device pointer.
-unsafe impl Sync for DaxClaim {}
+unsafe impl Send for Claim {}
+// SAFETY: as above; `&Claim` hands out only the raw dax_device pointer
+// (the mapping is reached through `PmemMedia` alone).
+unsafe impl Sync for Claim {}
 
-static HOLDER_OPS: bindings::dax_holder_operations = bindings::dax_holder_operations {
-    notify_failure: Some(notify_failure),
-};
+impl core::ops::Deref for DaxClaim {
+    type Target = Claim;
+    fn deref(&self) -> &Claim {
+        &self.0
+    }
+}
+
+/// The holder lock (a global mutex): held by the holder callback while it
+/// turns the claim's holder into a super_block and its state, and by
+/// whoever publishes or releases either (`FsInfo::install`/`release`,
+/// `DaxClaim`'s drop). A callback that found our super_block as the holder
+/// therefore finishes before the claim is dropped and the super_block can
+/// be freed; one that starts later finds no holder (fs_put_dax cleared it).
+/// 6.12 gives a holder no such guarantee itself (`fs_put_dax` does not wait
+/// for a running `dax_holder_notify_failure`), and the dax SRCU that would
+/// is private to drivers/dax. Memory failures are rare and slow: one lock
+/// for all mounts costs nothing that matters.
+///
+/// Lock order: holder lock, then everything a memory failure takes (the
+/// invalidate lock of an owner, the engine, the rmap).
+pub(crate) struct HolderLock(());
+
+impl HolderLock {
+    pub(crate) fn new() -> Self {
+        // SAFETY: a static mutex; released by Drop.
+        unsafe { bindings::ferrofs_holder_lock() };
+        HolderLock(())
+    }
+}
+
+impl Drop for HolderLock {
+    fn drop(&mut self) {
+        // SAFETY: taken in new.
+        unsafe { bindings::ferrofs_holder_unlock() };
+    }
+}
 
 impl DaxClaim {
-    /// Claims the dax_device behind `sb`'s block device and maps all of it.
-    pub(crate) fn claim(sb: &SuperBlock) -> Result<Self> {
+    /// Claims the dax_device behind `sb`'s block device as its holder with
+    /// `ops`, and maps all of it.
+    pub(crate) fn claim(sb: &SuperBlock, ops: &'static bindings::dax_holder_operations) -> Result<Self> {
         let sbp = sb.as_ptr();
         // SAFETY: during fill_super, s_bdev is the opened block device.
         let bdev = unsafe { (*sbp).s_bdev };
@@ -52,15 +92,14 @@ impl DaxClaim {
         }
         let mut start_off: u64 = 0;
         // SAFETY: bdev is live; holder is our super_block, which outlives the
-        // claim (released in put_super); HOLDER_OPS is a static.
-        let dev = unsafe {
-            bindings::fs_dax_get_by_bdev(bdev, &mut start_off, sbp.cast(), &HOLDER_OPS)
-        };
+        // claim (dropped in put_super or fill_super's failure path, before
+        // the super_block goes); ops is a static table.
+        let dev = unsafe { bindings::fs_dax_get_by_bdev(bdev, &mut start_off, sbp.cast(), ops) };
         if dev.is_null() {
             crate::vfs::fs_err!(sb.id(), "dax device is already claimed by another holder\n");
             return Err(EBUSY);
         }
-        let mut claim = DaxClaim { dev, holder: sbp.cast(), start_off, kaddr: core::ptr::null_mut(), len: 0, pfn: 0 };
+        let mut claim = Claim { dev, holder: sbp.cast(), start_off, kaddr: core::ptr::null_mut(), len: 0, pfn: 0 };
         // SAFETY: bdev is live.
         let len = unsafe { bindings::ferrofs_bdev_nr_bytes(bdev) } as u64;
         let pages = (len / bindings::FERROFS_PAGE_SIZE as u64) as isize;
@@ -95,9 +134,17 @@ impl DaxClaim {
         claim.len = len;
         // pfn_t keeps its flags in the top 12 bits.
         claim.pfn = pfn.val & ((1u64 << 52) - 1);
-        Ok(claim)
+        Ok(DaxClaim(Arc::new(claim, GFP_KERNEL)?))
     }
 
+    /// The engine's media over the whole device; it shares the claim, so
+    /// the mapping stays valid for as long as the media exists.
+    pub(crate) fn media(&self) -> PmemMedia {
+        PmemMedia { claim: self.0.clone() }
+    }
+}
+
+impl Claim {
     pub(crate) fn dev(&self) -> *mut bindings::dax_device {
         self.dev
     }
@@ -112,68 +159,40 @@ impl DaxClaim {
         (&self.pfn as *const u64).cast_mut()
     }
 
-    /// The engine's media over the whole device.
-    pub(crate) fn media(&self) -> PmemMedia {
-        PmemMedia { base: self.kaddr, len: self.len }
-    }
 }
 
-impl Drop for DaxClaim {
+impl Drop for Claim {
     fn drop(&mut self) {
-        // SAFETY: we hold the claim taken in `claim` with this holder.
+        let _g = HolderLock::new();
+        // SAFETY: we hold the claim taken in `claim` with this holder; under
+        // the holder lock no callback is using the holder (see HolderLock).
         unsafe { bindings::fs_put_dax(self.dev, self.holder) };
     }
 }
 
-/// `dax_holder_operations.notify_failure`: memory failure on our device, or
-/// the device about to go away (MF_MEM_PRE_REMOVE).
-unsafe extern "C" fn notify_failure(
-    dax_dev: *mut bindings::dax_device,
-    offset: u64,
-    len: u64,
-    mf_flags: c_int,
-) -> c_int {
-    // SAFETY: dax_holder_notify_failure calls us under dax_read_lock with
-    // the holder we registered: our super_block, alive while it holds the
-    // claim (released in put_super).
-    let holder = unsafe { bindings::dax_holder(dax_dev) }.cast::<bindings::super_block>();
-    if holder.is_null() {
-        return ENODEV.to_errno();
-    }
-    // SAFETY: as above.
-    let sb = unsafe { SuperBlock::from_raw(holder) };
-    let Some(info) = sb.info() else {
-        // fill_super has not finished (or put_super is tearing down)
-        return EBUSY.to_errno();
-    };
-    crate::vfs::to_c(crate::mm_glue::memory_failure(sb, info, offset, len, mf_flags))
-}
-
-/// The engine's byte-addressable media: the device's kernel dax mapping.
+/// The engine's byte-addressable media: the device's kernel dax mapping,
+/// valid while the claim it shares is held (always, by construction).
 pub(crate) struct PmemMedia {
-    base: *mut u8,
-    len: u64,
+    claim: Arc<Claim>,
 }
-
-// SAFETY: the mapping is valid from any thread while the claim is held (the
-// media never outlives the FsInfo that owns the claim).
-unsafe impl Send for PmemMedia {}
 
 impl PmemMedia {
+    /// The mapping's address of bytes [off, off+len), if inside the device.
     fn range(&self, off: u64, len: u64) -> Option<*mut u8> {
         let end = off.checked_add(len)?;
-        if end > self.len {
-            pr_err!("media access {:#x}+{:#x} beyond device end {:#x}\n", off, len, self.len);
+        if end > self.claim.len {
+            pr_err!("media access {:#x}+{:#x} beyond device end {:#x}\n", off, len, self.claim.len);
             return None;
         }
-        // SAFETY: off < len of the mapping, checked above.
-        Some(unsafe { self.base.add(off as usize) })
+        // SAFETY: off < len of the mapping, checked above; the mapping is
+        // valid while the claim we share is held.
+        Some(unsafe { self.claim.kaddr.add(off as usize) })
     }
 }
 
 impl Media for PmemMedia {
     fn size(&self) -> u64 {
-        self.len
+        self.claim.len
     }
 
     fn read(&self, off: u64, buf: &mut [u8]) -> core::result::Result<(), MediaError> {

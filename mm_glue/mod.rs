@@ -13,9 +13,9 @@
 //! filesystem down instead.
 
 use crate::bindings;
-use crate::engine;
-use crate::super_ops::FsInfo;
-use crate::vfs::{SuperBlock, Table};
+use crate::engine::{self, BlockUse};
+use crate::mount::FsInfo;
+use crate::vfs::{Inode, SuperBlock, Table};
 use core::sync::atomic::Ordering;
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
@@ -29,8 +29,36 @@ struct Victim {
     index: u64,
 }
 
-/// Handles `dax_holder_operations.notify_failure` for a mounted ferrofs.
-pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flags: c_int) -> Result {
+/// The dax holder operations of every ferrofs mount.
+pub(crate) static HOLDER_OPS: bindings::dax_holder_operations = bindings::dax_holder_operations {
+    notify_failure: Some(notify_failure),
+};
+
+/// `dax_holder_operations.notify_failure`: memory failure on our device, or
+/// the device about to go away (MF_MEM_PRE_REMOVE).
+unsafe extern "C" fn notify_failure(dax_dev: *mut bindings::dax_device, offset: u64, len: u64, mf_flags: c_int) -> c_int {
+    // The holder lock keeps the holder (our super_block) and its FsInfo
+    // from going away while we use them: put_super releases both under it.
+    let _g = crate::dax::HolderLock::new();
+    // SAFETY: the dax core calls us with the device we claimed; reading its
+    // holder under the holder lock is what makes the pointer usable below.
+    let holder = unsafe { bindings::dax_holder(dax_dev) }.cast::<bindings::super_block>();
+    if holder.is_null() {
+        // the claim was released (unmount) before we got the lock
+        return ENODEV.to_errno();
+    }
+    // SAFETY: a non-NULL holder under the holder lock is a live ferrofs
+    // super_block: it stays until the claim is dropped, which takes the lock.
+    let sb = unsafe { SuperBlock::from_raw(holder) };
+    let Ok(info) = FsInfo::of(sb) else {
+        // fill_super has not finished, or put_super is tearing down
+        return EBUSY.to_errno();
+    };
+    crate::vfs::to_c(memory_failure(sb, info, offset, len, mf_flags))
+}
+
+/// Handles a memory failure (or device removal) on a mounted ferrofs.
+fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flags: c_int) -> Result {
     info.stats.memory_failures.fetch_add(1, Ordering::Relaxed);
     let pre_remove = mf_flags & bindings::FERROFS_MF_MEM_PRE_REMOVE != 0;
     if pre_remove || (offset == 0 && len == u64::MAX) {
@@ -38,11 +66,9 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
         info.shutdown(why);
         if !pre_remove {
             // every file may have lost data: one FS_ERROR for the filesystem
-            report_error(sb, core::ptr::null_mut());
+            report_error(sb, None);
         }
-        // SAFETY: sb is live (we are its dax holder); the shim takes the
-        // inode list lock and references as drop_pagecache_sb does.
-        unsafe { bindings::ferrofs_unmap_all(sb.as_ptr(), pre_remove) };
+        unmap_all(sb, pre_remove);
         return Ok(());
     }
     let dev_len = info.dax.len;
@@ -52,9 +78,8 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
 
     // 1. Who owns these blocks, and what are they?
     let mut victims: KVec<Victim> = KVec::new();
-    let mut kind = "free space";
+    let mut what = BlockUse::Free;
     let r = info.with_fs(|fs| {
-        let data_start = fs.superblock().data_start;
         let mut push_err = false;
         fs.owners(pblk, count, &mut |ino, lblk, p, l| {
             // (p, l, lblk) come from the media: no overflow on a damaged record
@@ -66,14 +91,8 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
         if push_err {
             return Err(engine::Error::NoSpace);
         }
-        if pblk < data_start {
-            kind = "fixed metadata (superblock, journal or bitmap)";
-        } else if victims.is_empty() && fs.block_in_use(pblk)? {
-            kind = "metadata (btree node or xattr value)";
-        } else if !victims.is_empty() {
-            kind = "file data";
-        }
-        if kind != "fixed metadata (superblock, journal or bitmap)" {
+        what = fs.block_use(pblk, !victims.is_empty())?;
+        if what != BlockUse::FixedMetadata {
             fs.quarantine(pblk, count)?;
         }
         Ok(())
@@ -82,12 +101,11 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
         info.shutdown("cannot record a memory failure");
         return Err(e);
     }
-    crate::vfs::fs_err!(info.dev(), "memory failure in {} at block {} (+{}), {} owner pages\n", kind, pblk, count, victims.len());
-    if kind.contains("metadata") {
+    crate::vfs::fs_err!(info.dev(), "memory failure in {} at block {} (+{}), {} owner pages\n", what.describe(), pblk, count, victims.len());
+    if what.is_metadata() {
         info.shutdown("memory failure in metadata");
-        report_error(sb, core::ptr::null_mut());
-        // SAFETY: as above.
-        unsafe { bindings::ferrofs_unmap_all(sb.as_ptr(), false) };
+        report_error(sb, None);
+        unmap_all(sb, false);
         return Ok(());
     }
     info.stats.poisoned_blocks.fetch_add(count, Ordering::Relaxed);
@@ -110,20 +128,15 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
     //    owner.
     let mut reported: KVec<u64> = KVec::new();
     for v in victims.iter() {
-        // SAFETY: sb is live; ilookup returns a referenced inode or NULL
-        // (an owner not in cache maps nothing; its next access goes through
-        // iomap_begin, which refuses the quarantined block).
-        let ip = unsafe { bindings::ilookup(sb.as_ptr(), v.ino as _) };
-        if ip.is_null() {
-            continue;
-        }
+        // An owner not in cache maps nothing; its next access goes through
+        // iomap_begin, which refuses the quarantined block.
+        let Some(inode) = sb.ilookup(v.ino) else { continue };
         crate::vfs::fs_err!(info.dev(), "inode {} lost page {} to a memory failure\n", v.ino, v.index);
         if !reported.contains(&v.ino) {
             let _ = reported.push(v.ino, GFP_KERNEL);
-            report_error(sb, ip);
+            report_error(sb, Some(&inode));
         }
-        // SAFETY: the inode is referenced; its mapping is live.
-        let e = unsafe { bindings::mf_dax_kill_procs((*ip).i_mapping, v.index as _, 1, mf_flags) };
+        let e = inode.kill_procs(v.index, 1, mf_flags);
         if e != 0 && e != -(bindings::EBUSY as c_int) {
             crate::vfs::fs_err!(info.dev(), "inode {} page {}: mf_dax_kill_procs failed ({})\n", v.ino, v.index, e);
         }
@@ -138,97 +151,35 @@ pub(crate) fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u
         // through PTEs. After mf_dax_kill_procs, not before: it finds the
         // early-kill tasks by their page-table entries. The invalidate lock
         // waits for a fault that mapped the block before the quarantine.
-        // even_cows=0: a MAP_PRIVATE copy a process already made is its own.
-        // SAFETY: the inode is referenced; the lock is the mapping's own.
-        unsafe {
-            bindings::ferrofs_invalidate_lock(ip);
-            bindings::unmap_mapping_range((*ip).i_mapping, (v.index * BLOCK) as i64, BLOCK as i64, 0);
-            bindings::ferrofs_invalidate_unlock(ip);
-        }
-        // SAFETY: drops the ilookup reference.
-        unsafe { bindings::iput(ip) };
+        // A MAP_PRIVATE copy a process already made is its own.
+        let _inv = inode.invalidate_lock_only();
+        inode.unmap_range((v.index * BLOCK) as i64, BLOCK as i64);
     }
     Ok(())
 }
 
-/// Raises FS_ERROR (EIO) for `inode`, or for the whole filesystem if it is
-/// null: a fanotify group watching the filesystem with FAN_FS_ERROR gets
-/// the inode's file handle and the error. fanotify merges error events of
-/// one filesystem while one is still queued (6.12), so a burst reaches a
-/// slow reader as one event whose count says how many were raised.
-pub(crate) fn report_error(sb: &SuperBlock, inode: *mut bindings::inode) {
-    // SAFETY: sb is live; inode is null or referenced by the caller.
-    unsafe { bindings::ferrofs_fsnotify_sb_error(sb.as_ptr(), inode, bindings::EIO as c_int) };
+/// Unmaps every mapping of the filesystem's files (shutdown by memory
+/// failure or device removal).
+fn unmap_all(sb: &SuperBlock, pre_remove: bool) {
+    sb.unmap_all(pre_remove)
+}
+
+/// Raises FS_ERROR (EIO) for `inode`, or for the whole filesystem: a
+/// fanotify group watching the filesystem with FAN_FS_ERROR gets the
+/// inode's file handle and the error. fanotify merges error events of one
+/// filesystem while one is still queued (6.12), so a burst reaches a slow
+/// reader as one event whose count says how many were raised.
+pub(crate) fn report_error(sb: &SuperBlock, inode: Option<&Inode>) {
+    sb.report_error(inode, bindings::EIO)
 }
 
 /// A read, write or fault of `inode` failed on lost data (a quarantined
 /// block, or a load that consumed poison): FS_ERROR for the inode. Not once
 /// the filesystem is shut down: that was reported for the filesystem.
-pub(crate) fn report_data_loss(inode: &crate::vfs::Inode) {
-    if inode.sb().info().is_some_and(|i| !i.is_shut_down()) {
-        report_error(inode.sb(), inode.as_ptr());
+pub(crate) fn report_data_loss(inode: &Inode) {
+    if FsInfo::of(inode.sb()).is_ok_and(|i| !i.is_shut_down()) {
+        report_error(inode.sb(), Some(inode));
     }
-}
-
-/// Before a write of bytes [pos, pos+len) of `inode`: every quarantined
-/// block the write covers whole is punched out of the file, so the write
-/// puts the new data in a fresh block instead of failing with EIO (a block
-/// covered in part still fails: the rest of it is lost). The bad block
-/// stays quarantined and other files sharing it keep their reference. This
-/// is how an overwrite repairs a damaged file; if the write itself fails
-/// afterwards, the range reads as a hole. Caller holds i_rwsem exclusively.
-pub(crate) fn replace_damaged(inode: &crate::vfs::Inode, pos: i64, len: i64) -> Result {
-    let info = crate::super_ops::info_of(inode)?;
-    if info.stats.poisoned_blocks.load(Ordering::Relaxed) == 0 || pos < 0 || len <= 0 {
-        return Ok(());
-    }
-    let first = (pos as u64).div_ceil(BLOCK);
-    let end = (pos as u64).saturating_add(len as u64) / BLOCK;
-    let ino = inode.ino();
-    // (first file block, blocks) of each lost run the write covers
-    let mut lost: KVec<(u64, u64)> = KVec::new();
-    info.with_fs(|fs| {
-        let mut cur = first;
-        while cur < end {
-            let m = fs.map(ino, cur, end - cur)?;
-            if m.kind == engine::MapKind::Written && has_bad_block(fs, m.pblk, m.count)? {
-                for i in 0..m.count {
-                    if has_bad_block(fs, m.pblk + i, 1)? {
-                        let l = m.lblk + i;
-                        match lost.last_mut() {
-                            Some(r) if r.0 + r.1 == l => r.1 += 1,
-                            _ => lost.push((l, 1), GFP_KERNEL).map_err(|_| engine::Error::NoSpace)?,
-                        }
-                    }
-                }
-            }
-            cur = m.lblk + m.count.max(1);
-        }
-        Ok(())
-    })?;
-    if lost.is_empty() {
-        return Ok(());
-    }
-    let p = inode.as_ptr();
-    // SAFETY: i_rwsem is held; the exclusive invalidate lock keeps faults
-    // out while the blocks leave the file, as for a punch.
-    unsafe { bindings::ferrofs_invalidate_lock(p) };
-    let r = lost.iter().try_for_each(|&(l, n)| {
-        crate::file::unmap_blocks(inode, (l * BLOCK) as i64, ((l + n) * BLOCK) as i64)?;
-        info.with_fs(|fs| fs.punch(ino, l, n))?;
-        crate::vfs::fs_info!(info.dev(), "inode {}: bytes {}-{} lost to a memory failure are being overwritten; the damaged block stays quarantined\n", ino, l * BLOCK, (l + n) * BLOCK - 1);
-        Ok(())
-    });
-    // SAFETY: paired with the lock above.
-    unsafe { bindings::ferrofs_invalidate_unlock(p) };
-    r
-}
-
-/// True if [pblk, pblk+count) contains a quarantined block.
-pub(crate) fn has_bad_block(fs: &engine::Fs<crate::dax::PmemMedia>, pblk: u64, count: u64) -> engine::Result<bool> {
-    let mut bad = false;
-    fs.bad_blocks(&mut |p, n| bad |= p < pblk.saturating_add(count) && pblk < p.saturating_add(n))?;
-    Ok(bad)
 }
 
 unsafe extern "C" fn rmap_show(m: *mut bindings::seq_file, _v: *mut c_void) -> c_int {

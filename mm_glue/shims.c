@@ -188,3 +188,30 @@ int ferrofs_fsnotify_sb_error(struct super_block *sb, struct inode *inode, int e
 {
 	return fsnotify_sb_error(sb, inode, error);
 }
+
+/*
+ * The ferrofs inode cache: objects are struct ferrofs InodeBox (Rust), whose
+ * first field is the struct inode, so the constructor can treat the object
+ * as one (as every filesystem's inode cache constructor does).
+ */
+static void ferrofs_inode_ctor(void *obj) { inode_init_once(obj); }
+
+struct kmem_cache *ferrofs_inode_cache_create(unsigned int size)
+{
+	return kmem_cache_create("ferrofs_inode", size, 0,
+				 SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT, ferrofs_inode_ctor);
+}
+
+void *ferrofs_inode_cache_alloc(struct kmem_cache *cache, struct super_block *sb)
+{
+	return alloc_inode_sb(sb, cache, GFP_KERNEL);
+}
+
+/*
+ * Serialises the dax holder callback (notify_failure) against the mount
+ * publishing and releasing its state and its dax_device claim: the callback
+ * reads holder_data -> super_block -> s_fs_info under it.
+ */
+static DEFINE_MUTEX(ferrofs_holder_mutex);
+void ferrofs_holder_lock(void) { mutex_lock(&ferrofs_holder_mutex); }
+void ferrofs_holder_unlock(void) { mutex_unlock(&ferrofs_holder_mutex); }

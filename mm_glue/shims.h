@@ -73,4 +73,10 @@ struct dentry;
 bool ferrofs_should_fail_media_load(size_t len);
 void ferrofs_fault_debugfs(struct dentry *parent);
 
+struct kmem_cache;
+struct kmem_cache *ferrofs_inode_cache_create(unsigned int size);
+void *ferrofs_inode_cache_alloc(struct kmem_cache *cache, struct super_block *sb);
+void ferrofs_holder_lock(void);
+void ferrofs_holder_unlock(void);
+
 #endif

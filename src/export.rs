@@ -11,7 +11,8 @@
 //! the ".." target), so disconnected directory dentries reconnect.
 
 use crate::bindings;
-use crate::vfs::{err_ptr, SuperBlock};
+use crate::mount::FsInfo;
+use crate::vfs::{err_ptr, obtain_alias, Dentry, Inode, SuperBlock};
 use kernel::ffi::c_int;
 use kernel::prelude::*;
 
@@ -25,34 +26,30 @@ fn estale() -> Error {
     Error::from_errno(-(bindings::ESTALE as c_int))
 }
 
-/// Writes `inode`'s (ino, generation) at `fh`.
-///
-/// # Safety
-/// `fh` has room for `WORDS` u32s; `inode` is live.
-unsafe fn put(fh: *mut u32, inode: *mut bindings::inode) {
-    // SAFETY: per the function's contract.
-    unsafe {
-        let ino = (*inode).i_ino as u64;
-        *fh = ino as u32;
-        *fh.add(1) = (ino >> 32) as u32;
-        *fh.add(2) = (*inode).i_generation;
-    }
+/// Writes `inode`'s (ino, generation) into `fh` (WORDS words).
+fn put(fh: &mut [u32], inode: &Inode) {
+    let ino = inode.ino();
+    fh[0] = ino as u32;
+    fh[1] = (ino >> 32) as u32;
+    fh[2] = inode.generation();
 }
 
 unsafe extern "C" fn encode_fh(inode: *mut bindings::inode, fh: *mut u32, max_len: *mut c_int, parent: *mut bindings::inode) -> c_int {
-    let (need, ty) = if parent.is_null() { (WORDS, FILEID_INO64_GEN) } else { (2 * WORDS, FILEID_INO64_GEN_PARENT) };
-    // SAFETY: exportfs passes a buffer of *max_len words and live inodes.
-    unsafe {
-        if (*max_len as usize) < need {
-            *max_len = need as c_int;
-            return FILEID_INVALID;
-        }
-        put(fh, inode);
-        if !parent.is_null() {
-            put(fh.add(WORDS), parent);
-        }
+    // SAFETY: exportfs passes a buffer of *max_len words, its length, and
+    // live inodes of ours (the parent may be NULL).
+    let (max_len, inode, parent) = unsafe { (&mut *max_len, Inode::from_raw(inode), (!parent.is_null()).then(|| Inode::from_raw(parent))) };
+    let (need, ty) = if parent.is_none() { (WORDS, FILEID_INO64_GEN) } else { (2 * WORDS, FILEID_INO64_GEN_PARENT) };
+    if *max_len < 0 || (*max_len as usize) < need {
         *max_len = need as c_int;
+        return FILEID_INVALID;
     }
+    // SAFETY: the buffer has *max_len >= need words (checked above).
+    let fh = unsafe { core::slice::from_raw_parts_mut(fh, need) };
+    put(&mut fh[..WORDS], inode);
+    if let Some(p) = parent {
+        put(&mut fh[WORDS..], p);
+    }
+    *max_len = need as c_int;
     ty
 }
 
@@ -62,19 +59,15 @@ fn dentry_of(sb: &SuperBlock, w: &[u32]) -> *mut bindings::dentry {
     let gen = w[2];
     // a handle is user input: any ino may come back; the engine answers a
     // free or out-of-range one with an error, which is a stale handle
-    let ip = match crate::namei::iget(sb, ino) {
-        Ok(ip) => ip,
+    let inode = match crate::namei::iget(sb, ino) {
+        Ok(i) => i,
         Err(e) if e == ENOMEM => return err_ptr(ENOMEM),
         Err(_) => return err_ptr(estale()),
     };
-    // SAFETY: ip is a referenced, initialised inode.
-    if unsafe { (*ip).i_generation } != gen {
-        // SAFETY: drops the iget reference.
-        unsafe { bindings::iput(ip) };
+    if inode.generation() != gen {
         return err_ptr(estale());
     }
-    // SAFETY: d_obtain_alias consumes the reference (also on error).
-    unsafe { bindings::d_obtain_alias(ip) }
+    obtain_alias(inode)
 }
 
 /// The handle's words as a slice, or None if it is not one of ours.
@@ -115,19 +108,15 @@ unsafe extern "C" fn fh_to_parent(sb: *mut bindings::super_block, fid: *mut bind
 
 unsafe extern "C" fn get_parent(child: *mut bindings::dentry) -> *mut bindings::dentry {
     // SAFETY: exportfs passes a positive directory dentry it holds.
-    let (ip, sb) = unsafe {
-        let ip = bindings::ferrofs_d_inode(child);
-        (ip, SuperBlock::from_raw((*ip).i_sb))
-    };
-    // SAFETY: as above.
-    let ino = unsafe { (*ip).i_ino } as u64;
-    let parent = match sb.info().ok_or(EIO).and_then(|i| i.with_fs(|fs| fs.read_inode(ino))) {
+    let child = unsafe { Dentry::from_raw(child) };
+    let Ok(dir) = child.positive() else { return err_ptr(ENOENT) };
+    let sb = dir.sb();
+    let parent = match FsInfo::of(sb).and_then(|i| i.with_fs(|fs| fs.read_inode(dir.ino()))) {
         Ok(di) => di.parent,
         Err(e) => return err_ptr(e),
     };
     match crate::namei::iget(sb, parent) {
-        // SAFETY: d_obtain_alias consumes the reference.
-        Ok(pp) => unsafe { bindings::d_obtain_alias(pp) },
+        Ok(p) => obtain_alias(p),
         Err(e) => err_ptr(e),
     }
 }

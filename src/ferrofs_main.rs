@@ -7,23 +7,33 @@
 //! is split by concern:
 //!
 //! - [`bindings`]: module-local bindgen output (fs, iomap, dax) + C shims.
-//! - [`vfs`]: thin typed wrappers over the VFS objects we touch.
-//! - [`super_ops`]: filesystem type, mount (fs_context), superblock operations.
-//! - [`namei`]: directory and inode operations.
-//! - [`ioctl`]: the ioctls the VFS does not handle (FS_IOC_SHUTDOWN).
-//! - [`export`]: file handles (export_operations), for fanotify FIDs.
-//! - `dax/`: the claim of the pmem `dax_device`, the engine's media over it,
-//!   and the holder operations.
+//!
+//! Layered bottom-up; each module uses only those above it in this list:
+//!
+//! - [`vfs`]: typed wrappers over the VFS objects we touch (inodes with
+//!   `ARef` and the new-inode typestates, dentries, files, kiocb/iov_iter,
+//!   vm_fault, iomap, ACLs, lock guards). Knows nothing of ferrofs's state.
+//! - `dax/`: the claim of the pmem `dax_device` and the engine's media over it.
 //! - `rmap/`: the per-PFN reverse map of shared DAX pages.
-//! - `mm_glue/`: memory failure and device removal, the rmap's debugfs view,
-//!   and the C shims.
+//! - [`mount`]: the mount's state (`FsInfo`) and its one accessor.
+//! - `mm_glue/`: memory failure and device removal (the dax holder
+//!   operations), fanotify error reports, the rmap's debugfs view, C shims.
+//! - [`inode`]: attributes between engine and VFS, eviction, getattr, flags.
+//! - [`xattr`]: extended attributes and POSIX ACLs.
+//! - [`ioctl`]: the ioctls the VFS does not handle (FS_IOC_SHUTDOWN).
+//! - [`file`]: regular files: the DAX data path, setattr, fallocate, remap.
+//! - [`namei`]: directories, lookup, iget and the namespace operations.
+//! - [`export`]: file handles (export_operations), for fanotify FIDs.
+//! - [`super_ops`]: filesystem type, mount (fs_context), superblock operations.
 
 use kernel::prelude::*;
 
 mod bindings;
 mod export;
 mod file;
+mod inode;
 mod ioctl;
+mod mount;
 mod namei;
 mod super_ops;
 mod vfs;

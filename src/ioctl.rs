@@ -19,7 +19,8 @@
 //!   fsync'd before the call survives, what was not may not.
 
 use crate::bindings;
-use crate::vfs::Inode;
+use crate::mount::FsInfo;
+use crate::vfs::{File, Inode};
 use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
@@ -33,7 +34,7 @@ const FS_SHUTDOWN_FLAGS_NOLOGFLUSH: u32 = 2;
 pub(crate) unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: the VFS holds a reference on the file for the call, and so on
     // its inode and super_block.
-    let inode = unsafe { Inode::from_raw(bindings::ferrofs_file_inode(file)) };
+    let inode = unsafe { File::from_raw(file) }.inode();
     let r = match cmd {
         FS_IOC_SHUTDOWN => shutdown(inode, arg as usize),
         _ => return -(bindings::ENOIOCTLCMD as c_long),
@@ -57,22 +58,15 @@ fn shutdown(inode: &Inode, arg: usize) -> Result {
         _ => return Err(EINVAL),
     };
     let sb = inode.sb();
-    let info = sb.info().ok_or(EIO)?;
+    let info = FsInfo::of(sb)?;
     if info.is_shut_down() {
         return Ok(());
     }
     if flags == FS_SHUTDOWN_FLAGS_DEFAULT {
-        let p = sb.as_ptr();
-        // SAFETY: the open file keeps the super_block active, as
-        // freeze_super requires; it takes s_umount itself (we do not hold
-        // it). A kernel-held freeze cannot be thawed by userspace meanwhile.
-        let r = unsafe { bindings::freeze_super(p, bindings::freeze_holder_FREEZE_HOLDER_KERNEL) };
-        if r != 0 {
-            return Err(Error::from_errno(r));
-        }
+        // every dirty DAX entry is written back by the freeze; a
+        // kernel-held freeze cannot be thawed by userspace meanwhile
+        let _frozen = sb.freeze()?;
         info.shutdown(how);
-        // SAFETY: paired with the successful freeze above.
-        unsafe { bindings::thaw_super(p, bindings::freeze_holder_FREEZE_HOLDER_KERNEL) };
     } else {
         info.shutdown(how);
     }

@@ -10,461 +10,234 @@
 
 use crate::bindings;
 use crate::engine;
-use crate::super_ops::info_of;
-use crate::vfs::{err_ptr, to_c, Inode, SuperBlock, Table};
+use crate::inode::{attrs_of, refresh};
+use crate::mount::{info_of, FsInfo};
+use crate::vfs::{err_ptr, to_c, Cached, DirContext, Idmap, Inode, Locked, NamedDentry, NewInode, Ops, SuperBlock, Table, UnhashedInode};
 use kernel::ffi::{c_char, c_int, c_uint, c_void};
 use kernel::prelude::*;
+use kernel::types::ARef;
 
 const S_IFMT: u32 = bindings::S_IFMT;
 
 /// Gets the VFS inode for `ino`, reading it from the engine if not cached.
-/// Returns a referenced inode.
-pub(crate) fn iget(sb: &SuperBlock, ino: u64) -> Result<*mut bindings::inode> {
-    // SAFETY: sb is live; iget_locked returns a referenced inode or NULL.
-    let p = unsafe { bindings::iget_locked(sb.as_ptr(), ino as _) };
-    if p.is_null() {
-        return Err(ENOMEM);
-    }
-    // SAFETY: p is referenced; i_state is read under the rules of I_NEW.
-    if unsafe { (*p).i_state } & bindings::I_NEW == 0 {
-        return Ok(p);
-    }
-    // SAFETY: p is a new, locked inode that only we can see.
-    let inode = unsafe { Inode::from_raw(p) };
-    let r = sb.info().ok_or(EIO).and_then(|info| info.with_fs(|fs| fs.read_inode(ino)));
-    match r {
-        Ok(di) => {
-            inode.fill_from(&di);
-            set_ops(inode, di.rdev);
-            // SAFETY: fully initialised; publish it.
-            unsafe { bindings::unlock_new_inode(p) };
-            Ok(p)
-        }
-        Err(e) => {
-            // SAFETY: a new inode that failed to initialise.
-            unsafe { bindings::iget_failed(p) };
-            Err(e)
+pub(crate) fn iget(sb: &SuperBlock, ino: u64) -> Result<ARef<Inode>> {
+    match sb.iget_locked(ino)? {
+        Cached::Live(i) => Ok(i),
+        Cached::New(mut n) => {
+            // on error, dropping `n` fails the new inode (iget_failed)
+            let di = FsInfo::of(sb)?.with_fs(|fs| fs.read_inode(ino))?;
+            n.init(&attrs_of(&di), &ops_for(di.mode, di.rdev));
+            Ok(n.publish())
         }
     }
 }
 
-/// Installs the operation tables for the inode's type.
-fn set_ops(inode: &Inode, rdev: u32) {
-    let p = inode.as_ptr();
-    let mode = u32::from(inode.mode());
-    // SAFETY: the inode is new (I_NEW or not yet published); we own its ops.
-    unsafe {
-        match mode & S_IFMT {
-            bindings::S_IFDIR => {
-                (*p).i_op = &DIR_IOPS;
-                (*p).__bindgen_anon_3.i_fop = &DIR_FOPS_T.0;
-            }
-            bindings::S_IFREG => crate::file::set_file_ops(inode),
-            bindings::S_IFLNK => {
-                (*p).i_op = &SYMLINK_IOPS;
-                bindings::inode_nohighmem(p);
-            }
-            _ => {
-                (*p).i_op = &SPECIAL_IOPS;
-                bindings::init_special_inode(p, inode.mode(), bindings::ferrofs_decode_dev(rdev));
-            }
-        }
+/// The operation tables for an inode of `mode`.
+pub(crate) fn ops_for(mode: u32, rdev: u32) -> Ops {
+    let base = Ops { iops: &SPECIAL_IOPS, fops: None, aops: None, s_flags: 0, special_rdev: None, nohighmem: false };
+    match mode & S_IFMT {
+        bindings::S_IFDIR => Ops { iops: &DIR_IOPS, fops: Some(&DIR_FOPS_T.0), ..base },
+        bindings::S_IFREG => crate::file::ops(),
+        bindings::S_IFLNK => Ops { iops: &SYMLINK_IOPS, nohighmem: true, ..base },
+        // SAFETY: pure arithmetic on the on-media device number.
+        _ => Ops { special_rdev: Some(unsafe { bindings::ferrofs_decode_dev(rdev) }), ..base },
     }
 }
 
-/// Re-reads `ino`'s attributes from the engine into its cached VFS inode.
-pub(crate) fn refresh(inode: &Inode) -> Result {
-    let info = info_of(inode)?;
-    let di = info.with_fs(|fs| fs.read_inode(inode.ino()))?;
-    inode.refresh_from(&di);
-    Ok(())
-}
-
-pub(crate) unsafe extern "C" fn evict_inode(p: *mut bindings::inode) {
-    // SAFETY: the VFS hands us the inode being evicted; nobody else uses it.
-    let inode = unsafe { Inode::from_raw(p) };
-    // SAFETY: drops every page-cache / DAX entry of the mapping.
-    unsafe { bindings::truncate_inode_pages_final(&mut (*p).i_data) };
-    // SAFETY: reading the state of the inode being evicted.
-    let bad = unsafe { bindings::is_bad_inode(p) };
-    if let Ok(info) = info_of(inode) {
-        info.rmap.lock().forget_inode(inode.ino());
-    }
-    if inode.nlink() == 0 && !bad && inode.ino() != 0 {
-        if let Ok(info) = info_of(inode) {
-            if let Err(e) = info.with_fs(|fs| fs.evict(inode.ino())) {
-                crate::vfs::fs_err!(inode.sb().id(), "freeing inode {} failed ({:?}); fsck will reclaim it\n", inode.ino(), e);
-            }
-        }
-    }
-    // SAFETY: the final step of eviction.
-    unsafe { bindings::clear_inode(p) };
-}
-
-/// A name from a dentry, valid for the callback.
-fn dname<'a>(d: *mut bindings::dentry) -> &'a [u8] {
-    // SAFETY: the VFS keeps d_name stable while it holds the parent's lock,
-    // which it does for every callback that passes us a dentry to name.
-    unsafe {
-        let q = &(*d).d_name;
-        core::slice::from_raw_parts(q.name, q.__bindgen_anon_1.__bindgen_anon_1.len as usize)
-    }
-}
-
-fn now(inode: *mut bindings::inode) -> engine::Time {
-    // SAFETY: inode is live; current_time only reads the sb granularity.
-    let ts = unsafe { bindings::current_time(inode) };
-    engine::Time { sec: ts.tv_sec, nsec: ts.tv_nsec as u32 }
+/// # Safety
+/// `dir` is a ferrofs directory whose i_rwsem the VFS holds (exclusively for
+/// a create, shared for a lookup, which is all `Locked` is used for here
+/// until the operation ends) and `d` a dentry in it; both live for `'a`.
+unsafe fn dir_args<'a>(dir: *mut bindings::inode, d: *mut bindings::dentry) -> (Locked<'a>, &'a NamedDentry) {
+    // SAFETY: per the function's contract.
+    unsafe { (Inode::from_raw(dir).assume_locked(), NamedDentry::from_raw(d)) }
 }
 
 unsafe extern "C" fn lookup(dir: *mut bindings::inode, d: *mut bindings::dentry, _flags: c_uint) -> *mut bindings::dentry {
-    // SAFETY: dir is live and locked (shared) by the VFS for the call.
-    let dir = unsafe { Inode::from_raw(dir) };
-    let name = dname(d);
+    // SAFETY: the VFS holds dir (its i_rwsem shared, which keeps the
+    // dentry's name stable) and the dentry for the call.
+    let (dir, d) = unsafe { (Inode::from_raw(dir), NamedDentry::from_raw(d)) };
+    let name = d.name();
     if name.len() > engine::NAME_MAX {
         return err_ptr(crate::vfs::code::enametoolong());
     }
     let r = info_of(dir).and_then(|info| info.with_fs(|fs| fs.lookup(dir.ino(), name)));
     let inode = match r {
         Ok(Some(ino)) => match iget(dir.sb(), ino) {
-            Ok(i) => i,
+            Ok(i) => Some(i),
             Err(e) => return err_ptr(e),
         },
-        Ok(None) => core::ptr::null_mut(),
+        Ok(None) => None,
         Err(e) => return err_ptr(e),
     };
-    // SAFETY: inode is NULL (negative dentry) or referenced; d_splice_alias
-    // consumes the reference.
-    unsafe { bindings::d_splice_alias(inode, d) }
+    d.splice_alias(inode)
 }
 
 /// Makes a new VFS inode of `mode` in `dir`, backed by the engine inode that
 /// `make` creates. Returns it hashed and still locked (I_NEW).
 fn new_vfs_inode(
-    idmap: *mut bindings::mnt_idmap,
-    dirp: *mut bindings::inode,
+    idmap: &Idmap,
+    dir: &Locked<'_>,
     mode: u16,
     rdev: u32,
     make: impl FnOnce(&mut engine::Fs<crate::dax::PmemMedia>, &engine::NewInode) -> engine::Result<(u64, engine::Inode)>,
-) -> Result<*mut bindings::inode> {
-    // SAFETY: dir is live and locked by the VFS for the calling operation.
-    let dir = unsafe { Inode::from_raw(dirp) };
+) -> Result<NewInode> {
     let info = info_of(dir)?;
-    // SAFETY: new_inode returns an unhashed inode only we can see, or NULL.
-    let p = unsafe { bindings::new_inode(dir.sb().as_ptr()) };
-    if p.is_null() {
-        return Err(ENOMEM);
-    }
-    // SAFETY: computes owner/group/mode (setgid directories) into the new inode.
-    unsafe { bindings::inode_init_owner(idmap, p, dirp, mode) };
-    // SAFETY: as above: the new inode is ours.
-    let inode = unsafe { Inode::from_raw(p) };
+    // dropped on any error below: marked bad (never reached the engine) and released
+    let mut u = UnhashedInode::new(dir.sb())?;
+    u.init_owner(idmap, dir, mode);
     // With SB_POSIXACL the VFS leaves the umask to us: posix_acl_create
     // applies it, or the directory's default ACL instead.
-    let is_link = u32::from(mode) & S_IFMT == bindings::S_IFLNK;
-    let (dacl, acl) = if is_link {
-        (core::ptr::null_mut(), core::ptr::null_mut())
+    let acls = if u32::from(mode) & S_IFMT == bindings::S_IFLNK {
+        crate::vfs::Inherited { default: None, access: None }
     } else {
-        let mut m = inode.mode();
-        match crate::xattr::acl_create(dirp, &mut m) {
-            Ok(v) => {
-                // SAFETY: the new inode is still private to us.
-                unsafe { (*p).i_mode = m };
-                v
-            }
-            Err(e) => {
-                // SAFETY: never reached the engine.
-                unsafe {
-                    bindings::make_bad_inode(p);
-                    bindings::iput(p);
-                }
-                return Err(e);
-            }
-        }
+        u.acl_create(dir)?
     };
-    // SAFETY: plain reads of the fields inode_init_owner just set.
-    let (uid, gid) = unsafe { (bindings::ferrofs_i_uid_read(p), bindings::ferrofs_i_gid_read(p)) };
-    let mode = u32::from(inode.mode());
-    let mut new = engine::NewInode { mode, uid, gid, rdev, flags: 0, time: now(dirp) };
-    let (ino, di) = match info.with_fs(|fs| {
-        // FS_XFLAG_DAX of a directory is inherited by the files and
-        // directories made in it (as on XFS and ext4).
-        if matches!(mode & bindings::S_IFMT, bindings::S_IFREG | bindings::S_IFDIR)
-            && fs.read_inode(dir.ino())?.flags & engine::IFLAG_DAX != 0
-        {
-            new.flags |= engine::IFLAG_DAX;
-        }
-        make(fs, &new)
-    }) {
-        Ok(v) => v,
-        Err(e) => {
-            // SAFETY: the inode never reached the engine: mark it bad so
-            // eviction does not look for it there; drop the inherited ACLs.
-            unsafe {
-                for a in [dacl, acl] {
-                    if !a.is_null() {
-                        bindings::ferrofs_posix_acl_release(a);
-                    }
-                }
-                bindings::make_bad_inode(p);
-                bindings::iput(p);
-            }
-            return Err(e);
-        }
+    let mode = u32::from(u.inode().mode());
+    let new = engine::NewInode {
+        mode,
+        uid: u.inode().uid(),
+        gid: u.inode().gid(),
+        rdev,
+        flags: engine::inherited_flags(dir.state().flags(), mode),
+        time: dir.now(),
     };
-    // SAFETY: still private to us until insert_inode_locked hashes it.
-    unsafe { (*p).i_ino = ino as _ };
-    inode.fill_from(&di);
-    set_ops(inode, rdev);
-    // SAFETY: hashes the new inode (I_NEW) so iget finds it.
-    if unsafe { bindings::insert_inode_locked(p) } < 0 {
-        crate::vfs::fs_err!(dir.sb().id(), "inode {} already in cache: engine reused a live number\n", ino);
-        // SAFETY: unpublish a broken inode.
-        unsafe {
-            bindings::make_bad_inode(p);
-            bindings::unlock_new_inode(p);
-            bindings::iput(p);
-        }
-        return Err(EIO);
-    }
-    if let Err(e) = crate::xattr::acl_init(inode, dacl, acl) {
+    let (ino, di) = info.with_fs(|fs| make(fs, &new))?;
+    let n = u.insert(ino, &attrs_of(&di), &ops_for(mode, rdev))?;
+    if let Err(e) = crate::xattr::acl_init(&n, acls) {
         crate::vfs::fs_err!(dir.sb().id(), "inode {}: storing inherited ACLs failed: {:?}\n", ino, e);
     }
-    Ok(p)
+    Ok(n)
 }
 
 /// Creates an inode of `mode` named by `d` in `dir`, instantiates `d`.
-fn make_node(
-    idmap: *mut bindings::mnt_idmap,
-    dirp: *mut bindings::inode,
-    d: *mut bindings::dentry,
-    mode: u16,
-    rdev: u32,
-    symlink: Option<&[u8]>,
-) -> Result {
-    // SAFETY: dir is live and exclusively locked by the VFS.
-    let dir = unsafe { Inode::from_raw(dirp) };
-    let name = dname(d);
-    let dino = dir.ino();
-    let p = new_vfs_inode(idmap, dirp, mode, rdev, |fs, new| match symlink {
+fn make_node(idmap: &Idmap, dir: &Locked<'_>, d: &NamedDentry, mode: u16, rdev: u32, symlink: Option<&[u8]>) -> Result {
+    let (dino, name) = (dir.ino(), d.name());
+    let n = new_vfs_inode(idmap, dir, mode, rdev, |fs, new| match symlink {
         Some(target) => fs.symlink(dino, name, target, new),
         None => fs.create(dino, name, new),
     })?;
     let _ = refresh(dir);
-    // SAFETY: d is the negative dentry of the create; consumes our reference
-    // and unlocks the new inode.
-    unsafe { bindings::d_instantiate_new(d, p) };
+    d.instantiate_new(n);
     Ok(())
 }
 
 unsafe extern "C" fn tmpfile(idmap: *mut bindings::mnt_idmap, dirp: *mut bindings::inode, file: *mut bindings::file, mode: u16) -> c_int {
-    // SAFETY: dir is live for the call.
-    let dino = unsafe { Inode::from_raw(dirp) }.ino();
-    let p = match new_vfs_inode(idmap, dirp, mode, 0, |fs, new| fs.tmpfile(dino, new)) {
-        Ok(p) => p,
-        Err(e) => return e.to_errno(),
-    };
-    // SAFETY: d_tmpfile expects nlink 1 and drops it to 0 (the engine inode
-    // is already at 0 and on the orphan list); then publish and open.
-    unsafe {
-        bindings::set_nlink(p, 1);
-        bindings::d_tmpfile(file, p);
-        bindings::unlock_new_inode(p);
-        bindings::ferrofs_finish_open_simple(file, 0)
-    }
+    // SAFETY: vfs_tmpfile holds dir's i_rwsem, the file being opened and
+    // the idmap.
+    let (dir, file, idmap) = unsafe { (Inode::from_raw(dirp).assume_locked(), crate::vfs::File::from_raw(file), Idmap::from_raw(idmap)) };
+    let dino = dir.ino();
+    let r = new_vfs_inode(idmap, &dir, mode, 0, |fs, new| fs.tmpfile(dino, new)).and_then(|n| file.open_tmpfile(n));
+    to_c(r)
 }
 
 unsafe extern "C" fn create(idmap: *mut bindings::mnt_idmap, dir: *mut bindings::inode, d: *mut bindings::dentry, mode: u16, _excl: bool) -> c_int {
-    to_c(make_node(idmap, dir, d, mode | bindings::S_IFREG as u16, 0, None))
+    // SAFETY: the VFS holds dir's i_rwsem exclusively, the dentry and the idmap.
+    let ((dir, d), idmap) = unsafe { (dir_args(dir, d), Idmap::from_raw(idmap)) };
+    to_c(make_node(idmap, &dir, d, mode | bindings::S_IFREG as u16, 0, None))
 }
 
 unsafe extern "C" fn mkdir(idmap: *mut bindings::mnt_idmap, dir: *mut bindings::inode, d: *mut bindings::dentry, mode: u16) -> c_int {
-    to_c(make_node(idmap, dir, d, mode | bindings::S_IFDIR as u16, 0, None))
+    // SAFETY: as in create.
+    let ((dir, d), idmap) = unsafe { (dir_args(dir, d), Idmap::from_raw(idmap)) };
+    to_c(make_node(idmap, &dir, d, mode | bindings::S_IFDIR as u16, 0, None))
 }
 
 unsafe extern "C" fn mknod(idmap: *mut bindings::mnt_idmap, dir: *mut bindings::inode, d: *mut bindings::dentry, mode: u16, rdev: bindings::dev_t) -> c_int {
+    // SAFETY: as in create.
+    let ((dir, d), idmap) = unsafe { (dir_args(dir, d), Idmap::from_raw(idmap)) };
     // SAFETY: pure arithmetic.
     let enc = unsafe { bindings::ferrofs_encode_dev(rdev) };
-    to_c(make_node(idmap, dir, d, mode, enc, None))
+    to_c(make_node(idmap, &dir, d, mode, enc, None))
 }
 
 unsafe extern "C" fn symlink(idmap: *mut bindings::mnt_idmap, dir: *mut bindings::inode, d: *mut bindings::dentry, target: *const c_char) -> c_int {
+    // SAFETY: as in create.
+    let ((dir, d), idmap) = unsafe { (dir_args(dir, d), Idmap::from_raw(idmap)) };
     // SAFETY: the VFS passes a NUL-terminated kernel copy of the target.
     let t = unsafe { kernel::str::CStr::from_char_ptr(target) }.as_bytes();
     if t.len() >= bindings::FERROFS_PAGE_SIZE as usize {
         return crate::vfs::code::enametoolong().to_errno();
     }
-    to_c(make_node(idmap, dir, d, (bindings::S_IFLNK | 0o777) as u16, 0, Some(t)))
+    to_c(make_node(idmap, &dir, d, (bindings::S_IFLNK | 0o777) as u16, 0, Some(t)))
 }
 
-unsafe extern "C" fn link(old: *mut bindings::dentry, dirp: *mut bindings::inode, d: *mut bindings::dentry) -> c_int {
-    // SAFETY: the VFS holds old's inode and locks dir.
-    let (inode, dir) = unsafe { (Inode::from_raw(bindings::ferrofs_d_inode(old)), Inode::from_raw(dirp)) };
-    let r = info_of(dir).and_then(|info| info.with_fs(|fs| fs.link(inode.ino(), dir.ino(), dname(d), now(dirp))));
-    if let Err(e) = r {
-        return e.to_errno();
-    }
-    let _ = refresh(inode);
-    let _ = refresh(dir);
-    // SAFETY: take a reference for the new dentry and instantiate it.
-    unsafe {
-        bindings::ihold(inode.as_ptr());
-        bindings::d_instantiate(d, inode.as_ptr());
-    }
-    0
+unsafe extern "C" fn link(old: *mut bindings::dentry, dir: *mut bindings::inode, d: *mut bindings::dentry) -> c_int {
+    // SAFETY: the VFS holds dir's i_rwsem and the new dentry; vfs_link holds
+    // the source dentry and its inode's i_rwsem.
+    let (dir, d, old) = unsafe { (Inode::from_raw(dir).assume_locked(), NamedDentry::from_raw(d), crate::vfs::Dentry::from_raw(old)) };
+    to_c(old.positive().and_then(|inode| {
+        // SAFETY: vfs_link holds the source inode's i_rwsem (see above).
+        let inode = unsafe { inode.assume_locked() };
+        info_of(&dir)?.with_fs(|fs| fs.link(inode.ino(), dir.ino(), d.name(), dir.now()))?;
+        let _ = refresh(&inode);
+        let _ = refresh(&dir);
+        d.instantiate(inode.to_aref());
+        Ok(())
+    }))
 }
 
-fn remove(dirp: *mut bindings::inode, d: *mut bindings::dentry, is_dir: bool) -> Result {
-    // SAFETY: the VFS locks dir and the victim for the call.
-    let (dir, victim) = unsafe { (Inode::from_raw(dirp), Inode::from_raw(bindings::ferrofs_d_inode(d))) };
-    let info = info_of(dir)?;
-    let t = now(dirp);
-    info.with_fs(|fs| if is_dir { fs.rmdir(dir.ino(), dname(d), t) } else { fs.unlink(dir.ino(), dname(d), t) }.map(|_| ()))?;
-    refresh(victim)?;
+fn remove(dir: &Locked<'_>, d: &NamedDentry, is_dir: bool) -> Result {
+    let victim = d.positive()?;
+    // SAFETY: vfs_unlink and vfs_rmdir hold the victim's i_rwsem.
+    let victim = unsafe { victim.assume_locked() };
+    let t = dir.now();
+    info_of(dir)?.with_fs(|fs| if is_dir { fs.rmdir(dir.ino(), d.name(), t) } else { fs.unlink(dir.ino(), d.name(), t) }.map(|_| ()))?;
+    refresh(&victim)?;
     refresh(dir)
 }
 
 unsafe extern "C" fn unlink(dir: *mut bindings::inode, d: *mut bindings::dentry) -> c_int {
-    to_c(remove(dir, d, false))
+    // SAFETY: the VFS holds dir's i_rwsem exclusively and the dentry.
+    let (dir, d) = unsafe { dir_args(dir, d) };
+    to_c(remove(&dir, d, false))
 }
 
 unsafe extern "C" fn rmdir(dir: *mut bindings::inode, d: *mut bindings::dentry) -> c_int {
-    to_c(remove(dir, d, true))
+    // SAFETY: as in unlink.
+    let (dir, d) = unsafe { dir_args(dir, d) };
+    to_c(remove(&dir, d, true))
 }
 
 unsafe extern "C" fn rename(
     _idmap: *mut bindings::mnt_idmap,
-    odirp: *mut bindings::inode,
+    odir: *mut bindings::inode,
     od: *mut bindings::dentry,
-    ndirp: *mut bindings::inode,
+    ndir: *mut bindings::inode,
     nd: *mut bindings::dentry,
     flags: c_uint,
 ) -> c_int {
+    // SAFETY: lock_rename holds both directories' i_rwsem (one lock if they
+    // are the same: `Locked` never unlocks here, so two views are harmless)
+    // and the VFS holds both dentries.
+    let ((odir, od), (ndir, nd)) = unsafe { (dir_args(odir, od), dir_args(ndir, nd)) };
+    to_c(rename_locked(&odir, od, &ndir, nd, flags))
+}
+
+fn rename_locked(odir: &Locked<'_>, od: &NamedDentry, ndir: &Locked<'_>, nd: &NamedDentry, flags: c_uint) -> Result {
     if flags & !(bindings::RENAME_NOREPLACE | bindings::RENAME_EXCHANGE) != 0 {
-        return EINVAL.to_errno();
+        return Err(EINVAL);
     }
-    // SAFETY: the VFS locks both directories and both inodes (lock_rename +
-    // lock_two_nondirectories) for the call.
-    let (odir, ndir, moved) = unsafe {
-        (Inode::from_raw(odirp), Inode::from_raw(ndirp), Inode::from_raw(bindings::ferrofs_d_inode(od)))
-    };
-    // SAFETY: as above; the target may be negative (NULL).
-    let target = unsafe { bindings::ferrofs_d_inode(nd) };
+    let moved = od.positive()?;
     let rf = engine::RenameFlags {
         noreplace: flags & bindings::RENAME_NOREPLACE != 0,
         exchange: flags & bindings::RENAME_EXCHANGE != 0,
     };
-    let r = info_of(odir).and_then(|info| {
-        info.with_fs(|fs| fs.rename(odir.ino(), dname(od), ndir.ino(), dname(nd), rf, now(odirp)))
-    });
-    if let Err(e) = r {
-        return e.to_errno();
-    }
-    let _ = refresh(moved);
-    if !target.is_null() {
-        // SAFETY: the target inode is referenced by its dentry and locked.
-        let _ = refresh(unsafe { Inode::from_raw(target) });
+    info_of(odir)?.with_fs(|fs| fs.rename(odir.ino(), od.name(), ndir.ino(), nd.name(), rf, odir.now()))?;
+    // SAFETY: vfs_rename holds the i_rwsem of both children, except for a
+    // directory moved within one parent (fs/namei.c, "lock children"):
+    // there the parent's lock, which we hold, already excludes every other
+    // namespace change to it, and refresh only stores the attributes the
+    // engine just wrote (its ctime), as ext4_rename does without it.
+    let _ = refresh(&unsafe { moved.assume_locked() });
+    if let Some(target) = nd.inode() {
+        // SAFETY: the VFS holds the target's i_rwsem (the victim or the
+        // other side of an exchange).
+        let _ = refresh(&unsafe { target.assume_locked() });
     }
     let _ = refresh(odir);
     let _ = refresh(ndir);
-    0
-}
-
-pub(crate) unsafe extern "C" fn getattr(
-    idmap: *mut bindings::mnt_idmap,
-    path: *const bindings::path,
-    stat: *mut bindings::kstat,
-    mask: u32,
-    _flags: c_uint,
-) -> c_int {
-    // SAFETY: path->dentry is referenced for the call; its inode is positive.
-    let p = unsafe { bindings::ferrofs_d_inode((*path).dentry) };
-    // SAFETY: as above.
-    let inode = unsafe { Inode::from_raw(p) };
-    let btime = info_of(inode).and_then(|info| info.with_fs(|fs| fs.read_inode(inode.ino())));
-    // SAFETY: fills stat from the live inode; stat is valid for the call.
-    unsafe {
-        bindings::generic_fillattr(idmap, mask, p, stat);
-        if let Ok(di) = btime {
-            (*stat).btime.tv_sec = di.btime.sec;
-            (*stat).btime.tv_nsec = di.btime.nsec as _;
-            (*stat).result_mask |= bindings::STATX_BTIME;
-            // faults allocate blocks without passing through the VFS inode
-            (*stat).blocks = di.blocks * 8;
-            (*p).i_blocks = (di.blocks * 8) as _;
-        }
-        if bindings::ferrofs_is_dax(p) {
-            (*stat).attributes |= bindings::STATX_ATTR_DAX as u64;
-        }
-        (*stat).attributes_mask |= bindings::STATX_ATTR_DAX as u64;
-    }
-    0
-}
-
-/// setattr for every inode type: ownership, mode, times; sizes for regular
-/// files go through the data path (`file::set_size`).
-pub(crate) unsafe extern "C" fn setattr(idmap: *mut bindings::mnt_idmap, d: *mut bindings::dentry, attr: *mut bindings::iattr) -> c_int {
-    // SAFETY: the VFS holds the inode lock for notify_change.
-    let p = unsafe { bindings::ferrofs_d_inode(d) };
-    // SAFETY: as above.
-    let inode = unsafe { Inode::from_raw(p) };
-    // SAFETY: validates the request against the inode (permissions, limits).
-    let r = unsafe { bindings::setattr_prepare(idmap, d, attr) };
-    if r != 0 {
-        return r;
-    }
-    // SAFETY: attr is valid for the call.
-    let valid = unsafe { (*attr).ia_valid };
-    if valid & bindings::ATTR_SIZE != 0 {
-        // SAFETY: attr is valid.
-        let size = unsafe { (*attr).ia_size };
-        // POSIX: a truncate that changes the size marks ctime and mtime for
-        // update. ftruncate(2) asks for that (ATTR_MTIME|ATTR_CTIME);
-        // truncate(2) does not, and leaves it to the filesystem (as XFS
-        // does, take the current time for both unless the caller set them).
-        if size != inode.size() && valid & (bindings::ATTR_MTIME | bindings::ATTR_CTIME) == 0 {
-            // SAFETY: attr is valid and ours for the call; inode is live.
-            unsafe {
-                let now = bindings::current_time(p);
-                (*attr).ia_mtime = now;
-                (*attr).ia_ctime = now;
-                (*attr).ia_valid |= bindings::ATTR_MTIME | bindings::ATTR_CTIME;
-            }
-        }
-        if let Err(e) = crate::file::set_size(inode, size) {
-            return e.to_errno();
-        }
-    }
-    // SAFETY: applies uid/gid/mode/times to the VFS inode (we hold its lock).
-    unsafe { bindings::setattr_copy(idmap, p, attr) };
-    if let Err(e) = write_attrs(inode) {
-        return e.to_errno();
-    }
-    if valid & bindings::ATTR_MODE != 0 {
-        // SAFETY: rewrites the access ACL to match the new mode.
-        return unsafe { bindings::posix_acl_chmod(idmap, d, inode.mode()) };
-    }
-    0
-}
-
-/// Writes the VFS inode's mode, owner and times to the engine.
-pub(crate) fn write_attrs(inode: &Inode) -> Result {
-    let info = info_of(inode)?;
-    let p = inode.as_ptr();
-    // SAFETY: reads of a live inode whose lock the caller holds.
-    let (uid, gid) = unsafe { (bindings::ferrofs_i_uid_read(p), bindings::ferrofs_i_gid_read(p)) };
-    let mode = u32::from(inode.mode());
-    let (a, m, c) = (inode.time(0), inode.time(1), inode.time(2));
-    info.with_fs(|fs| {
-        let mut di = fs.read_inode(inode.ino())?;
-        di.mode = mode;
-        di.uid = uid;
-        di.gid = gid;
-        di.atime = a;
-        di.mtime = m;
-        di.ctime = c;
-        fs.write_inode(inode.ino(), &di)
-    })
+    Ok(())
 }
 
 unsafe extern "C" fn get_link(d: *mut bindings::dentry, p: *mut bindings::inode, done: *mut bindings::delayed_call) -> *const c_char {
@@ -499,67 +272,58 @@ unsafe extern "C" fn free_link(arg: *mut c_void) {
     unsafe { kernel::bindings::kfree(arg) };
 }
 
-/// Collected directory entries, emitted after the engine lock is dropped.
-struct Batch {
-    buf: KVec<u8>,
+unsafe extern "C" fn iterate_shared(file: *mut bindings::file, ctx: *mut bindings::dir_context) -> c_int {
+    // SAFETY: the VFS holds the file (and so the directory) and hands us
+    // the context of this call.
+    let (file, ctx) = unsafe { (crate::vfs::File::from_raw(file), DirContext::from_raw(ctx)) };
+    to_c(readdir(file.inode(), file, ctx))
 }
 
-unsafe extern "C" fn iterate_shared(file: *mut bindings::file, ctx: *mut bindings::dir_context) -> c_int {
-    // SAFETY: file and ctx are valid for the call; the inode is referenced.
-    let dir = unsafe { Inode::from_raw(bindings::ferrofs_file_inode(file)) };
-    // SAFETY: emits "." and ".." at positions 0 and 1.
-    if !unsafe { bindings::ferrofs_dir_emit_dots(file, ctx) } {
-        return 0;
+/// Emits the directory's entries from the context's position on.
+fn readdir(dir: &Inode, file: &crate::vfs::File, ctx: &DirContext) -> Result {
+    if !ctx.emit_dots(file) {
+        return Ok(());
     }
-    let Ok(info) = info_of(dir) else { return EIO.to_errno() };
-    let mut batch = Batch { buf: KVec::new() };
+    let info = info_of(dir)?;
+    let mut batch: KVec<u8> = KVec::new();
     loop {
-        // SAFETY: ctx is valid; pos is ours to read and advance.
-        let pos = unsafe { (*ctx).pos } as u64;
-        // SAFETY: u8 has no destructor; shrinking the length is always valid.
-        unsafe { batch.buf.set_len(0) };
+        let pos = ctx.pos() as u64;
+        batch = KVec::with_capacity(batch.capacity(), GFP_KERNEL)?;
         let mut end = true;
-        let r = info.with_fs(|fs| {
+        info.with_fs(|fs| {
             fs.readdir(dir.ino(), pos, &mut |name, ino, ftype, next| {
                 // record: ino u64, next u64, type u8, len u8, name
-                if batch.buf.len() + 18 + name.len() > 16384 {
+                if batch.len() + 18 + name.len() > 16384 {
                     end = false;
                     return false;
                 }
-                let ok = batch.buf.extend_from_slice(&ino.to_le_bytes(), GFP_KERNEL).is_ok()
-                    && batch.buf.extend_from_slice(&next.to_le_bytes(), GFP_KERNEL).is_ok()
-                    && batch.buf.extend_from_slice(&[ftype, name.len() as u8], GFP_KERNEL).is_ok()
-                    && batch.buf.extend_from_slice(name, GFP_KERNEL).is_ok();
+                let ok = batch.extend_from_slice(&ino.to_le_bytes(), GFP_KERNEL).is_ok()
+                    && batch.extend_from_slice(&next.to_le_bytes(), GFP_KERNEL).is_ok()
+                    && batch.extend_from_slice(&[ftype, name.len() as u8], GFP_KERNEL).is_ok()
+                    && batch.extend_from_slice(name, GFP_KERNEL).is_ok();
                 if !ok {
                     end = false;
                 }
                 ok
             })
-        });
-        if let Err(e) = r {
-            return e.to_errno();
-        }
+        })?;
         let mut off = 0;
-        let b = &batch.buf[..];
+        let b = &batch[..];
         while off + 18 <= b.len() {
             let ino = u64::from_le_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]));
             let next = u64::from_le_bytes(b[off + 8..off + 16].try_into().unwrap_or([0; 8]));
             let (ft, len) = (b[off + 16], b[off + 17] as usize);
-            let name = &b[off + 18..off + 18 + len];
-            // SAFETY: ctx is valid; dir_emit copies the name to userspace.
-            if !unsafe { bindings::ferrofs_dir_emit(ctx, name.as_ptr().cast(), len as c_int, ino, c_uint::from(ft)) } {
-                return 0;
+            if !ctx.emit(&b[off + 18..off + 18 + len], ino, ft) {
+                return Ok(());
             }
-            // SAFETY: advancing the position past the emitted entry.
-            unsafe { (*ctx).pos = next as i64 };
+            ctx.set_pos(next as i64);
             off += 18 + len;
         }
         if end {
-            return 0;
+            return Ok(());
         }
     }
 }
-
 static DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
     lookup: Some(lookup),
     create: Some(create),
@@ -571,13 +335,13 @@ static DIR_IOPS: bindings::inode_operations = bindings::inode_operations {
     rmdir: Some(rmdir),
     rename: Some(rename),
     tmpfile: Some(tmpfile),
-    getattr: Some(getattr),
-    setattr: Some(setattr),
+    getattr: Some(crate::inode::getattr),
+    setattr: Some(crate::file::setattr),
     listxattr: Some(crate::xattr::listxattr),
     get_inode_acl: Some(crate::xattr::get_inode_acl),
     set_acl: Some(crate::xattr::set_acl),
-    fileattr_get: Some(fileattr_get),
-    fileattr_set: Some(fileattr_set),
+    fileattr_get: Some(crate::inode::fileattr_get),
+    fileattr_set: Some(crate::inode::fileattr_set),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };
@@ -600,78 +364,19 @@ static DIR_FOPS_T: Table<bindings::file_operations> = Table(bindings::file_opera
 
 static SYMLINK_IOPS: bindings::inode_operations = bindings::inode_operations {
     get_link: Some(get_link),
-    getattr: Some(getattr),
-    setattr: Some(setattr),
+    getattr: Some(crate::inode::getattr),
+    setattr: Some(crate::file::setattr),
     listxattr: Some(crate::xattr::listxattr),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };
 
 static SPECIAL_IOPS: bindings::inode_operations = bindings::inode_operations {
-    getattr: Some(getattr),
-    setattr: Some(setattr),
+    getattr: Some(crate::inode::getattr),
+    setattr: Some(crate::file::setattr),
     listxattr: Some(crate::xattr::listxattr),
     get_inode_acl: Some(crate::xattr::get_inode_acl),
     set_acl: Some(crate::xattr::set_acl),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };
-
-/// `super_operations.write_inode`: lazily updated attributes (times) reach
-/// the engine here (writeback, fsync, umount). Everything else is written
-/// when it changes.
-pub(crate) unsafe extern "C" fn write_inode(p: *mut bindings::inode, _wbc: *mut bindings::writeback_control) -> c_int {
-    // SAFETY: writeback holds a reference on the inode for the call.
-    let inode = unsafe { Inode::from_raw(p) };
-    // SAFETY: reading the state of a live inode.
-    if unsafe { bindings::is_bad_inode(p) } || inode.nlink() == 0 {
-        return 0;
-    }
-    to_c(write_attrs(inode))
-}
-
-/// Inode flags ferrofs stores, as FS_*_FL (FS_IOC_GETFLAGS) bits.
-const FL_MAP: [(u32, u32); 3] = [
-    (engine::IFLAG_IMMUTABLE, bindings::FS_IMMUTABLE_FL),
-    (engine::IFLAG_APPEND, bindings::FS_APPEND_FL),
-    (engine::IFLAG_DAX, bindings::FS_DAX_FL),
-];
-
-pub(crate) unsafe extern "C" fn fileattr_get(d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
-    // SAFETY: the VFS holds a reference to the dentry's inode.
-    let inode = unsafe { Inode::from_raw(bindings::ferrofs_d_inode(d)) };
-    let di = match info_of(inode).and_then(|i| i.with_fs(|fs| fs.read_inode(inode.ino()))) {
-        Ok(di) => di,
-        Err(e) => return e.to_errno(),
-    };
-    let fl = FL_MAP.iter().filter(|(e, _)| di.flags & e != 0).fold(0, |a, (_, f)| a | f);
-    // SAFETY: fa is valid for the call; fills flags and the xflags mirror.
-    unsafe { bindings::fileattr_fill_flags(fa, fl) };
-    0
-}
-
-pub(crate) unsafe extern "C" fn fileattr_set(_idmap: *mut bindings::mnt_idmap, d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
-    // SAFETY: the VFS holds the inode lock for FS_IOC_SETFLAGS/FSSETXATTR.
-    let inode = unsafe { Inode::from_raw(bindings::ferrofs_d_inode(d)) };
-    // SAFETY: fa is valid for the call.
-    // (vfs_fileattr_set keeps flags and xflags in step before calling us)
-    let fl = unsafe { (*fa).flags };
-    let known = FL_MAP.iter().fold(0, |a, (_, f)| a | f);
-    if fl & !known != 0 {
-        return crate::vfs::code::eopnotsupp().to_errno();
-    }
-    let eflags = FL_MAP.iter().filter(|(_, f)| fl & f != 0).fold(0, |a, (e, _)| a | e);
-    let t = now(inode.as_ptr());
-    let r = info_of(inode).and_then(|info| {
-        info.with_fs(|fs| {
-            let mut di = fs.read_inode(inode.ino())?;
-            di.flags = (di.flags & !(engine::IFLAG_IMMUTABLE | engine::IFLAG_APPEND | engine::IFLAG_DAX)) | eflags;
-            di.ctime = t;
-            fs.write_inode(inode.ino(), &di)
-        })
-    });
-    if let Err(e) = r {
-        return e.to_errno();
-    }
-    to_c(refresh(inode))
-}

@@ -8,136 +8,23 @@
 //! unmount (clean flag), then release the dax_device.
 
 use crate::bindings;
-use crate::dax::{DaxClaim, PmemMedia};
+use crate::dax::DaxClaim;
 use crate::engine;
+use crate::mount::{DaxMode, FsInfo, MountOpts, Stats};
 use crate::namei;
 use crate::rmap::PfnRmap;
-use crate::vfs::{to_c, to_kerr, Inode, SuperBlock};
-use kernel::ffi::{c_char, c_int, c_void};
+use crate::vfs::{to_c, to_kerr, SuperBlock};
 use core::pin::Pin;
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use kernel::ffi::{c_char, c_int};
 use kernel::prelude::*;
-use kernel::sync::Mutex;
 use kernel::types::Opaque;
 
 /// Superblock magic reported by statfs (`f_type`): "FeRR".
 pub(crate) const FERROFS_MAGIC: u64 = 0x4665_5252;
 
-/// How file data is accessed. ferrofs keeps file data only on pmem and reads
-/// and writes it through DAX, so `always` is the only mode it implements.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DaxMode {
-    Always,
-}
-
-/// Options parsed from the mount request.
-#[derive(Clone, Copy)]
-pub(crate) struct MountOpts {
-    pub(crate) dax: DaxMode,
-}
-
-/// Counters exported read-only in debugfs
-/// (`/sys/kernel/debug/ferrofs/<dev>/`), for tests and users.
-#[derive(Default)]
-pub(crate) struct Stats {
-    /// Faults that installed a 2 MiB PMD mapping.
-    pub(crate) pmd_faults: AtomicU64,
-    /// PMD faults that fell back to PTEs (unaligned or short extent).
-    pub(crate) pmd_fallbacks: AtomicU64,
-    /// 4 KiB faults.
-    pub(crate) pte_faults: AtomicU64,
-    /// Blocks quarantined after memory failures (including earlier mounts).
-    pub(crate) poisoned_blocks: AtomicU64,
-    /// Memory failure notifications handled.
-    pub(crate) memory_failures: AtomicU64,
-    /// Engine operations that failed with a media error (EIO).
-    pub(crate) media_errors: AtomicU64,
-}
-
 /// The module's debugfs directory (`/sys/kernel/debug/ferrofs`).
 static DEBUG_ROOT: AtomicPtr<bindings::dentry> = AtomicPtr::new(core::ptr::null_mut());
-
-/// Per-mount state, pointed to by `sb->s_fs_info`.
-#[pin_data]
-pub(crate) struct FsInfo {
-    /// The engine; `None` once the filesystem is shut down.
-    #[pin]
-    fs: Mutex<Option<engine::Fs<PmemMedia>>>,
-    /// Who maps each shared block (see rmap/). Lock order: fs, then rmap.
-    #[pin]
-    pub(crate) rmap: Mutex<PfnRmap>,
-    pub(crate) dax: DaxClaim,
-    pub(crate) opts: MountOpts,
-    dev: [u8; 32],
-    pub(crate) stats: Stats,
-    debug_dir: AtomicPtr<bindings::dentry>,
-}
-
-impl FsInfo {
-    pub(crate) fn dev(&self) -> &str {
-        let n = self.dev.iter().position(|&b| b == 0).unwrap_or(self.dev.len());
-        core::str::from_utf8(&self.dev[..n]).unwrap_or("?")
-    }
-
-    /// Runs `f` on the engine under the mount's lock. Corruption is logged
-    /// with the device and structure; a shut-down filesystem returns EIO.
-    pub(crate) fn with_fs<R>(
-        &self,
-        f: impl FnOnce(&mut engine::Fs<PmemMedia>) -> core::result::Result<R, engine::Error>,
-    ) -> Result<R> {
-        // SAFETY: dax_read_lock/unlock bracket every access to the mapping so
-        // that device removal (kill_dax) waits for us. Allocations under the
-        // engine lock must not recurse into filesystem reclaim (inode
-        // eviction takes the same lock): a NOFS scope, like a transaction.
-        let (id, nofs) = unsafe { (bindings::dax_read_lock(), bindings::ferrofs_memalloc_nofs_save()) };
-        // SAFETY: our claim keeps the dax_device allocated.
-        let r = if !unsafe { bindings::dax_alive(self.dax.dev()) } {
-            Err(EIO)
-        } else {
-            let mut g = self.fs.lock();
-            match g.as_mut() {
-                None => Err(EIO),
-                Some(fs) => f(fs).map_err(|e| {
-                    match e {
-                        engine::Error::Corrupt { what, block } => {
-                            crate::vfs::fs_err!(self.dev(), "metadata corruption in {} at block {}\n", what, block)
-                        }
-                        engine::Error::Io { block } => {
-                            // the first ten, then every power of two: a
-                            // failing device must not flood the log
-                            let n = self.stats.media_errors.fetch_add(1, Ordering::Relaxed) + 1;
-                            if n <= 10 || n.is_power_of_two() {
-                                crate::vfs::fs_err!(self.dev(), "media error at block {} (EIO; {} so far)\n", block, n);
-                            }
-                        }
-                        _ => {}
-                    }
-                    to_kerr(e)
-                }),
-            }
-        };
-        // SAFETY: paired with the lock and scope above.
-        unsafe {
-            bindings::ferrofs_memalloc_nofs_restore(nofs);
-            bindings::dax_read_unlock(id);
-        }
-        r
-    }
-
-    /// Stops all further engine access (memory failure in metadata, device
-    /// removal). The engine is dropped without its clean unmount, so the
-    /// superblock stays marked dirty; put_super then only releases the device.
-    pub(crate) fn is_shut_down(&self) -> bool {
-        self.fs.lock().is_none()
-    }
-
-    pub(crate) fn shutdown(&self, why: &str) {
-        if self.fs.lock().take().is_some() {
-            crate::vfs::fs_err!(self.dev(), "shutting down: {}; further access fails with EIO\n", why);
-        }
-    }
-
-}
 
 /// The `file_system_type`, in writable memory (the VFS links it into lists).
 struct FsType(Opaque<bindings::file_system_type>);
@@ -154,6 +41,7 @@ static FS_TYPE: FsType = FsType(Opaque::new(bindings::file_system_type {
 }));
 
 pub(crate) fn register(module: &'static ThisModule) -> Result {
+    crate::vfs::create_inode_cache()?;
     let t = FS_TYPE.0.get();
     // SAFETY: not yet registered, so nobody else looks at the structure; the
     // module pointer is ours and outlives the registration.
@@ -168,6 +56,7 @@ pub(crate) fn register(module: &'static ThisModule) -> Result {
     if r != 0 {
         // SAFETY: removes what we created above.
         unsafe { bindings::debugfs_remove(DEBUG_ROOT.swap(core::ptr::null_mut(), Ordering::Relaxed)) };
+        crate::vfs::destroy_inode_cache();
         return Err(Error::from_errno(r));
     }
     Ok(())
@@ -180,6 +69,7 @@ pub(crate) fn unregister() {
         bindings::unregister_filesystem(FS_TYPE.0.get());
         bindings::debugfs_remove(DEBUG_ROOT.swap(core::ptr::null_mut(), Ordering::Relaxed));
     }
+    crate::vfs::destroy_inode_cache();
 }
 
 /// Creates `/sys/kernel/debug/ferrofs/<dev>/` with the mount's counters.
@@ -300,7 +190,7 @@ unsafe extern "C" fn fc_reconfigure(fc: *mut bindings::fs_context) -> c_int {
     let sb = unsafe { SuperBlock::from_raw((*(*fc).root).d_sb) };
     // SAFETY: reading the requested flags of a valid context.
     let want_ro = unsafe { (*fc).sb_flags } as usize & bindings::FERROFS_SB_RDONLY as usize != 0;
-    if !want_ro && sb.info().map(|i| i.with_fs(|fs| Ok(fs.is_read_only())).unwrap_or(true)).unwrap_or(true) {
+    if !want_ro && FsInfo::of(sb).map(|i| i.with_fs(|fs| Ok(fs.is_read_only())).unwrap_or(true)).unwrap_or(true) {
         crate::vfs::fs_err!(sb.id(), "cannot remount read-write: the filesystem is read-only or shut down\n");
         return EROFS.to_errno();
     }
@@ -327,7 +217,7 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
         crate::vfs::fs_err!(sb.id(), "device does not support {}-byte blocks\n", engine::BLOCK_SIZE);
         return Err(EINVAL);
     }
-    let dax = DaxClaim::claim(sb)?;
+    let dax = DaxClaim::claim(sb, &crate::mm_glue::HOLDER_OPS)?;
     let read_only = sb.is_read_only();
     let time = now_secs();
     let fs = engine::Fs::mount(dax.media(), &engine::MountOptions { read_only, time }).map_err(|e| {
@@ -350,6 +240,7 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
             dev,
             stats: Stats { poisoned_blocks: AtomicU64::new(bad), ..Stats::default() },
             debug_dir: AtomicPtr::new(core::ptr::null_mut()),
+            shut_down: AtomicBool::new(false),
         }),
         GFP_KERNEL,
     )?;
@@ -364,10 +255,8 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
         (*sbp).s_flags |= bindings::FERROFS_SB_POSIXACL as usize;
         (*sbp).s_time_min = i64::MIN;
         (*sbp).s_time_max = i64::MAX;
-        // SAFETY (of into_raw): released in put_super or below on failure;
-        // the FsInfo is never moved (it stays pinned in its box).
-        (*sbp).s_fs_info = KBox::into_raw(Pin::into_inner_unchecked(info)).cast::<c_void>();
     }
+    FsInfo::install(sb, info);
     let root = match namei::iget(sb, root_ino) {
         Ok(i) => i,
         Err(e) => {
@@ -381,25 +270,17 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     };
     // A root that is not a directory would mount here and fail later in the
     // VFS with ENOTDIR and no word why: it is a damaged inode.
-    // SAFETY: root is a referenced, initialised inode.
-    let mode = u32::from(unsafe { (*root).i_mode });
-    if mode & bindings::S_IFMT != bindings::S_IFDIR {
-        crate::vfs::fs_err!(sb.id(), "root inode {} is not a directory (mode {:o}); run fsck.ferrofs\n", root_ino, mode);
-        // SAFETY: drops iget's reference before the FsInfo goes.
-        unsafe { bindings::iput(root) };
+    if !root.is_dir() {
+        crate::vfs::fs_err!(sb.id(), "root inode {} is not a directory (mode {:o}); run fsck.ferrofs\n", root_ino, root.mode());
+        drop(root);
         free_info(sb);
         return Err(crate::vfs::code::euclean());
     }
-    // SAFETY: root is a referenced inode; d_make_root consumes the reference
-    // (and iputs it on failure).
-    let dentry = unsafe { bindings::d_make_root(root) };
-    if dentry.is_null() {
+    if let Err(e) = sb.make_root(root) {
         free_info(sb);
-        return Err(ENOMEM);
+        return Err(e);
     }
-    // SAFETY: installing the root dentry of our new super_block.
-    unsafe { (*sbp).s_root = dentry };
-    if let Some(info) = sb.info() {
+    if let Ok(info) = FsInfo::of(sb) {
         debugfs_add(info);
     }
     crate::vfs::fs_info!(sb.id(), "mounted{}, dax=always, {} blocks, {} free\n",
@@ -410,35 +291,29 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
     Ok(())
 }
 
-/// Unmounts the engine (if still mounted) and frees the FsInfo.
+/// Unmounts the engine (if still mounted) and frees the FsInfo, which
+/// releases the dax_device claim.
 fn free_info(sb: &SuperBlock) {
-    let sbp = sb.as_ptr();
-    // SAFETY: s_fs_info is our KBox<FsInfo> or NULL; no inode can reach it
-    // any more (put_super runs after evict_inodes; fill_super failure paths
-    // run after the only inode was released).
-    unsafe {
-        let p = (*sbp).s_fs_info.cast::<FsInfo>();
-        if p.is_null() {
-            return;
+    let Some(info) = FsInfo::release(sb) else { return };
+    // SAFETY: removes the mount's debugfs directory (NULL or an ERR_PTR are
+    // accepted); its files point into the FsInfo, which is still alive.
+    unsafe { bindings::debugfs_remove(info.debug_dir.swap(core::ptr::null_mut(), Ordering::Relaxed)) };
+    if let Some(fs) = info.fs.lock().take() {
+        if let Err(e) = fs.unmount(now_secs()) {
+            crate::vfs::fs_err!(sb.id(), "unmount failed: {:?}\n", e);
         }
-        (*sbp).s_fs_info = core::ptr::null_mut();
-        let info = KBox::from_raw(p);
-        bindings::debugfs_remove(info.debug_dir.swap(core::ptr::null_mut(), Ordering::Relaxed));
-        if let Some(fs) = info.fs.lock().take() {
-            if let Err(e) = fs.unmount(now_secs()) {
-                crate::vfs::fs_err!(sb.id(), "unmount failed: {:?}\n", e);
-            }
-        }
-        drop(info); // releases the dax_device claim
     }
+    drop(info); // releases the dax_device claim
 }
 
 static SUPER_OPS: bindings::super_operations = bindings::super_operations {
+    alloc_inode: Some(crate::vfs::alloc_inode),
+    free_inode: Some(crate::vfs::free_inode),
     put_super: Some(put_super),
     statfs: Some(statfs),
     show_options: Some(show_options),
-    evict_inode: Some(namei::evict_inode),
-    write_inode: Some(namei::write_inode),
+    evict_inode: Some(crate::inode::evict_inode),
+    write_inode: Some(crate::inode::write_inode),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };
@@ -453,7 +328,7 @@ unsafe extern "C" fn put_super(sbp: *mut bindings::super_block) {
 unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> c_int {
     // SAFETY: dentry is live for the call and pins its super_block.
     let sb = unsafe { SuperBlock::from_raw((*dentry).d_sb) };
-    let Some(info) = sb.info() else { return EIO.to_errno() };
+    let Ok(info) = FsInfo::of(sb) else { return EIO.to_errno() };
     let st = match info.with_fs(|fs| Ok((fs.statfs(), fsid_of(&fs.superblock().uuid)))) {
         Ok(s) => s,
         Err(e) => return e.to_errno(),
@@ -481,11 +356,6 @@ unsafe extern "C" fn show_options(m: *mut bindings::seq_file, _root: *mut bindin
     // SAFETY: m is a valid seq_file for the call.
     unsafe { bindings::__seq_puts(m, c",dax=always".as_ptr().cast()) };
     0
-}
-
-/// The super_block of an inode, with its FsInfo (always set while inodes live).
-pub(crate) fn info_of(inode: &Inode) -> Result<&FsInfo> {
-    inode.sb().info().ok_or(EIO)
 }
 
 /// Wall-clock seconds, for the superblock's mount and write times.

@@ -6,29 +6,20 @@
 //! encoding (`posix_acl_to_xattr`), under their own namespace indices.
 
 use crate::bindings;
-use crate::engine::XattrMode;
-use crate::super_ops::info_of;
-use crate::vfs::{to_c, Inode, Table};
+use crate::engine::{
+    XattrMode, XATTR_NAMESPACES as PREFIXES, XATTR_NS_ACL_ACCESS as NS_ACL_ACCESS,
+    XATTR_NS_ACL_DEFAULT as NS_ACL_DEFAULT, XATTR_NS_SECURITY as NS_SECURITY, XATTR_NS_TRUSTED as NS_TRUSTED,
+    XATTR_NS_USER as NS_USER,
+};
+use crate::mount::info_of;
+use crate::vfs::{to_c, Acl, Dentry, Idmap, Inherited, Inode, Locked, NewInode, PosixAcl, Table};
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 
-/// On-disk namespace indices of the xattr btree.
-pub(crate) const NS_USER: u8 = 1;
-pub(crate) const NS_TRUSTED: u8 = 2;
-pub(crate) const NS_SECURITY: u8 = 3;
-pub(crate) const NS_ACL_ACCESS: u8 = 4;
-pub(crate) const NS_ACL_DEFAULT: u8 = 5;
-
-const PREFIXES: [(u8, &[u8]); 5] = [
-    (NS_USER, b"user."),
-    (NS_TRUSTED, b"trusted."),
-    (NS_SECURITY, b"security."),
-    (NS_ACL_ACCESS, b"system.posix_acl_access"),
-    (NS_ACL_DEFAULT, b"system.posix_acl_default"),
-];
-
-fn cbytes<'a>(p: *const c_char) -> &'a [u8] {
-    // SAFETY: the VFS passes NUL-terminated names.
+/// # Safety
+/// `p` is a NUL-terminated string that lives for `'a`.
+unsafe fn cbytes<'a>(p: *const c_char) -> &'a [u8] {
+    // SAFETY: per the function's contract.
     unsafe { kernel::str::CStr::from_char_ptr(p) }.as_bytes()
 }
 
@@ -69,7 +60,9 @@ unsafe extern "C" fn handler_get(
         // SAFETY: the VFS gives a kernel buffer of `size` bytes.
         unsafe { core::slice::from_raw_parts_mut(buffer.cast(), size) }
     };
-    match get(inode, ns, cbytes(name), buf) {
+    // SAFETY: the VFS passes the attribute name NUL-terminated.
+    let name = unsafe { cbytes(name) };
+    match get(inode, ns, name, buf) {
         Ok(n) => n as c_int,
         Err(e) => e.to_errno(),
     }
@@ -85,19 +78,21 @@ unsafe extern "C" fn handler_set(
     size: usize,
     flags: c_int,
 ) -> c_int {
-    // SAFETY: the VFS holds the inode lock and a reference; h is ours.
-    let (inode, ns) = unsafe { (Inode::from_raw(ip), (*h).flags as u8) };
+    // SAFETY: the VFS holds a reference on the inode and its i_rwsem
+    // (vfs_setxattr / vfs_removexattr); h is one of ours.
+    let (inode, ns) = unsafe { (Inode::from_raw(ip).assume_locked(), (*h).flags as u8) };
     let v = if value.is_null() {
         None
     } else {
         // SAFETY: the VFS copied the value into a kernel buffer of `size`.
         Some(unsafe { core::slice::from_raw_parts(value.cast::<u8>(), size) })
     };
-    let r = set(inode, ns, cbytes(name), v, flags);
+    // SAFETY: the VFS passes the attribute name NUL-terminated.
+    let name = unsafe { cbytes(name) };
+    let r = set(&inode, ns, name, v, flags);
     if r.is_ok() {
-        // SAFETY: ctime update of a locked inode; written back lazily.
-        unsafe { bindings::inode_set_ctime_current(ip) };
-        let _ = crate::namei::write_attrs(inode);
+        inode.set_time(2, inode.now());
+        let _ = crate::inode::write_attrs(&inode);
     }
     to_c(r)
 }
@@ -132,8 +127,8 @@ pub(crate) static HANDLERS: Table<[*const bindings::xattr_handler; 4]> =
 
 /// `inode_operations.listxattr`: every name we store, with its prefix.
 pub(crate) unsafe extern "C" fn listxattr(d: *mut bindings::dentry, list: *mut c_char, size: usize) -> isize {
-    // SAFETY: the dentry is referenced for the call and positive.
-    let inode = unsafe { Inode::from_raw(bindings::ferrofs_d_inode(d)) };
+    // SAFETY: the VFS holds the dentry for the call.
+    let Ok(inode) = (unsafe { Dentry::from_raw(d) }).positive() else { return ENOENT.to_errno() as isize };
     // SAFETY: as trusted_list.
     let admin = unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) };
     let out: &mut [u8] = if list.is_null() || size == 0 {
@@ -203,31 +198,18 @@ pub(crate) unsafe extern "C" fn get_inode_acl(ip: *mut bindings::inode, ty: c_in
         Ok(n) => n,
         Err(e) => return crate::vfs::err_ptr(e),
     };
-    // SAFETY: converts the stored uapi encoding into a new posix_acl (or ERR_PTR).
-    unsafe { bindings::posix_acl_from_xattr(&raw mut bindings::init_user_ns, buf.as_ptr().cast(), n) }
+    match Acl::from_xattr(&buf[..n]) {
+        Ok(Some(a)) => a.into_raw(),
+        Ok(None) => core::ptr::null_mut(),
+        Err(e) => crate::vfs::err_ptr(e),
+    }
 }
 
-/// The uapi xattr encoding of `acl` and its length (NULL: none).
-fn encode_acl(acl: *mut bindings::posix_acl) -> Result<Option<(KVec<u8>, usize)>> {
-    if acl.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: acl is a valid posix_acl; a_count is its entry count.
-    let size = unsafe { bindings::ferrofs_posix_acl_xattr_size((*acl).a_count as c_int) };
-    let mut buf = KVec::from_elem(0u8, size as usize, GFP_KERNEL)?;
-    // SAFETY: buf has the size posix_acl_xattr_size computed for this acl.
-    let n = unsafe { bindings::posix_acl_to_xattr(&raw mut bindings::init_user_ns, acl, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(Error::from_errno(n));
-    }
-    Ok(Some((buf, n as usize)))
-}
-
-/// Stores (or removes, for NULL) an ACL of `ty` on the inode.
-fn store_acl(inode: &Inode, ty: c_int, acl: *mut bindings::posix_acl) -> Result {
+/// Stores (or removes, for None) an ACL of `ty` on the inode.
+fn store_acl(inode: &Inode, ty: c_int, acl: Option<&PosixAcl>) -> Result {
     let ns = acl_ns(ty);
-    match encode_acl(acl)? {
-        Some((buf, n)) => set(inode, ns, ACL_NAME, Some(&buf[..n]), 0),
+    match acl {
+        Some(a) => set(inode, ns, ACL_NAME, Some(&a.to_xattr()?), 0),
         None => match set(inode, ns, ACL_NAME, None, 0) {
             Err(e) if e.to_errno() == -(bindings::ENODATA as c_int) => Ok(()),
             r => r,
@@ -237,74 +219,49 @@ fn store_acl(inode: &Inode, ty: c_int, acl: *mut bindings::posix_acl) -> Result 
 
 /// `inode_operations.set_acl`.
 pub(crate) unsafe extern "C" fn set_acl(idmap: *mut bindings::mnt_idmap, d: *mut bindings::dentry, acl: *mut bindings::posix_acl, ty: c_int) -> c_int {
-    // SAFETY: the VFS holds the inode lock for the call.
-    let ip = unsafe { bindings::ferrofs_d_inode(d) };
-    // SAFETY: as above.
-    let inode = unsafe { Inode::from_raw(ip) };
-    let mut acl = acl;
-    if ty as u32 != bindings::ACL_TYPE_ACCESS || acl.is_null() {
-        if let Err(e) = store_acl(inode, ty, acl) {
-            return e.to_errno();
-        }
-    } else {
-        let mut mode = inode.mode();
-        // SAFETY: folds an equivalent ACL into the mode bits (may set acl NULL).
-        let r = unsafe { bindings::posix_acl_update_mode(idmap, ip, &mut mode, &mut acl) };
-        if r != 0 {
-            return r;
-        }
-        // The ACL and the mode it implies go to the media in one transaction
-        // (an ACL that does not fit must not leave its mode behind); the VFS
-        // inode changes only once both are stored.
-        let r = encode_acl(acl).and_then(|buf| {
-            let info = info_of(inode)?;
+    // SAFETY: the VFS holds the dentry for the call.
+    let Ok(inode) = (unsafe { Dentry::from_raw(d) }).positive() else { return ENOENT.to_errno() };
+    // SAFETY: vfs_set_acl holds the inode's i_rwsem for the call.
+    let inode = unsafe { inode.assume_locked() };
+    // SAFETY: the VFS holds the ACL (or passes NULL) and the idmap for the call.
+    let (acl, idmap) = unsafe { (PosixAcl::from_raw(acl), Idmap::from_raw(idmap)) };
+    to_c(set_acl_locked(&inode, idmap, acl, ty))
+}
+
+fn set_acl_locked(inode: &Locked<'_>, idmap: &Idmap, acl: Option<&PosixAcl>, ty: c_int) -> Result {
+    let acl = match acl {
+        Some(a) if ty as u32 == bindings::ACL_TYPE_ACCESS => {
+            // folds an equivalent ACL into the mode bits (acl then None)
+            let (mode, acl) = inode.acl_update_mode(idmap, a)?;
+            // The ACL and the mode it implies go to the media in one
+            // transaction (an ACL that does not fit must not leave its mode
+            // behind); the VFS inode changes only once both are stored.
+            let buf = acl.map(|a| a.to_xattr()).transpose()?;
             let ctime = inode.now();
-            info.with_fs(|fs| fs.xattr_set_with_mode(inode.ino(), NS_ACL_ACCESS, ACL_NAME, buf.as_ref().map(|(b, n)| &b[..*n]), u32::from(mode), ctime))?;
-            Ok(ctime)
-        });
-        match r {
-            // SAFETY: the inode is locked; the media already holds these values.
-            Ok(t) => unsafe {
-                (*ip).i_mode = mode;
-                bindings::ferrofs_inode_set_time(ip, 2, t.sec, t.nsec);
-            },
-            Err(e) => return e.to_errno(),
+            info_of(inode)?.with_fs(|fs| {
+                fs.xattr_set_with_mode(inode.ino(), NS_ACL_ACCESS, ACL_NAME, buf.as_deref(), u32::from(mode), ctime)
+            })?;
+            inode.set_mode(mode);
+            inode.set_time(2, ctime);
+            acl
         }
-    }
-    // SAFETY: caches the ACL on the inode (takes its own reference).
-    unsafe { bindings::set_cached_acl(ip, ty, acl) };
-    0
+        acl => {
+            store_acl(inode, ty, acl)?;
+            acl
+        }
+    };
+    inode.set_cached_acl(ty, acl);
+    Ok(())
 }
 
-/// ACL inheritance for a new inode: adjusts `mode` and returns the
-/// (default, access) ACLs to store once the inode exists.
-pub(crate) fn acl_create(dir: *mut bindings::inode, mode: &mut u16) -> Result<(*mut bindings::posix_acl, *mut bindings::posix_acl)> {
-    let (mut dacl, mut acl) = (core::ptr::null_mut(), core::ptr::null_mut());
-    // SAFETY: dir is locked by the VFS; outputs are valid pointers.
-    let r = unsafe { bindings::posix_acl_create(dir, mode, &mut dacl, &mut acl) };
-    if r != 0 {
-        return Err(Error::from_errno(r));
-    }
-    Ok((dacl, acl))
-}
-
-/// Stores and caches inherited ACLs on a new inode, releasing them.
-pub(crate) fn acl_init(inode: &Inode, dacl: *mut bindings::posix_acl, acl: *mut bindings::posix_acl) -> Result {
-    let mut r = Ok(());
-    for (ty, a) in [(bindings::ACL_TYPE_DEFAULT, dacl), (bindings::ACL_TYPE_ACCESS, acl)] {
-        if a.is_null() {
-            continue;
-        }
-        if r.is_ok() {
-            r = store_acl(inode, ty as c_int, a);
-        }
-        // SAFETY: cache then drop our reference from posix_acl_create.
-        unsafe {
-            if r.is_ok() {
-                bindings::set_cached_acl(inode.as_ptr(), ty as c_int, a);
-            }
-            bindings::ferrofs_posix_acl_release(a);
+/// Stores and caches the ACLs a new inode inherited (then releases them).
+pub(crate) fn acl_init(inode: &NewInode, acls: Inherited) -> Result {
+    let inode = inode.inode();
+    for (ty, a) in [(bindings::ACL_TYPE_DEFAULT, acls.default), (bindings::ACL_TYPE_ACCESS, acls.access)] {
+        if let Some(a) = a {
+            store_acl(inode, ty as c_int, Some(&a))?;
+            inode.set_cached_acl(ty as c_int, Some(&a));
         }
     }
-    r
+    Ok(())
 }

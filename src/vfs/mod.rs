@@ -1,16 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Thin typed wrappers over the VFS objects ferrofs touches.
+//! Thin typed wrappers over the VFS objects ferrofs touches: the bottom
+//! layer of the glue, which knows nothing of the engine's transactions or
+//! the mount's state.
 //!
 //! Each C object gets one `#[repr(transparent)]` wrapper over `Opaque<T>`;
-//! a `&SuperBlock` or `&Inode` may only be made from a pointer the VFS handed
-//! us for the duration of a callback (see each `from_raw`). Everything that
-//! needs `unsafe` to reach into the C structure lives here.
+//! a wrapper reference may only be made from a pointer the VFS handed us for
+//! the duration of a callback, or one we hold a reference on (see each
+//! `from_raw`). Trampolines (`unsafe extern "C" fn`) convert their raw
+//! arguments once and call safe functions that take only wrappers; the
+//! pointer-to-reference conversions and the reaching into C structures live
+//! here. Inodes are reference counted (`ARef<Inode>`), new inodes are
+//! typestates (`NewInode`, `UnhashedInode`), and the locks are RAII guards
+//! whose types the helpers needing them take as parameters.
+
+mod acl;
+mod dentry;
+mod inode;
+mod io;
+
+pub(crate) use dentry::{obtain_alias, Dentry, File, IAttr, Idmap, NamedDentry};
+pub(crate) use inode::{
+    alloc_inode, create_inode_cache, destroy_inode_cache, free_inode, Attrs, Cached, Inode, InvalidateGuard, Locked,
+    NewInode, Ops, TwoLocked, UnhashedInode,
+};
+pub(crate) use acl::{Acl, Inherited, PosixAcl};
+pub(crate) use io::{DirContext, FiemapInfo, IoMap, IoMapKind, IomapOps, IovIter, Kiocb, Kstat, VmFault};
 
 use crate::bindings;
 use crate::engine;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
-use kernel::types::Opaque;
+use kernel::types::{ARef, Opaque};
 
 /// Maps an engine error to the kernel error with the same errno.
 pub(crate) fn to_kerr(e: engine::Error) -> Error {
@@ -66,11 +86,81 @@ impl SuperBlock {
         core::str::from_utf8(&bytes[..n]).unwrap_or("?")
     }
 
-    /// Our per-mount state, once fill_super installed it.
-    pub(crate) fn info(&self) -> Option<&crate::super_ops::FsInfo> {
-        // SAFETY: s_fs_info is either NULL or the pinned FsInfo installed by
-        // fill_super, freed only in put_super after all inodes are gone.
-        unsafe { (*self.as_ptr()).s_fs_info.cast::<crate::super_ops::FsInfo>().as_ref() }
+    /// `s_fs_info` (NULL before fill_super installs the mount's state).
+    pub(crate) fn fs_info(&self) -> *mut core::ffi::c_void {
+        // SAFETY: a plain read of a live super_block; the mount layer
+        // (crate::mount) says what the pointer is and how long it lives.
+        unsafe { (*self.as_ptr()).s_fs_info }
+    }
+
+    /// The block device the filesystem is on.
+    pub(crate) fn bdev(&self) -> *mut bindings::block_device {
+        // SAFETY: s_bdev is set before fill_super and stays for the mount.
+        unsafe { (*self.as_ptr()).s_bdev }
+    }
+
+    /// `s_fs_info` = `p`.
+    ///
+    /// # Safety
+    /// The caller owns the super_block's fields (fill_super, put_super) and
+    /// every reader of `s_fs_info` is excluded or sees a valid value (the
+    /// mount layer's rules, `crate::mount`).
+    pub(crate) unsafe fn set_fs_info(&self, p: *mut core::ffi::c_void) {
+        // SAFETY: per the function's contract.
+        unsafe { (*self.as_ptr()).s_fs_info = p };
+    }
+
+    /// Unmaps every mapping of every inode (`drop_pagecache_sb`-like walk),
+    /// for a shutdown by memory failure or device removal.
+    pub(crate) fn unmap_all(&self, pre_remove: bool) {
+        // SAFETY: a live super_block; the shim takes the inode list lock
+        // and references as drop_pagecache_sb does.
+        unsafe { bindings::ferrofs_unmap_all(self.as_ptr(), pre_remove) };
+    }
+
+    /// Raises FS_ERROR with `errno` for `inode`, or for the filesystem.
+    pub(crate) fn report_error(&self, inode: Option<&Inode>, errno: u32) {
+        let ip = inode.map_or(core::ptr::null_mut(), |i| i.as_ptr());
+        // SAFETY: a live super_block; the inode is NULL or referenced.
+        unsafe { bindings::ferrofs_fsnotify_sb_error(self.as_ptr(), ip, errno as c_int) };
+    }
+
+    /// `freeze_super` held by the kernel, then `thaw_super` when the guard
+    /// drops (FS_IOC_SHUTDOWN's default mode).
+    pub(crate) fn freeze(&self) -> Result<FreezeGuard<'_>> {
+        // SAFETY: the caller's open file keeps the super_block active, as
+        // freeze_super requires; it takes s_umount itself.
+        let r = unsafe { bindings::freeze_super(self.as_ptr(), bindings::freeze_holder_FREEZE_HOLDER_KERNEL) };
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(FreezeGuard(self))
+    }
+
+    /// `d_make_root` of `root` installed as `s_root` (fill_super).
+    pub(crate) fn make_root(&self, root: ARef<Inode>) -> Result {
+        // SAFETY: consumes the reference (and drops it on failure).
+        let d = unsafe { bindings::d_make_root(ARef::into_raw(root).as_ptr().cast()) };
+        if d.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: fill_super owns the new super_block's fields.
+        unsafe { (*self.as_ptr()).s_root = d };
+        Ok(())
+    }
+
+    /// `s_maxbytes`.
+    pub(crate) fn max_bytes(&self) -> i64 {
+        // SAFETY: set in fill_super, read-only after.
+        unsafe { (*self.as_ptr()).s_maxbytes }
+    }
+
+    /// Freeze protection for a write fault (`sb_start_pagefault`), released
+    /// when the guard drops.
+    pub(crate) fn start_pagefault(&self) -> PagefaultGuard<'_> {
+        // SAFETY: a live super_block; paired in the guard's drop.
+        unsafe { bindings::ferrofs_sb_start_pagefault(self.as_ptr()) };
+        PagefaultGuard(self)
     }
 
     pub(crate) fn is_read_only(&self) -> bool {
@@ -79,103 +169,23 @@ impl SuperBlock {
     }
 }
 
-/// A VFS inode of a ferrofs super_block.
-#[repr(transparent)]
-pub(crate) struct Inode(Opaque<bindings::inode>);
+/// A kernel-held freeze, thawed on drop.
+pub(crate) struct FreezeGuard<'a>(&'a SuperBlock);
 
-impl Inode {
-    /// # Safety
-    /// `ptr` must be a live inode (the VFS holds a reference) for `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::inode) -> &'a Self {
-        // SAFETY: transparent wrapper; the caller vouches for liveness.
-        unsafe { &*ptr.cast::<Self>() }
+impl Drop for FreezeGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: paired with the successful freeze_super in freeze().
+        unsafe { bindings::thaw_super(self.0.as_ptr(), bindings::freeze_holder_FREEZE_HOLDER_KERNEL) };
     }
+}
 
-    pub(crate) fn as_ptr(&self) -> *mut bindings::inode {
-        self.0.get()
-    }
+/// Freeze protection of a write fault.
+pub(crate) struct PagefaultGuard<'a>(&'a SuperBlock);
 
-    pub(crate) fn ino(&self) -> u64 {
-        // SAFETY: i_ino is immutable once the inode is hashed.
-        unsafe { (*self.as_ptr()).i_ino as u64 }
-    }
-
-    pub(crate) fn sb(&self) -> &SuperBlock {
-        // SAFETY: an inode pins its super_block.
-        unsafe { SuperBlock::from_raw((*self.as_ptr()).i_sb) }
-    }
-
-    pub(crate) fn mode(&self) -> u16 {
-        // SAFETY: reading i_mode of a live inode.
-        unsafe { (*self.as_ptr()).i_mode }
-    }
-
-    pub(crate) fn size(&self) -> i64 {
-        // SAFETY: i_size_read handles the seqcount on 32-bit; the inode is live.
-        unsafe { bindings::ferrofs_i_size_read(self.as_ptr()) }
-    }
-
-    pub(crate) fn nlink(&self) -> u32 {
-        // SAFETY: reading the i_nlink union member of a live inode.
-        unsafe { (*self.as_ptr()).__bindgen_anon_1.i_nlink }
-    }
-
-    /// Copies an engine inode into the VFS inode (attributes, not ops).
-    pub(crate) fn fill_from(&self, di: &engine::Inode) {
-        self.fill(di, false)
-    }
-
-    /// Like `fill_from` for a live inode whose times may be newer in the
-    /// VFS than in the engine (atime/mtime are written back lazily, in
-    /// write_inode): each timestamp becomes the later of the two.
-    pub(crate) fn refresh_from(&self, di: &engine::Inode) {
-        self.fill(di, true)
-    }
-
-    fn fill(&self, di: &engine::Inode, keep_newer_times: bool) {
-        let later = |which: c_int, t: engine::Time| {
-            let cur = self.time(which);
-            if keep_newer_times && (cur.sec, cur.nsec) > (t.sec, t.nsec) { cur } else { t }
-        };
-        let (at, mt, ct) = (later(0, di.atime), later(1, di.mtime), later(2, di.ctime));
-        let p = self.as_ptr();
-        // SAFETY: the caller has the inode locked or new (I_NEW); these are
-        // plain field stores and helpers designed for exactly this.
-        unsafe {
-            (*p).i_mode = di.mode as u16;
-            bindings::ferrofs_i_uid_write(p, di.uid);
-            bindings::ferrofs_i_gid_write(p, di.gid);
-            bindings::set_nlink(p, di.nlink);
-            bindings::ferrofs_i_size_write(p, di.size as i64);
-            (*p).i_blocks = (di.blocks * 8) as _;
-            (*p).i_generation = di.generation as u32;
-            bindings::ferrofs_inode_set_time(p, 0, at.sec, at.nsec);
-            bindings::ferrofs_inode_set_time(p, 1, mt.sec, mt.nsec);
-            bindings::ferrofs_inode_set_time(p, 2, ct.sec, ct.nsec);
-            let mut fl = 0;
-            if di.flags & engine::IFLAG_IMMUTABLE != 0 {
-                fl |= bindings::S_IMMUTABLE;
-            }
-            if di.flags & engine::IFLAG_APPEND != 0 {
-                fl |= bindings::S_APPEND;
-            }
-            bindings::inode_set_flags(p, fl, bindings::S_IMMUTABLE | bindings::S_APPEND);
-        }
-    }
-
-    /// The current time at this filesystem's granularity.
-    pub(crate) fn now(&self) -> engine::Time {
-        // SAFETY: the inode is live; current_time only reads the sb granularity.
-        let ts = unsafe { bindings::current_time(self.as_ptr()) };
-        engine::Time { sec: ts.tv_sec, nsec: ts.tv_nsec as u32 }
-    }
-
-    /// Reads a timestamp (0 atime, 1 mtime, 2 ctime).
-    pub(crate) fn time(&self, which: c_int) -> engine::Time {
-        let (mut sec, mut nsec) = (0i64, 0u32);
-        // SAFETY: the inode is live; the shim only reads.
-        unsafe { bindings::ferrofs_inode_get_time(self.as_ptr(), which, &mut sec, &mut nsec) };
-        engine::Time { sec, nsec }
+impl Drop for PagefaultGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken in start_pagefault.
+        unsafe { bindings::ferrofs_sb_end_pagefault(self.0.as_ptr()) };
     }
 }
 

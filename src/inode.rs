@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Inodes between the engine and the VFS: attributes in both directions,
+//! eviction, writeback of lazy times, getattr and the inode flags.
+//!
+//! The engine is the single source of truth for every attribute: an
+//! operation runs one engine transaction (durable when it returns), then the
+//! VFS inodes it touched are refreshed from the engine (`refresh`), under
+//! their `i_rwsem`. Attributes a reader needs without asking the engine
+//! (btime, blocks, flags) are kept in the inode's state beside the VFS
+//! inode, so getattr and fileattr_get take no engine lock.
+
+use crate::bindings;
+use crate::engine;
+use crate::mount::info_of;
+use crate::vfs::{to_c, Attrs, Dentry, Idmap, Inode, Kstat, Locked};
+use kernel::ffi::{c_int, c_uint};
+use kernel::prelude::*;
+
+/// The VFS attributes of an engine inode.
+pub(crate) fn attrs_of(di: &engine::Inode) -> Attrs {
+    let mut s_flags = 0;
+    if di.flags & engine::IFLAG_IMMUTABLE != 0 {
+        s_flags |= bindings::S_IMMUTABLE;
+    }
+    if di.flags & engine::IFLAG_APPEND != 0 {
+        s_flags |= bindings::S_APPEND;
+    }
+    Attrs {
+        mode: di.mode,
+        uid: di.uid,
+        gid: di.gid,
+        nlink: di.nlink,
+        size: di.size,
+        blocks: di.blocks,
+        generation: di.generation as u32,
+        atime: di.atime,
+        mtime: di.mtime,
+        ctime: di.ctime,
+        btime: di.btime,
+        flags: di.flags,
+        s_flags,
+    }
+}
+
+/// Re-reads the inode's attributes from the engine into the VFS inode.
+/// atime and mtime reach the engine lazily (write_inode), so each VFS
+/// timestamp newer than the engine's stays.
+pub(crate) fn refresh(inode: &Locked<'_>) -> Result {
+    let info = info_of(inode)?;
+    let di = info.with_fs(|fs| fs.read_inode(inode.ino()))?;
+    inode.fill(&attrs_of(&di), true);
+    Ok(())
+}
+
+/// Writes the VFS inode's mode, owner and times to the engine (setattr,
+/// fsync, writeback of lazily updated times).
+pub(crate) fn write_attrs(inode: &Inode) -> Result {
+    let info = info_of(inode)?;
+    let (uid, gid, mode) = (inode.uid(), inode.gid(), u32::from(inode.mode()));
+    let (a, m, c) = (inode.time(0), inode.time(1), inode.time(2));
+    info.with_fs(|fs| {
+        let mut di = fs.read_inode(inode.ino())?;
+        di.mode = mode;
+        di.uid = uid;
+        di.gid = gid;
+        di.atime = a;
+        di.mtime = m;
+        di.ctime = c;
+        fs.write_inode(inode.ino(), &di)
+    })
+}
+
+/// `super_operations.evict_inode`.
+pub(crate) unsafe extern "C" fn evict_inode(p: *mut bindings::inode) {
+    // SAFETY: the VFS hands us the inode being evicted (I_FREEING): nobody
+    // else uses it and it stays allocated until free_inode.
+    let inode = unsafe { Inode::from_raw(p) };
+    evict(inode);
+    // SAFETY: the final step of eviction, after the mapping is emptied.
+    unsafe { bindings::clear_inode(p) };
+}
+
+fn evict(inode: &Inode) {
+    // SAFETY: drops every page-cache / DAX entry of the mapping of an inode
+    // being evicted (nothing can map it any more).
+    unsafe { bindings::truncate_inode_pages_final(inode.mapping()) };
+    let Ok(info) = info_of(inode) else { return };
+    info.rmap.lock().forget_inode(inode.ino());
+    if inode.nlink() == 0 && !inode.is_bad() && inode.ino() != 0 {
+        if let Err(e) = info.with_fs(|fs| fs.evict(inode.ino())) {
+            crate::vfs::fs_err!(inode.sb().id(), "freeing inode {} failed ({:?}); fsck will reclaim it\n", inode.ino(), e);
+        }
+    }
+}
+
+/// `super_operations.write_inode`: lazily updated attributes (times) reach
+/// the engine here (writeback, fsync, umount). Everything else is written
+/// when it changes.
+pub(crate) unsafe extern "C" fn write_inode(p: *mut bindings::inode, _wbc: *mut bindings::writeback_control) -> c_int {
+    // SAFETY: writeback holds a reference on the inode for the call.
+    let inode = unsafe { Inode::from_raw(p) };
+    if inode.is_bad() || inode.nlink() == 0 {
+        return 0;
+    }
+    to_c(write_attrs(inode))
+}
+
+
+/// `inode_operations.getattr` of every inode type. No engine call and no
+/// mount-wide lock: btime and the block count come from the inode's state
+/// (faults allocate blocks without passing through the VFS inode, and
+/// iomap_begin updates the state when they do).
+pub(crate) unsafe extern "C" fn getattr(
+    idmap: *mut bindings::mnt_idmap,
+    path: *const bindings::path,
+    stat: *mut bindings::kstat,
+    mask: u32,
+    _flags: c_uint,
+) -> c_int {
+    // SAFETY: the VFS holds path->dentry, the idmap and the kstat for the call.
+    let (d, idmap, stat) = unsafe { (Dentry::from_raw((*path).dentry), Idmap::from_raw(idmap), Kstat::from_raw(stat)) };
+    let Ok(inode) = d.positive() else { return ENOENT.to_errno() };
+    let st = inode.state();
+    stat.fill(idmap, mask, inode);
+    stat.set_extra(st.btime(), st.blocks() * 8, inode.is_dax());
+    0
+}
+
+/// Inode flags ferrofs stores, as FS_*_FL (FS_IOC_GETFLAGS) bits.
+const FL_MAP: [(u32, u32); 3] = [
+    (engine::IFLAG_IMMUTABLE, bindings::FS_IMMUTABLE_FL),
+    (engine::IFLAG_APPEND, bindings::FS_APPEND_FL),
+    (engine::IFLAG_DAX, bindings::FS_DAX_FL),
+];
+
+/// `inode_operations.fileattr_get` (from the inode's state: no engine call).
+pub(crate) unsafe extern "C" fn fileattr_get(d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
+    // SAFETY: the VFS holds the dentry (positive) for the call.
+    let d = unsafe { Dentry::from_raw(d) };
+    let Ok(inode) = d.positive() else { return ENOENT.to_errno() };
+    let flags = inode.state().flags();
+    let fl = FL_MAP.iter().filter(|(e, _)| flags & e != 0).fold(0, |a, (_, f)| a | f);
+    // SAFETY: fa is the caller's for this call; fills flags and the xflags mirror.
+    unsafe { bindings::fileattr_fill_flags(fa, fl) };
+    0
+}
+
+/// `inode_operations.fileattr_set`.
+pub(crate) unsafe extern "C" fn fileattr_set(_idmap: *mut bindings::mnt_idmap, d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
+    // SAFETY: the VFS holds the dentry (positive) for the call.
+    let d = unsafe { Dentry::from_raw(d) };
+    let Ok(inode) = d.positive() else { return ENOENT.to_errno() };
+    // SAFETY: vfs_fileattr_set holds i_rwsem for FS_IOC_SETFLAGS/FSSETXATTR.
+    let inode = unsafe { inode.assume_locked() };
+    // SAFETY: fa is valid for the call (vfs_fileattr_set keeps flags and
+    // xflags in step before calling us).
+    let fl = unsafe { (*fa).flags };
+    to_c(set_flags(&inode, fl))
+}
+
+fn set_flags(inode: &Locked<'_>, fl: u32) -> Result {
+    let known = FL_MAP.iter().fold(0, |a, (_, f)| a | f);
+    if fl & !known != 0 {
+        return Err(crate::vfs::code::eopnotsupp());
+    }
+    let eflags = FL_MAP.iter().filter(|(_, f)| fl & f != 0).fold(0, |a, (e, _)| a | e);
+    let t = inode.now();
+    info_of(inode)?.with_fs(|fs| {
+        let mut di = fs.read_inode(inode.ino())?;
+        di.flags = (di.flags & !(engine::IFLAG_IMMUTABLE | engine::IFLAG_APPEND | engine::IFLAG_DAX)) | eflags;
+        di.ctime = t;
+        fs.write_inode(inode.ino(), &di)
+    })?;
+    refresh(inode)
+}
