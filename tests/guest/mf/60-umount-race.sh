@@ -13,7 +13,7 @@
 # KASAN report, which fails the run; on any kernel, a hang, an oops or a
 # failed umount fails it.
 . "$FERROFS_SRC/tests/guest/lib.sh"
-rounds=${FERROFS_T_RACE_ROUNDS:-12}
+rounds=${FERROFS_T_RACE_ROUNDS:-8}
 dbgfs=/sys/kernel/debug/ferrofs
 dev=$(basename "$(readlink -f /sys/block/pmem0/device)")
 drv=$(readlink -f "/sys/block/pmem0/device/driver")
