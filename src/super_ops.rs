@@ -13,7 +13,7 @@ use crate::engine;
 use crate::mount::{DaxMode, FsInfo, MountOpts, Stats};
 use crate::namei;
 use crate::rmap::PfnRmap;
-use crate::vfs::{to_c, to_kerr, SuperBlock};
+use crate::vfs::{to_c, to_kerr, NewSuperBlock, SbParams, SuperBlock};
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use kernel::ffi::{c_char, c_int};
@@ -204,16 +204,14 @@ unsafe extern "C" fn fc_get_tree(fc: *mut bindings::fs_context) -> c_int {
 
 unsafe extern "C" fn fill_super(sbp: *mut bindings::super_block, fc: *mut bindings::fs_context) -> c_int {
     // SAFETY: the VFS gives us a new, locked super_block for this call.
-    let sb = unsafe { SuperBlock::from_raw(sbp) };
+    let sb = unsafe { NewSuperBlock::from_raw(sbp) };
     // SAFETY: fs_private is our MountOpts (init_fs_context).
     let opts = unsafe { *(*fc).fs_private.cast::<MountOpts>() };
     to_c(fill_super_inner(sb, opts))
 }
 
-fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
-    let sbp = sb.as_ptr();
-    // SAFETY: sb is new and exclusively ours.
-    if unsafe { bindings::sb_set_blocksize(sbp, engine::BLOCK_SIZE as c_int) } == 0 {
+fn fill_super_inner(sb: &NewSuperBlock, opts: MountOpts) -> Result {
+    if !sb.set_blocksize(engine::BLOCK_SIZE as u32) {
         crate::vfs::fs_err!(sb.id(), "device does not support {}-byte blocks\n", engine::BLOCK_SIZE);
         return Err(EINVAL);
     }
@@ -244,18 +242,14 @@ fn fill_super_inner(sb: &SuperBlock, opts: MountOpts) -> Result {
         }),
         GFP_KERNEL,
     )?;
-    // SAFETY: the super_block is new and locked; we own the fields we set.
-    unsafe {
-        (*sbp).s_magic = FERROFS_MAGIC as _;
-        (*sbp).s_op = &SUPER_OPS;
-        (*sbp).s_export_op = &crate::export::EXPORT_OPS;
-        (*sbp).s_maxbytes = (engine::MAX_LBLK * engine::BLOCK_SIZE) as i64;
-        (*sbp).s_time_gran = 1;
-        (*sbp).s_xattr = crate::xattr::HANDLERS.0.as_ptr();
-        (*sbp).s_flags |= bindings::FERROFS_SB_POSIXACL as usize;
-        (*sbp).s_time_min = i64::MIN;
-        (*sbp).s_time_max = i64::MAX;
-    }
+    sb.set_params(&SbParams {
+        magic: FERROFS_MAGIC,
+        ops: &SUPER_OPS,
+        export_ops: &crate::export::EXPORT_OPS,
+        xattr: &crate::xattr::HANDLERS.0,
+        max_bytes: (engine::MAX_LBLK * engine::BLOCK_SIZE) as i64,
+        posix_acl: true,
+    });
     FsInfo::install(sb, info);
     let root = match namei::iget(sb, root_ino) {
         Ok(i) => i,

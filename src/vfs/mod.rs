@@ -169,6 +169,66 @@ impl SuperBlock {
     }
 }
 
+/// A super_block being set up by fill_super: new, locked, and ours alone,
+/// so its fields may be written.
+#[repr(transparent)]
+pub(crate) struct NewSuperBlock(SuperBlock);
+
+/// What fill_super sets in a new super_block.
+pub(crate) struct SbParams {
+    pub(crate) magic: u64,
+    pub(crate) ops: &'static bindings::super_operations,
+    pub(crate) export_ops: &'static bindings::export_operations,
+    pub(crate) xattr: &'static [*const bindings::xattr_handler],
+    pub(crate) max_bytes: i64,
+    pub(crate) posix_acl: bool,
+}
+
+impl NewSuperBlock {
+    /// # Safety
+    /// `ptr` is the new, locked super_block of the fill_super call being
+    /// served (the VFS shows it to nobody else until fill_super returns).
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::super_block) -> &'a Self {
+        // SAFETY: transparent wrapper; the caller vouches for the rest.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    /// `sb_set_blocksize`; false if the device cannot do it.
+    pub(crate) fn set_blocksize(&self, size: u32) -> bool {
+        // SAFETY: the super_block is new and ours (type invariant).
+        unsafe { bindings::sb_set_blocksize(self.as_ptr(), size as c_int) != 0 }
+    }
+
+    /// Sets the operations and limits (times: any 64-bit second, 1 ns).
+    pub(crate) fn set_params(&self, p: &SbParams) {
+        // `s_xattr` is a NULL-terminated array the VFS walks.
+        assert!(p.xattr.last().is_some_and(|h| h.is_null()));
+        let s = self.as_ptr();
+        // SAFETY: the super_block is new and ours (type invariant); the
+        // tables are statics.
+        unsafe {
+            (*s).s_magic = p.magic as _;
+            (*s).s_op = p.ops;
+            (*s).s_export_op = p.export_ops;
+            (*s).s_maxbytes = p.max_bytes;
+            (*s).s_time_gran = 1;
+            (*s).s_xattr = p.xattr.as_ptr();
+            if p.posix_acl {
+                (*s).s_flags |= bindings::FERROFS_SB_POSIXACL as usize;
+            }
+            (*s).s_time_min = i64::MIN;
+            (*s).s_time_max = i64::MAX;
+        }
+    }
+}
+
+impl core::ops::Deref for NewSuperBlock {
+    type Target = SuperBlock;
+    fn deref(&self) -> &SuperBlock {
+        &self.0
+    }
+}
+
 /// A kernel-held freeze, thawed on drop.
 pub(crate) struct FreezeGuard<'a>(&'a SuperBlock);
 
