@@ -500,7 +500,9 @@ unsafe extern "C" fn fallocate(file: *mut bindings::file, mode: c_int, off: i64,
     let supported = bindings::FALLOC_FL_KEEP_SIZE
         | bindings::FALLOC_FL_PUNCH_HOLE
         | bindings::FALLOC_FL_ZERO_RANGE
-        | bindings::FALLOC_FL_UNSHARE_RANGE;
+        | bindings::FALLOC_FL_UNSHARE_RANGE
+        | bindings::FALLOC_FL_COLLAPSE_RANGE
+        | bindings::FALLOC_FL_INSERT_RANGE;
     if mode & !supported != 0 {
         return crate::vfs::code::eopnotsupp().to_errno() as isize;
     }
@@ -521,6 +523,10 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
     let end = off.checked_add(len).ok_or(EFBIG)?;
     let keep = mode & bindings::FALLOC_FL_KEEP_SIZE != 0;
     let ino = inode.ino();
+    if mode & (bindings::FALLOC_FL_COLLAPSE_RANGE | bindings::FALLOC_FL_INSERT_RANGE) != 0 {
+        // the VFS allows neither with any other flag
+        return shift_range(inode, inv, mode & bindings::FALLOC_FL_INSERT_RANGE != 0, off, len);
+    }
     if !keep && end > inode.size() {
         inode.newsize_ok(end)?;
     }
@@ -567,6 +573,44 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
         commit_size(inode, s)?;
     }
     refresh(inode)
+}
+
+/// FALLOC_FL_COLLAPSE_RANGE and FALLOC_FL_INSERT_RANGE, with XFS's checks in
+/// XFS's order. Every page from `off` to EOF changes its file offset, so the
+/// whole tail is handled as XFS's xfs_prepare_shift does: layouts broken
+/// (pinned DAX pages waited for), written back, unmapped from every page
+/// table and its DAX entries dropped, and its per-PFN rmap owners forgotten
+/// (their page index is about to change; the next fault records the new
+/// one). Then the engine moves the extents (shared ones stay shared, nothing
+/// is copied) in bounded transactions. Caller holds i_rwsem and the
+/// invalidate lock exclusively, so nothing faults the tail back meanwhile.
+fn shift_range(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, insert: bool, off: i64, len: i64) -> Result {
+    let info = info_of(inode)?;
+    if (off as u64 | len as u64) % BLOCK != 0 {
+        return Err(EINVAL);
+    }
+    let size = inode.size();
+    let max = (engine::MAX_LBLK * BLOCK) as i64; // s_maxbytes
+    if insert {
+        if max - size < len {
+            return Err(EFBIG);
+        }
+        if off >= size {
+            return Err(EINVAL);
+        }
+    } else if off + len >= size {
+        // that would be a truncate
+        return Err(EINVAL);
+    }
+    unmap_blocks(inode, off, max, inv)?;
+    let (ino, t) = (inode.ino(), inode.now());
+    let (l, c) = (off as u64 / BLOCK, len as u64 / BLOCK);
+    let r = info.with_fs(|fs| if insert { fs.insert_range(ino, l, c, t) } else { fs.collapse_range(ino, l, c, t) });
+    // an error may stop the shift between two committed steps
+    // (Documentation/crash-consistency.md): show whatever size it left
+    let r2 = refresh(inode);
+    r?;
+    r2
 }
 
 /// FICLONE, FICLONERANGE, FIDEDUPERANGE and copy_file_range: share the

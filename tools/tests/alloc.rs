@@ -1,6 +1,8 @@
 //! Allocator: 2 MiB aligned runs, fragmentation fallback, ENOSPC leaves a
 //! consistent filesystem, frees come back; poisoned media gives EIO.
 
+mod common;
+
 use ferrofs_engine::*;
 use ferrofs_tools::fsck::{fsck, FsckOptions};
 use ferrofs_tools::{harness, SimPmem};
@@ -194,4 +196,69 @@ fn acl_and_mode_fail_together_on_enospc() {
     assert_eq!((i.mode, i.ctime), (S_IFREG | 0o740, Time { sec: 9, nsec: 0 }));
     assert_eq!(fs.xattr_get(g, 4, b"acl", &mut []), Ok(6000));
     assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}
+
+/// Collapse and insert on a full filesystem: a shift that splits an
+/// extent adds a record, and a record may split a btree node, which needs a
+/// block. Repeated shifts on a full device until one gets ENOSPC: it stops
+/// between two committed steps (or before the first), the filesystem stays
+/// consistent (fsck) and the file is old or in the documented intermediate
+/// state, nothing else changed; and the next shift of the other kind, which
+/// needs no new block once the first one failed, still works or fails alike.
+#[test]
+fn shift_ops_on_a_full_filesystem() {
+    use common::{block_map, is_shift_intermediate, new_fs, state, Ctx, Shift};
+    for insert in [true, false] {
+        let pm = SimPmem::from_image(new_fs(), false);
+        let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+        let f = newfile(&mut fs, "s");
+        // 3-block extents with a hole after each: every shift at 4k+1 splits one
+        for k in 0..150u64 {
+            harness::write(&mut fs, f, 4 * k * BLOCK_SIZE, &[k as u8; 3 * BLOCK_SIZE as usize], T).unwrap();
+        }
+        let fill = newfile(&mut fs, "fill");
+        let mut l = 0;
+        loop {
+            match fs.alloc_write(fill, l, fs.statfs().free_blocks.max(1), AllocFlags::default()) {
+                Ok(m) => l += m.count,
+                Err(Error::NoSpace) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        // and the metadata reserve with btree nodes: empty files
+        let mut n = 0;
+        while fs.create(ROOT_INO, format!("m{n}").as_bytes(), &NewInode { mode: S_IFREG, time: T, ..Default::default() }).is_ok() {
+            n += 1;
+        }
+        assert!(fs.superblock().free_blocks < 4, "{}", fs.superblock().free_blocks);
+        let mut ctx = Ctx { ino: Default::default() };
+        ctx.ino.insert("s", f);
+        let (mut done, mut nospc) = (0, 0);
+        for k in 0..140u64 {
+            // the middle block of extent k, which the k shifts before moved
+            let at = if insert { 5 * k + 1 } else { 3 * k + 1 };
+            let sh = Shift { name: "full", file: "s", insert, lblk: at, count: 1 };
+            let pre = state(&fs);
+            let pre_map = block_map(&fs, f);
+            let size0 = fs.read_inode(f).unwrap().size;
+            match sh.run(&mut fs, &ctx) {
+                Ok(()) => done += 1,
+                Err(Error::NoSpace) => {
+                    nospc += 1;
+                    let s = state(&fs);
+                    assert!(s == pre || is_shift_intermediate(&fs, &sh, f, size0, &pre_map, &pre), "insert {insert} k {k}");
+                    let rep = fsck(&pm, FsckOptions::default());
+                    assert_eq!(rep.exit_code, 0, "insert {insert} k {k}:\n{}", rep.describe());
+                    if nospc > 3 {
+                        break;
+                    }
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let rep = fsck(&pm, FsckOptions::default());
+        assert_eq!(rep.exit_code, 0, "{}", rep.describe());
+        eprintln!("{} on a full filesystem: {done} completed, {nospc} stopped with ENOSPC", if insert { "insert" } else { "collapse" });
+        assert!(nospc > 0 && done > 0);
+    }
 }

@@ -55,7 +55,7 @@ fn run(seed: u64, ops: usize) -> (u64, u64) {
         })));
         let d = dirs[r.below(dirs.len() as u64) as usize];
         let name = format!("n{}", r.below(60));
-        let res: Result<()> = match r.below(10) {
+        let res: Result<()> = match r.below(12) {
             0 | 1 => fs.create(d, name.as_bytes(), &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).map(|(i, _)| {
                 files.push((i, name.clone()));
             }),
@@ -76,6 +76,15 @@ fn run(seed: u64, ops: usize) -> (u64, u64) {
             6 if !files.is_empty() => {
                 let (a, _) = files[r.below(files.len() as u64) as usize];
                 fs.alloc_write(a, r.below(12), 1 + r.below(4), AllocFlags::default()).map(|_| ())
+            }
+            // small files: one transaction, so all or nothing; out of range: EINVAL
+            10 if !files.is_empty() => {
+                let (a, _) = files[r.below(files.len() as u64) as usize];
+                fs.collapse_range(a, r.below(8), 1 + r.below(4), T)
+            }
+            11 if !files.is_empty() => {
+                let (a, _) = files[r.below(files.len() as u64) as usize];
+                fs.insert_range(a, r.below(10), 1 + r.below(4), T)
             }
             7 => {
                 let d2 = dirs[r.below(dirs.len() as u64) as usize];

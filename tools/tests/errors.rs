@@ -174,3 +174,51 @@ fn error_op_sampled(name: &str, op: Op, step: u64) -> u64 {
     assert!(tried > 10);
     tried
 }
+
+/// A failed load in a multi-transaction collapse/insert (every 503rd load):
+/// the error stops the shift between two committed steps; the filesystem
+/// is consistent (fsck) and the file is before, after or in the documented
+/// intermediate state of the shift, every other file untouched.
+#[test]
+fn media_error_in_shift_ops() {
+    for sh in big_shifts() {
+        let (start, ctx) = start_image(big_shift_setup);
+        let ino = ctx.ino[sh.file];
+        let pm = SimPmem::from_image(start.clone(), false);
+        let mut fs = Fs::mount(&pm, &MO).unwrap();
+        let pre = state(&fs);
+        let pre_map = block_map(&fs, ino);
+        let size0 = fs.read_inode(ino).unwrap().size;
+        sh.run(&mut fs, &ctx).unwrap();
+        let post = state(&fs);
+        let (mut tried, mut mid) = (0, 0);
+        for n in (0..).step_by(503) {
+            let pm = SimPmem::from_image(start.clone(), false);
+            let mut fs = Fs::mount(&pm, &MO).unwrap();
+            pm.fail_nth_load(Some(n));
+            let r = sh.run(&mut fs, &ctx);
+            pm.fail_nth_load(None);
+            if pm.failed_loads() == 0 {
+                r.unwrap();
+                break;
+            }
+            tried += 1;
+            match r {
+                Ok(()) => assert_eq!(state(&fs), post, "{}, load {n}", sh.name),
+                Err(Error::Io { .. }) => {
+                    let s = state(&fs);
+                    if s != pre {
+                        assert!(is_shift_intermediate(&fs, &sh, ino, size0, &pre_map, &pre), "{}, load {n}: not an intermediate state", sh.name);
+                        mid += 1;
+                    }
+                    fs.unmount(2).unwrap();
+                    let rep = fsck(&pm, FsckOptions::default());
+                    assert_eq!(rep.exit_code, 0, "{}, load {n}: fsck after the error:\n{}", sh.name, rep.describe());
+                }
+                Err(e) => panic!("{}, load {n}: returned {e:?}, want Io", sh.name),
+            }
+        }
+        eprintln!("errors {}: {tried} loads failed in turn (every 503rd), {mid} left an intermediate state", sh.name);
+        assert!(tried > 10 && mid > 0);
+    }
+}

@@ -231,17 +231,44 @@ fn run_seed(seed: u64, steps: usize) {
         } else if op < 45 {
             let Some(f) = pick(&mut r, &files) else { continue };
             let (l, c) = (r.below(20), 1 + r.below(8));
-            if r.one_in(2) {
-                what = "punch";
-                fs.punch(f, l, c).unwrap();
+            let kind = r.below(4);
+            if kind >= 2 {
+                // collapse / insert: EINVAL unless the range ends before EOF
+                // (collapse) or starts before it (insert)
+                let size = md.file(f).len() as u64;
+                let (s, e) = ((l * BLOCK_SIZE) as usize, ((l + c) * BLOCK_SIZE) as usize);
+                if kind == 2 {
+                    what = "collapse";
+                    let res = fs.collapse_range(f, l, c, T);
+                    if (l + c) * BLOCK_SIZE >= size {
+                        assert_eq!(res, Err(Error::Invalid));
+                    } else {
+                        res.unwrap();
+                        md.file(f).drain(s..e);
+                    }
+                } else {
+                    what = "insert";
+                    let res = fs.insert_range(f, l, c, T);
+                    if l * BLOCK_SIZE >= size {
+                        assert_eq!(res, Err(Error::Invalid));
+                    } else {
+                        res.unwrap();
+                        md.file(f).splice(s..s, core::iter::repeat_n(0u8, e - s));
+                    }
+                }
             } else {
-                what = "zero_range";
-                fs.zero_range(f, l, c).unwrap();
+                if kind == 0 {
+                    what = "punch";
+                    fs.punch(f, l, c).unwrap();
+                } else {
+                    what = "zero_range";
+                    fs.zero_range(f, l, c).unwrap();
+                }
+                let fd = md.file(f);
+                let s = ((l * BLOCK_SIZE) as usize).min(fd.len());
+                let e = (((l + c) * BLOCK_SIZE) as usize).min(fd.len());
+                fd[s..e].fill(0);
             }
-            let fd = md.file(f);
-            let s = ((l * BLOCK_SIZE) as usize).min(fd.len());
-            let e = (((l + c) * BLOCK_SIZE) as usize).min(fd.len());
-            fd[s..e].fill(0);
         } else if op < 49 {
             what = "fallocate";
             let Some(f) = pick(&mut r, &files) else { continue };

@@ -577,6 +577,131 @@ impl<M: Media> Fs<M> {
         })
     }
 
+    /// The extent with the greatest start below `before`.
+    fn ext_last_before(&self, ino: u64, before: u64) -> Result<Option<Extent>> {
+        if before == 0 {
+            return Ok(None);
+        }
+        let mut v = [0u8; 16];
+        if let Some(k) = self.bt_seek_le(TreeId::Extent, Key::new(ino, before - 1, 0), &mut v)? {
+            if k.a == ino {
+                return Ok(Some(self.decode_ext(k, &v)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Move one extent record (and its rmap record) by `delta` blocks,
+    /// merging with a compatible neighbour at the new place. Physical blocks,
+    /// their refcounts and the inode's block count do not change: a shared
+    /// extent stays shared, only its file offset moves.
+    #[inline(never)]
+    fn ext_shift(&mut self, ino: u64, e: &Extent, to: u64) -> Result<()> {
+        self.ext_del(ino, e)?;
+        self.ext_insert(ino, to, e.pblk, e.len, e.flags)
+    }
+
+    /// Check a shift request against the file (FALLOC_FL_COLLAPSE_RANGE /
+    /// INSERT_RANGE rules): a regular file, and for collapse a range that
+    /// ends before EOF, for insert an offset before EOF and a size that
+    /// stays within the maximum.
+    fn shift_check(&self, ino: u64, lblk: u64, count: u64, insert: bool) -> Result<Inode> {
+        Self::check_range(lblk, count)?;
+        let i = self.data_inode(ino)?;
+        if !i.is_reg() {
+            return Err(Error::Invalid);
+        }
+        if insert {
+            if i.size.saturating_add(count * BLOCK_SIZE) > MAX_LBLK * BLOCK_SIZE {
+                return Err(Error::FileTooBig);
+            }
+            if lblk.saturating_mul(BLOCK_SIZE) >= i.size {
+                return Err(Error::Invalid);
+            }
+            // preallocated blocks past EOF move too and must stay addressable
+            if let Some(last) = self.ext_last_before(ino, MAX_LBLK)? {
+                if last.lblk + last.len + count > MAX_LBLK {
+                    return Err(Error::FileTooBig);
+                }
+            }
+        } else if (lblk + count).saturating_mul(BLOCK_SIZE) >= i.size {
+            return Err(Error::Invalid);
+        }
+        Ok(i)
+    }
+
+    /// FALLOC_FL_COLLAPSE_RANGE: remove [lblk, lblk+count) and move every
+    /// extent after it down by `count` blocks; the size shrinks by as much.
+    ///
+    /// Bounded transactions, as XFS does it: unmap the range (each step a
+    /// valid partial punch), then move extents one by one, lowest first, into
+    /// the gap, and shrink the size in the last step. The size stays the old
+    /// one until every extent has moved, so no moved extent is ever past
+    /// EOF. A crash (or an error) between steps leaves the old size, the
+    /// range partly or wholly punched, and, once wholly punched, the
+    /// extents below some offset X moved down by `count` and those at or
+    /// above X where they were (Documentation/crash-consistency.md).
+    pub fn collapse_range(&mut self, ino: u64, lblk: u64, count: u64, t: Time) -> Result<()> {
+        self.shift_check(ino, lblk, count, false)?;
+        self.run(|fs| {
+            fs.unmap_range_all(ino, lblk, count)?;
+            let mut cur = lblk + count;
+            while let Some(e) = fs.ext_next(ino, cur)? {
+                if !fs.tx_has_room() {
+                    fs.tx_restart()?;
+                }
+                fs.ext_shift(ino, &e, e.lblk - count)?;
+                cur = e.lblk + e.len;
+            }
+            let mut i = fs.inode_get(ino)?;
+            i.size = i.size.saturating_sub(count * BLOCK_SIZE);
+            i.mtime = t;
+            i.ctime = t;
+            fs.inode_put(ino, &i)
+        })
+    }
+
+    /// FALLOC_FL_INSERT_RANGE: move every extent at or after `lblk` up by
+    /// `count` blocks, leaving a hole there; the size grows by as much.
+    ///
+    /// Bounded transactions, as XFS does it: the first step grows the size
+    /// (and splits the extent that straddles `lblk`), then extents move one
+    /// by one, highest first. Growing the size first means no moved extent
+    /// is ever past EOF. A crash (or an error) between steps leaves the new
+    /// size, the extents at or above some offset X moved up by `count` and
+    /// those below X (but at or after `lblk`) where they were, with a hole of
+    /// `count` blocks at X.
+    pub fn insert_range(&mut self, ino: u64, lblk: u64, count: u64, t: Time) -> Result<()> {
+        self.shift_check(ino, lblk, count, true)?;
+        self.run(|fs| {
+            let mut i = fs.inode_get(ino)?;
+            i.size += count * BLOCK_SIZE;
+            i.mtime = t;
+            i.ctime = t;
+            fs.inode_put(ino, &i)?;
+            if let Some(e) = fs.ext_covering(ino, lblk)? {
+                if e.lblk < lblk {
+                    let head = lblk - e.lblk;
+                    fs.ext_del(ino, &e)?;
+                    fs.ext_put(ino, e.lblk, e.pblk, head, e.flags)?;
+                    fs.ext_put(ino, lblk, e.pblk + head, e.len - head, e.flags)?;
+                }
+            }
+            let mut cur = MAX_LBLK;
+            while let Some(e) = fs.ext_last_before(ino, cur)? {
+                if e.lblk < lblk {
+                    break;
+                }
+                if !fs.tx_has_room() {
+                    fs.tx_restart()?;
+                }
+                fs.ext_shift(ino, &e, e.lblk + count)?;
+                cur = e.lblk;
+            }
+            Ok(())
+        })
+    }
+
     /// Share [slblk, slblk+count) of `src` into `dst` at `dlblk`, replacing
     /// whatever the destination range held. Holes and unwritten extents of
     /// the source become holes. Sizes are not changed (the caller updates the

@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import expect_errno, pattern
+from fsutil import expect_errno, fiemap, pattern
 
 B = 4096
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
@@ -142,9 +142,73 @@ def test_fallocate_modes():
     m.data.extend(bytes(15 * B - len(m.data)))
     m.data[11 * B:] = bytes(len(m.data) - 11 * B)
     m.check()
-    expect_errno("EOPNOTSUPP", fallocate, m.fd, FALLOC_FL_COLLAPSE_RANGE, 0, B)
-    expect_errno("EOPNOTSUPP", fallocate, m.fd, FALLOC_FL_INSERT_RANGE, 0, B)
     expect_errno("EINVAL", fallocate, m.fd, 0, 0, 0)
+
+
+def test_collapse_insert_range():
+    """FALLOC_FL_COLLAPSE_RANGE and INSERT_RANGE: the data after the offset
+    moves by the length (bytes read back through read and through a mapping
+    made before the shift), the size follows, and every error XFS and the
+    VFS give for bad ranges and flag combinations."""
+    import mmap
+    m = Model("sh")
+    m.pwrite(0, pattern(31, 16 * B + 100))
+    mp = mmap.mmap(m.fd, 16 * B)
+    assert mp[9 * B:10 * B] == m.data[9 * B:10 * B]       # fault the tail in
+    free0 = gtest.statfs_free()
+    fallocate(m.fd, FALLOC_FL_COLLAPSE_RANGE, 4 * B, 3 * B)
+    del m.data[4 * B:7 * B]
+    m.check()
+    assert gtest.statfs_free() == free0 + 3                # the range's blocks freed
+    assert mp[9 * B:10 * B] == m.data[9 * B:10 * B], "stale mapping after collapse"
+    fallocate(m.fd, FALLOC_FL_INSERT_RANGE, 2 * B, 5 * B)
+    m.data[2 * B:2 * B] = bytes(5 * B)
+    m.check()
+    assert gtest.statfs_free() == free0 + 3                # a hole, nothing allocated
+    assert mp[:] == m.data[:16 * B], "stale mapping after insert"
+    ext = fiemap(m.fd)
+    assert not any(lo < 7 * B and lo + ln > 2 * B for lo, _, ln, _ in ext), ext
+    mp[8 * B:8 * B + 5] = b"hello"                         # store through the old mapping
+    m.data[8 * B:8 * B + 5] = b"hello"
+    mp.close()
+    m.check()
+    # preallocation past EOF moves with the rest
+    pre = (len(m.data) + B - 1) // B * B + B
+    fallocate(m.fd, FALLOC_FL_KEEP_SIZE, pre, 2 * B)
+    fallocate(m.fd, FALLOC_FL_INSERT_RANGE, 0, B)
+    m.data[0:0] = bytes(B)
+    m.check()
+    un = [(lo, ln) for lo, _, ln, fl in fiemap(m.fd) if fl & 0x800]
+    assert un == [(pre + B, 2 * B)], un
+    fallocate(m.fd, FALLOC_FL_COLLAPSE_RANGE, 0, B)
+    del m.data[0:B]
+    m.check()
+    size = len(m.data)
+    for off, n in ((100, B), (B, 100), (B, B + 1)):
+        expect_errno("EINVAL", fallocate, m.fd, FALLOC_FL_COLLAPSE_RANGE, off, n)
+        expect_errno("EINVAL", fallocate, m.fd, FALLOC_FL_INSERT_RANGE, off, n)
+    last = size // B * B
+    assert size % B
+    expect_errno("EINVAL", fallocate, m.fd, FALLOC_FL_COLLAPSE_RANGE, last, B)       # reaches EOF
+    expect_errno("EINVAL", fallocate, m.fd, FALLOC_FL_COLLAPSE_RANGE, 0, last + B)  # past it
+    expect_errno("EINVAL", fallocate, m.fd, FALLOC_FL_INSERT_RANGE, last + B, B)    # at/after EOF
+    expect_errno("EOPNOTSUPP", fallocate, m.fd, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0, B)
+    expect_errno("EOPNOTSUPP", fallocate, m.fd, FALLOC_FL_INSERT_RANGE | FALLOC_FL_KEEP_SIZE, 0, B)
+    expect_errno("EOPNOTSUPP", fallocate, m.fd, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_PUNCH_HOLE, 0, B)
+    m.check()
+    gtest.remount()
+    m.fd = os.open("sh", os.O_RDWR)
+    m.check()
+    # the new size would pass s_maxbytes (16 TiB): EFBIG, and nothing moved
+    big = os.open("sh-big", os.O_RDWR | os.O_CREAT, 0o644)
+    os.pwrite(big, b"x", 0)
+    os.ftruncate(big, (1 << 44) - B)
+    expect_errno("EFBIG", fallocate, big, FALLOC_FL_INSERT_RANGE, 0, 2 * B)
+    assert os.fstat(big).st_size == (1 << 44) - B and os.pread(big, 1, 0) == b"x"
+    fallocate(big, FALLOC_FL_INSERT_RANGE, 0, B)
+    assert os.fstat(big).st_size == 1 << 44 and os.pread(big, 1, B) == b"x"
+    os.close(big)
+    os.unlink("sh-big")
 
 
 def test_splice_and_copy_range():

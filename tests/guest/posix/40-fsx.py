@@ -6,7 +6,8 @@ Operations: pread, pwrite (offsets straddling 4 KiB blocks and 2 MiB
 boundaries, 1 byte .. ~300 KiB), mmap loads and stores (MAP_SHARED, through a
 long-lived mapping of the whole 8 MiB window and through fresh mappings at an
 offset), truncate up/down, fallocate (keep-size, extending, punch hole, zero
-range, unshare with and without keep-size), FICLONERANGE between files and
+range, unshare with and without keep-size, collapse range and insert range,
+block-aligned and, now and then, not: EINVAL), FICLONERANGE between files and
 within one file, copy_file_range (cloned when aligned, copied through splice
 when not), FIDEDUPERANGE on equal
 and unequal ranges, fsync/fdatasync/msync, close+reopen and remount.
@@ -73,6 +74,7 @@ MAPLEN = MAXSIZE           # the long-lived mapping covers every possible byte
 
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x1, 0x2, 0x10
 FALLOC_FL_UNSHARE_RANGE = 0x40
+FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE = 0x08, 0x20
 FILE_DEDUPE_RANGE_SAME, FILE_DEDUPE_RANGE_DIFFERS = 0, 1
 PROT_READ, PROT_WRITE, MAP_SHARED, MS_SYNC = 1, 2, 1, 4
 
@@ -432,6 +434,75 @@ class Fsx:
             m.extend(bytes(off + n - size))
         self.spot(i, off, n)
 
+    def shift_range(self, i):
+        """A block-aligned (sometimes not) offset inside the file and length."""
+        size = len(self.model[i])
+        off = self.rng.randrange(0, max(size, B), B)
+        r = self.rng.random()
+        if r < 0.6:
+            n = self.rng.randint(1, 64) * B
+        elif r < 0.9:
+            n = self.rng.randint(1, 512) * B
+        else:
+            n = self.rng.randint(1, 1024) * B      # up to 4 MiB
+        if self.rng.random() < 0.05:
+            if self.rng.random() < 0.5:
+                off += self.rng.choice([1, 512, 2048])
+            else:
+                n += self.rng.choice([1, 512, 2048])
+        return off, n
+
+    def op_collapse(self, i):
+        """FALLOC_FL_COLLAPSE_RANGE: EINVAL unless block-aligned and ending
+        before EOF; then the bytes after the range move down by its length."""
+        m = self.model[i]
+        size = len(m)
+        off, n = self.shift_range(i)
+        want = errno.EINVAL if off % B or n % B or off + n >= size else None
+        self.note(f"collapse f{i} {off:#x} +{n:#x} (size {size:#x}; expect {errno.errorcode[want] if want else 'ok'})")
+        try:
+            fallocate(self.fds[i], FALLOC_FL_COLLAPSE_RANGE, off, n)
+            err = None
+        except OSError as e:
+            err = e.errno
+        if err != want:
+            self.fail(f"collapse f{i} {off:#x} +{n:#x}: got {errno.errorcode.get(err, 'success') if err else 'success'}, "
+                      f"expected {errno.errorcode[want] if want else 'success'}")
+        if want is None:
+            del m[off:off + n]
+            self.counts["collapse-ok"] += 1
+        else:
+            self.counts["collapse-einval"] += 1
+        self.spot(i, max(0, off - B), 2 * B)
+
+    def op_insert(self, i):
+        """FALLOC_FL_INSERT_RANGE: EINVAL unless block-aligned and starting
+        before EOF; then a hole of the length appears at the offset and the
+        rest moves up."""
+        m = self.model[i]
+        size = len(m)
+        off, n = self.shift_range(i)
+        if size + n > MAXSIZE:
+            n = (MAXSIZE - size) // B * B
+            if n == 0:
+                return self.op_collapse(i)
+        want = errno.EINVAL if off % B or n % B or off >= size else None
+        self.note(f"insert f{i} {off:#x} +{n:#x} (size {size:#x}; expect {errno.errorcode[want] if want else 'ok'})")
+        try:
+            fallocate(self.fds[i], FALLOC_FL_INSERT_RANGE, off, n)
+            err = None
+        except OSError as e:
+            err = e.errno
+        if err != want:
+            self.fail(f"insert f{i} {off:#x} +{n:#x}: got {errno.errorcode.get(err, 'success') if err else 'success'}, "
+                      f"expected {errno.errorcode[want] if want else 'success'}")
+        if want is None:
+            m[off:off] = bytes(n)
+            self.counts["insert-ok"] += 1
+        else:
+            self.counts["insert-einval"] += 1
+        self.spot(i, max(0, off - B), n + 2 * B)
+
     def op_clone(self, i):
         s, d = self.rng.randrange(NFILES), i
         if self.rng.random() < 0.3:
@@ -638,7 +709,7 @@ class Fsx:
         self.full_check("after remount")
 
     OPS = [("read", 14), ("write", 20), ("mapread", 8), ("mapwrite", 8), ("truncate", 5),
-           ("fallocate", 14), ("clone", 10), ("copy", 5), ("dedupe", 6), ("sync", 3), ("reopen", 1)]
+           ("fallocate", 14), ("collapse", 3), ("insert", 3), ("clone", 10), ("copy", 5), ("dedupe", 6), ("sync", 3), ("reopen", 1)]
 
     def run(self):
         names = [n for n, _ in self.OPS]

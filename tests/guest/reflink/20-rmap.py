@@ -62,5 +62,66 @@ def test_rmap_tracks_owners():
     assert rows == set() and "owners 0" in header, (header, rows)
 
 
+def test_shift_keeps_sharing_and_rmap():
+    """Collapse and insert range move a reflinked file's shared extents
+    without copying them (FIEMAP: the same physical blocks, still SHARED,
+    no space used), and the per-PFN rmap drops the (inode, index) owners
+    whose index the shift changed; the next fault records the new one."""
+    FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE = 8, 32
+    FIEMAP_EXTENT_SHARED = 0x2000
+    data = pattern(7, 6 * B)
+    a = os.open("sa", os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(a, data)
+    b = os.open("sb", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.ioctl(b, FICLONE, a)
+    ia, ib = os.fstat(a).st_ino, os.fstat(b).st_ino
+    p0 = first_block(a)
+    ma, mb = mmap.mmap(a, 6 * B), mmap.mmap(b, 6 * B)
+    assert ma[:] == data and mb[:] == data
+    want = {(p0 + i, ino, i) for i in range(6) for ino in (ia, ib)}
+    assert rmap()[1] == want
+    free0 = gtest.statfs_free()
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+    def falloc(fd, mode, off, n):
+        assert libc.fallocate(fd, mode, ctypes.c_long(off), ctypes.c_long(n)) == 0, os.strerror(ctypes.get_errno())
+
+    mb.close()
+    falloc(b, FALLOC_FL_COLLAPSE_RANGE, B, 2 * B)    # b: blocks 0, 3, 4, 5
+    bdata = data[:B] + data[3 * B:]
+    assert os.pread(b, 6 * B, 0) == bdata
+    ext = [(lo // B, ph // B, ln // B, bool(fl & FIEMAP_EXTENT_SHARED)) for lo, ph, ln, fl in fiemap(b)]
+    assert ext == [(0, p0, 1, True), (1, p0 + 3, 3, True)], ext
+    # b's owners are gone (the unmap starts at the PMD boundary below the
+    # offset, so block 0's too) until b faults them again
+    want = {(p0 + i, ia, i) for i in range(6)}
+    assert rmap()[1] == want, rmap()[1] ^ want
+    mb = mmap.mmap(b, 4 * B)
+    assert mb[:] == bdata
+    want |= {(p0, ib, 0)} | {(p0 + 3 + i, ib, 1 + i) for i in range(3)}
+    assert rmap()[1] == want, rmap()[1] ^ want
+    mb.close()
+    falloc(b, FALLOC_FL_INSERT_RANGE, 2 * B, 2 * B)  # b: 0, 3, hole, hole, 4, 5
+    bdata = bdata[:2 * B] + bytes(2 * B) + bdata[2 * B:]
+    assert os.pread(b, 7 * B, 0) == bdata
+    ext = [(lo // B, ph // B, ln // B, bool(fl & FIEMAP_EXTENT_SHARED)) for lo, ph, ln, fl in fiemap(b)]
+    assert ext == [(0, p0, 1, True), (1, p0 + 3, 1, True), (4, p0 + 4, 2, True)], ext
+    want = {(p0 + i, ia, i) for i in range(6)}
+    assert rmap()[1] == want, rmap()[1] ^ want
+    # nothing was copied: the two blocks b dropped are still a's
+    assert gtest.statfs_free() == free0
+    assert ma[:] == data
+    # a write into b's moved shared block copies it; a keeps its data
+    os.pwrite(b, b"Z", 4 * B)
+    assert os.pread(a, 6 * B, 0) == data and ma[:] == data
+    ma.close()
+    for fd, name in ((a, "sa"), (b, "sb")):
+        os.close(fd)
+        os.unlink(name)
+    header, rows = rmap()
+    assert rows == set() and "owners 0" in header, (header, rows)
+
+
 if __name__ == "__main__":
     gtest.main(globals())

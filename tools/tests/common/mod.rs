@@ -142,6 +142,13 @@ pub fn ops() -> Vec<(&'static str, Op)> {
         ("xattr_set_with_mode", |fs, c| fs.xattr_set_with_mode(c.ino["a"], 4, b"acl", Some(&[3u8; 300][..]), S_IFREG | 0o640, T)),
         ("xattr_set_with_mode_external", |fs, c| fs.xattr_set_with_mode(c.ino["b"], 4, b"acl", Some(&[3u8; 9000][..]), S_IFREG | 0o604, T)),
         ("xattr_remove_with_mode", |fs, c| fs.xattr_set_with_mode(c.ino["a"], 1, b"user.big", None, S_IFREG | 0o600, T)),
+        // collapse/insert: one extent of a (6 blocks), the shared pieces
+        // of b (blocks 1-2 shared with "shared"), the unwritten u
+        ("collapse_range", |fs, c| fs.collapse_range(c.ino["a"], 1, 2, T)),
+        ("collapse_range_shared", |fs, c| fs.collapse_range(c.ino["b"], 0, 1, T)),
+        ("insert_range", |fs, c| fs.insert_range(c.ino["a"], 2, 3, T)),
+        ("insert_range_split_shared", |fs, c| fs.insert_range(c.ino["b"], 2, 4, T)),
+        ("insert_range_unwritten", |fs, c| fs.insert_range(c.ino["u"], 1, 2, T)),
         ("quarantine_used", |fs, c| {
             let p = fs.map(c.ino["a"], 0, 1)?.pblk;
             fs.quarantine(p, 1)
@@ -179,4 +186,109 @@ pub fn big_ops() -> Vec<(&'static str, Op)> {
             fs.evict(i)
         }),
     ]
+}
+
+/// `big_setup` with the big file's size covering all its extents, for the
+/// shift operations (which need the range before EOF).
+pub fn big_shift_setup(fs: &mut Fs<&SimPmem>, c: &mut Ctx) {
+    big_setup(fs, c);
+    fs.set_size(c.ino["big"], 3120 * BLOCK_SIZE, T).unwrap();
+}
+
+/// A multi-transaction shift and the states a crash or an error between its
+/// steps may leave (Documentation/crash-consistency.md).
+#[derive(Clone, Copy)]
+pub struct Shift {
+    pub name: &'static str,
+    pub file: &'static str,
+    pub insert: bool,
+    pub lblk: u64,
+    pub count: u64,
+}
+
+impl Shift {
+    pub fn run(&self, fs: &mut Fs<&SimPmem>, c: &Ctx) -> Result<()> {
+        if self.insert {
+            fs.insert_range(c.ino[self.file], self.lblk, self.count, T)
+        } else {
+            fs.collapse_range(c.ino[self.file], self.lblk, self.count, T)
+        }
+    }
+}
+
+pub fn big_shifts() -> Vec<Shift> {
+    vec![
+        // ~1500 shared one-block extents move down, past the punched range
+        Shift { name: "collapse_many_extents", file: "big", insert: false, lblk: 3, count: 4 },
+        // ... and up, the first one split
+        Shift { name: "insert_many_extents", file: "big", insert: true, lblk: 5, count: 3 },
+    ]
+}
+
+/// A file's block map: per logical block, its (pblk, flags) or None.
+pub fn block_map<M: Media>(fs: &Fs<M>, ino: u64) -> Vec<Option<(u64, u32)>> {
+    let mut m = Vec::new();
+    fs.extents(ino, &mut |e| {
+        if m.len() < (e.lblk + e.len) as usize {
+            m.resize((e.lblk + e.len) as usize, None);
+        }
+        for i in 0..e.len {
+            m[(e.lblk + i) as usize] = Some((e.pblk + i, e.flags));
+        }
+    })
+    .unwrap();
+    m
+}
+
+/// The documented state of an interrupted shift of `s` on the file `ino`,
+/// whose size and block map before it were `size0` and `pre`: every other
+/// file as before (`pre_dump`), and
+/// * collapse: the old size; the range partly punched (the rest as before),
+///   or wholly punched with the extents below some X moved down by count
+///   and those at or above X not moved (a hole of count blocks below X);
+/// * insert: the new size; the extents at or above some X (>= lblk) moved
+///   up by count, a hole of count blocks at X, the rest as before.
+pub fn is_shift_intermediate<M: Media>(fs: &Fs<M>, s: &Shift, ino: u64, size0: u64, pre: &[Option<(u64, u32)>], pre_dump: &Dump) -> bool {
+    let now = state(fs);
+    let path = format!("/{}", s.file);
+    for (k, v) in pre_dump {
+        if k == &path || k == &format!("#ext {ino}") || k == "#sb" {
+            continue;
+        }
+        if now.get(k) != Some(v) {
+            return false;
+        }
+    }
+    let size = fs.read_inode(ino).unwrap().size;
+    let m = block_map(fs, ino);
+    let get = |v: &[Option<(u64, u32)>], l: i64| if l < 0 { None } else { v.get(l as usize).copied().flatten() };
+    let n = (m.len().max(pre.len()) as u64 + s.count + 1) as i64;
+    let (o, c) = (s.lblk as i64, s.count as i64);
+    if (0..o).any(|l| get(&m, l) != get(pre, l)) {
+        return false;
+    }
+    if !s.insert {
+        if size != size0 {
+            return false;
+        }
+        // punch phase
+        if (o..o + c).all(|l| get(&m, l).is_none() || get(&m, l) == get(pre, l)) && (o + c..n).all(|l| get(&m, l) == get(pre, l)) {
+            return true;
+        }
+        // shift phase: X in [o+c, n]
+        (o + c..=n).any(|x| {
+            (o..x - c).all(|l| get(&m, l) == get(pre, l + c))
+                && (x - c..x).all(|l| get(&m, l).is_none())
+                && (x..n).all(|l| get(&m, l) == get(pre, l))
+        })
+    } else {
+        if size != size0 + s.count * BLOCK_SIZE {
+            return false;
+        }
+        (o..=n).any(|x| {
+            (o..x).all(|l| get(&m, l) == get(pre, l))
+                && (x..x + c).all(|l| get(&m, l).is_none())
+                && (x + c..n + c).all(|l| get(&m, l) == get(pre, l - c))
+        })
+    }
 }
