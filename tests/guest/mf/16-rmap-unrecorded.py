@@ -11,8 +11,9 @@ with a dmesg line naming the inode.
 
 The failure is the kernel's own fault injection: failslab with its task
 filter, probability 100, times 1, armed by the mapper (victim.c "failslab")
-just around the load that faults the page in: the first slab allocation of
-that fault, the rmap node, fails."""
+just around the load that faults the page in. The mapper has already read
+the file's other pages, so that fault needs no page table and no DAX xarray
+node: its first slab allocation, the one that fails, is the rmap node."""
 import os
 import sys
 
@@ -57,7 +58,7 @@ def test_unrecorded_owner_gets_sigbus():
     failslab(task_filter="Y", verbose=0, probability=100, interval=1, space=0,
              ignore_gfp_wait="N", times=1)
     try:
-        unrec = spawn("clone", page, "failslab")
+        unrec = spawn("clone", page, "failslab", 4 * B)
         with open(f"{FS}/times") as f:
             left = int(f.read())
     finally:

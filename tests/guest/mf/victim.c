@@ -12,7 +12,12 @@
  *   victim FILE PAGE failslab  as late, but the first read (the fault that
  *                             maps the page) runs with this task's
  *                             /proc/self/make-it-fail set: the caller has
- *                             armed failslab with its task filter
+ *                             armed failslab with its task filter.
+ *                             The other pages of the mapping are read
+ *                             first, so that fault needs no page table
+ *                             (nor its split ptlock) and no DAX xarray
+ *                             node: its first slab allocation is then the
+ *                             filesystem's
  * On SIGBUS: prints "sigbus code=N addr_ok=0|1" and exits 42.
  * Exits 1 on setup errors, 3 if no signal came within 30 s.
  */
@@ -65,6 +70,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[3], "failslab")) {
 		int ff = open("/proc/self/make-it-fail", O_WRONLY);
+
+		for (long i = 0; i < maplen / 4096; i++)
+			if (i != page)
+				c = map[i * 4096];
 
 		if (ff < 0 || write(ff, "1", 1) != 1) { perror("make-it-fail"); return 1; }
 		c = page_addr[0];
