@@ -112,14 +112,14 @@ fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flag
 
     // 2. Owners the in-memory rmap knows about (mapped shared pages).
     {
-        let rmap = info.rmap.lock();
+        let mut rmap = info.rmap.lock();
         for b in pblk..pblk + count {
-            for o in rmap.owners_of(b) {
+            rmap.owners_of(b, |o| {
                 let v = Victim { ino: o.ino, index: o.index };
                 if !victims.iter().any(|x| *x == v) {
                     let _ = victims.push(v, GFP_KERNEL);
                 }
-            }
+            });
         }
     }
 

@@ -99,7 +99,9 @@ fn map_blocks(inode: &Inode, pos: i64, length: i64, flags: c_uint, iomap: &mut I
                 let mut rmap = info.rmap.lock();
                 for i in 0..m.count {
                     if rmap.add(m.pblk + i, ino, m.lblk + i).is_err() {
-                        break; // the on-media rmap still knows the owner
+                        // the on-media rmap still knows the owner, so memory
+                        // failure reaches it; count it (and say so) instead
+                        info.rmap_unrecorded(ino, m.lblk + i, m.pblk + i);
                     }
                 }
             }

@@ -52,6 +52,10 @@ pub(crate) struct Stats {
     pub(crate) memory_failures: AtomicU64,
     /// Engine operations that failed with a media error (EIO).
     pub(crate) media_errors: AtomicU64,
+    /// Mapping owners of shared blocks the in-memory rmap could not record
+    /// (allocation failure); memory failure reaches them through the
+    /// on-media rmap.
+    pub(crate) rmap_unrecorded: AtomicU64,
 }
 
 /// Per-mount state, pointed to by `sb->s_fs_info`.
@@ -77,6 +81,15 @@ impl FsInfo {
     pub(crate) fn dev(&self) -> &str {
         let n = self.dev.iter().position(|&b| b == 0).unwrap_or(self.dev.len());
         core::str::from_utf8(&self.dev[..n]).unwrap_or("?")
+    }
+
+    /// Counts an owner of a shared block that the in-memory rmap could not
+    /// record; logs the first ten, then every power of two.
+    pub(crate) fn rmap_unrecorded(&self, ino: u64, index: u64, pblk: u64) {
+        let n = self.stats.rmap_unrecorded.fetch_add(1, Ordering::Relaxed) + 1;
+        if n <= 10 || n.is_power_of_two() {
+            crate::vfs::fs_err!(self.dev(), "rmap: inode {} page {} (block {}) not recorded: out of memory ({} so far); the on-media rmap still finds it\n", ino, index, pblk, n);
+        }
     }
 
     /// Runs `f` on the engine under the mount's lock. Corruption is logged

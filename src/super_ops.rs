@@ -81,13 +81,14 @@ fn debugfs_add(info: &FsInfo) {
     // then returns ERR_PTRs that the remaining calls ignore).
     let dir = unsafe { bindings::debugfs_create_dir(name.as_ptr().cast(), DEBUG_ROOT.load(Ordering::Relaxed)) };
     info.debug_dir.store(dir, Ordering::Relaxed);
-    let counters: [(&core::ffi::CStr, &AtomicU64); 6] = [
+    let counters: [(&core::ffi::CStr, &AtomicU64); 7] = [
         (c"pmd_faults", &info.stats.pmd_faults),
         (c"pmd_fallbacks", &info.stats.pmd_fallbacks),
         (c"pte_faults", &info.stats.pte_faults),
         (c"poisoned_blocks", &info.stats.poisoned_blocks),
         (c"memory_failures", &info.stats.memory_failures),
         (c"media_errors", &info.stats.media_errors),
+        (c"rmap_unrecorded", &info.stats.rmap_unrecorded),
     ];
     for (n, v) in counters {
         // SAFETY: the FsInfo is pinned and outlives the files (removed in

@@ -9,6 +9,15 @@
  *   victim FILE PAGE late      likewise without early kill; touches the page
  *                             again once /tmp/ferrofs-go exists
  *   victim FILE PAGE inject    map, read the page, madvise(MADV_HWPOISON)
+ *   victim FILE PAGE failslab  as late, but the first read (the fault that
+ *                             maps the page) runs with this task's
+ *                             /proc/self/make-it-fail set: the caller has
+ *                             armed failslab with its task filter.
+ *                             The other pages of the mapping are read
+ *                             first, so that fault needs no page table
+ *                             (nor its split ptlock) and no DAX xarray
+ *                             node: its first slab allocation is then the
+ *                             filesystem's
  * On SIGBUS: prints "sigbus code=N addr_ok=0|1" and exits 42.
  * Exits 1 on setup errors, 3 if no signal came within 30 s.
  */
@@ -59,6 +68,18 @@ int main(int argc, char **argv)
 		perror("prctl");
 		return 1;
 	}
+	if (!strcmp(argv[3], "failslab")) {
+		int ff = open("/proc/self/make-it-fail", O_WRONLY);
+
+		for (long i = 0; i < maplen / 4096; i++)
+			if (i != page)
+				c = map[i * 4096];
+
+		if (ff < 0 || write(ff, "1", 1) != 1) { perror("make-it-fail"); return 1; }
+		c = page_addr[0];
+		if (write(ff, "0", 1) != 1) { perror("make-it-fail"); return 1; }
+		close(ff);
+	}
 	c = page_addr[0];
 	(void)c;
 	printf("ready %p\n", page_addr);
@@ -68,7 +89,7 @@ int main(int argc, char **argv)
 		c = page_addr[0]; /* if the kill was not synchronous, this faults */
 	}
 	for (int i = 0; i < 300; i++) {
-		if (!strcmp(argv[3], "late") && access("/tmp/ferrofs-go", F_OK) == 0)
+		if ((!strcmp(argv[3], "late") || !strcmp(argv[3], "failslab")) && access("/tmp/ferrofs-go", F_OK) == 0)
 			c = page_addr[0];
 		usleep(100000);
 	}
