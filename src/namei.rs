@@ -332,16 +332,70 @@ unsafe extern "C" fn rmdir(dir: *mut bindings::inode, d: *mut bindings::dentry) 
     to_c(remove(dir, d, true))
 }
 
+/// RENAME_WHITEOUT (overlayfs on its upper layer): the engine renames and
+/// puts a whiteout (character device 0/0) under the source name in one
+/// transaction. The whiteout's owner and mode come from inode_init_owner and
+/// the directory's default ACL, as for a mknod in `odir` (what ext4 does;
+/// the VFS already required CAP_MKNOD). Like ext4 and XFS we give it no
+/// dentry: d_move leaves the source name unhashed, so the next lookup reads
+/// the whiteout from the engine.
+fn rename_whiteout(
+    idmap: *mut bindings::mnt_idmap,
+    odirp: *mut bindings::inode,
+    od: *mut bindings::dentry,
+    ndirp: *mut bindings::inode,
+    nd: *mut bindings::dentry,
+    rf: engine::RenameFlags,
+) -> Result {
+    // SAFETY: the VFS locks both directories and both inodes for the call;
+    // the target may be negative (NULL).
+    let (odir, ndir, moved, target) = unsafe {
+        (
+            Inode::from_raw(odirp),
+            Inode::from_raw(ndirp),
+            Inode::from_raw(bindings::ferrofs_d_inode(od)),
+            bindings::ferrofs_d_inode(nd),
+        )
+    };
+    let (o, n, oname, nname) = (odir.ino(), ndir.ino(), dname(od), dname(nd));
+    // The VFS calls no rename for two names of one inode, so the engine's
+    // "nothing to do, no whiteout" answer cannot come; refuse it if it does.
+    let p = new_vfs_inode(idmap, odirp, bindings::S_IFCHR as u16, 0, |fs, new| {
+        fs.rename_whiteout(o, oname, n, nname, rf, new)?.ok_or(engine::Error::Invalid)
+    })?;
+    // SAFETY: p is our new, hashed, locked whiteout inode: publish it and
+    // drop our reference (it stays cached: nlink 1).
+    unsafe {
+        bindings::unlock_new_inode(p);
+        bindings::iput(p);
+    }
+    let _ = refresh(moved);
+    if !target.is_null() {
+        // SAFETY: the target inode is referenced by its dentry and locked.
+        let _ = refresh(unsafe { Inode::from_raw(target) });
+    }
+    let _ = refresh(odir);
+    refresh(ndir)
+}
+
 unsafe extern "C" fn rename(
-    _idmap: *mut bindings::mnt_idmap,
+    idmap: *mut bindings::mnt_idmap,
     odirp: *mut bindings::inode,
     od: *mut bindings::dentry,
     ndirp: *mut bindings::inode,
     nd: *mut bindings::dentry,
     flags: c_uint,
 ) -> c_int {
-    if flags & !(bindings::RENAME_NOREPLACE | bindings::RENAME_EXCHANGE) != 0 {
+    if flags & !(bindings::RENAME_NOREPLACE | bindings::RENAME_EXCHANGE | bindings::RENAME_WHITEOUT) != 0 {
         return EINVAL.to_errno();
+    }
+    if flags & bindings::RENAME_WHITEOUT != 0 {
+        // (the VFS refuses WHITEOUT with EXCHANGE before calling us)
+        if flags & bindings::RENAME_EXCHANGE != 0 {
+            return EINVAL.to_errno();
+        }
+        let rf = engine::RenameFlags { noreplace: flags & bindings::RENAME_NOREPLACE != 0, exchange: false };
+        return to_c(rename_whiteout(idmap, odirp, od, ndirp, nd, rf));
     }
     // SAFETY: the VFS locks both directories and both inodes (lock_rename +
     // lock_two_nondirectories) for the call.

@@ -157,6 +157,102 @@ fn rename_rules() {
     assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0, "{}", fsck(&pm, FsckOptions::default()).describe());
 }
 
+/// The whiteout's type, rdev, owner, links, parent and directory entry.
+fn assert_whiteout(fs: &Fs<&SimPmem>, dir: u64, name: &[u8], w: u64) {
+    assert_eq!(fs.lookup(dir, name).unwrap(), Some(w));
+    let i = fs.read_inode(w).unwrap();
+    assert_eq!((i.mode, i.rdev, i.nlink, i.parent, i.size, i.blocks), (S_IFCHR, 0, 1, dir, 0, 0));
+    assert_eq!((i.uid, i.gid, i.ctime), (1000, 100, T));
+    let mut ft = None;
+    fs.readdir(dir, 0, &mut |n, ino, t, _| {
+        if n == name {
+            ft = Some((ino, t));
+        }
+        true
+    })
+    .unwrap();
+    assert_eq!(ft, Some((w, 2)), "DT_CHR entry");
+}
+
+#[test]
+fn rename_whiteout() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = setup(&pm);
+    let (d, _) = fs.create(ROOT_INO, b"d", &dir()).unwrap();
+    let (f, _) = fs.create(ROOT_INO, b"f", &reg()).unwrap();
+    let (g, _) = fs.create(d, b"g", &reg()).unwrap();
+    let (sub, _) = fs.create(ROOT_INO, b"sub", &dir()).unwrap();
+    // the caller's mode bits are kept, type and rdev forced
+    let wh = NewInode { mode: S_IFREG | 0o600, uid: 1000, gid: 100, rdev: 77, flags: IFLAG_DAX, time: T };
+    let wh0 = NewInode { mode: 0, ..wh };
+    let none = RenameFlags::default();
+    let noreplace = RenameFlags { noreplace: true, exchange: false };
+    let exchange = RenameFlags { exchange: true, noreplace: false };
+    let root_size = fs.read_inode(ROOT_INO).unwrap().size;
+
+    // plain move across directories: the source name becomes a whiteout
+    let (w1, i1) = fs.rename_whiteout(ROOT_INO, b"f", d, b"f2", none, &wh0).unwrap().unwrap();
+    assert_eq!((i1.mode, i1.rdev, i1.flags), (S_IFCHR, 0, 0));
+    assert_eq!(fs.lookup(d, b"f2").unwrap(), Some(f));
+    assert_whiteout(&fs, ROOT_INO, b"f", w1);
+    assert_eq!(fs.read_inode(ROOT_INO).unwrap().size, root_size, "one name out, one in");
+    assert_eq!(fs.read_inode(d).unwrap().size, 2);
+
+    // over an existing file: the target loses its link, the source name is a whiteout
+    let (w2, _) = fs.rename_whiteout(d, b"f2", d, b"g", none, &wh).unwrap().unwrap();
+    assert_eq!(fs.read_inode(w2).unwrap().mode, S_IFCHR | 0o600);
+    assert_eq!(fs.lookup(d, b"g").unwrap(), Some(f));
+    assert_eq!(fs.read_inode(g).unwrap().nlink, 0);
+    fs.evict(g).unwrap();
+    assert_eq!(fs.read_inode(d).unwrap().size, 2);
+
+    // with NOREPLACE: refused over an existing name (nothing changes), fine otherwise
+    assert_eq!(fs.rename_whiteout(d, b"g", ROOT_INO, b"sub", noreplace, &wh0).err(), Some(Error::Exists));
+    assert_eq!(fs.lookup(d, b"g").unwrap(), Some(f));
+    let next = fs.superblock().next_ino;
+    let (w3, _) = fs.rename_whiteout(d, b"g", ROOT_INO, b"g3", noreplace, &wh0).unwrap().unwrap();
+    assert_eq!(w3, next, "a fresh inode number");
+    assert_whiteout(&fs, d, b"g", w3);
+
+    // with EXCHANGE: Invalid, nothing changes
+    assert_eq!(fs.rename_whiteout(ROOT_INO, b"g3", ROOT_INO, b"sub", exchange, &wh0).err(), Some(Error::Invalid));
+    assert_eq!(fs.lookup(ROOT_INO, b"g3").unwrap(), Some(f));
+
+    // a directory: it moves with its link counts, a whiteout stays behind
+    let root_nlink = fs.read_inode(ROOT_INO).unwrap().nlink;
+    let (w4, _) = fs.rename_whiteout(ROOT_INO, b"sub", d, b"sub", none, &wh0).unwrap().unwrap();
+    assert_whiteout(&fs, ROOT_INO, b"sub", w4);
+    assert_eq!(fs.read_inode(sub).unwrap().parent, d);
+    assert_eq!(fs.read_inode(ROOT_INO).unwrap().nlink, root_nlink - 1);
+    assert_eq!(fs.read_inode(d).unwrap().nlink, 3);
+
+    // a whiteout can itself be renamed over (overlayfs does when it removes one)
+    fs.rename(ROOT_INO, b"g3", ROOT_INO, b"f", none, T).unwrap();
+    assert_eq!(fs.read_inode(w1).unwrap().nlink, 0);
+    fs.evict(w1).unwrap();
+
+    // two names of one inode: nothing happens, no whiteout
+    fs.link(f, ROOT_INO, b"f-link", T).unwrap();
+    let next = fs.superblock().next_ino;
+    assert_eq!(fs.rename_whiteout(ROOT_INO, b"f", ROOT_INO, b"f-link", none, &wh0).unwrap().map(|x| x.0), None);
+    assert_eq!(fs.superblock().next_ino, next);
+    assert_eq!(fs.lookup(ROOT_INO, b"f").unwrap(), Some(f));
+
+    // bad names and a missing source: the usual errors, no whiteout made
+    assert_eq!(fs.rename_whiteout(ROOT_INO, b"nope", d, b"x", none, &wh0).err(), Some(Error::NotFound));
+    assert_eq!(fs.rename_whiteout(ROOT_INO, b"..", d, b"x", none, &wh0).err(), Some(Error::Invalid));
+    assert_eq!(fs.superblock().next_ino, next);
+
+    // it survives a remount and fsck is clean
+    let m = fs.unmount(0).unwrap();
+    let fs = Fs::mount(m, &MountOptions::default()).unwrap();
+    assert_whiteout(&fs, ROOT_INO, b"sub", w4);
+    assert_whiteout(&fs, d, b"g", w3);
+    drop(fs);
+    let r = fsck(&pm, FsckOptions::default());
+    assert_eq!(r.exit_code, 0, "{}", r.describe());
+}
+
 #[test]
 fn tmpfile_link_and_orphan_reaping() {
     let pm = SimPmem::new(16 << 20);
