@@ -664,7 +664,66 @@ fn remap_locked(fin: *mut bindings::file, pos_in: i64, fout: *mut bindings::file
     Ok(len)
 }
 
+/// FIEMAP_FLAG_XATTR (`xfs_io -c "fiemap -a"`, generic/425): where the
+/// inode's extended attributes live. Each record sits in an xattr btree leaf
+/// next to other inodes' records: reported as DATA_INLINE (the VFS adds
+/// NOT_ALIGNED) at its byte address, as ext4 reports attributes inside its
+/// inode table; a large value's own blocks are plain extents. Logical
+/// offsets just count the bytes reported so far. The ranges are copied out
+/// of the engine first: filling the user's array can fault on a ferrofs
+/// mapping and re-enter the engine.
+fn fiemap_xattr(ip: *mut bindings::inode, fi: *mut bindings::fiemap_extent_info, start: u64, len: u64) -> Result {
+    let mut len = len;
+    // SAFETY: fi is the VFS's request for the call; this checks its flags
+    // (XATTR and SYNC only) and clamps len.
+    let r = unsafe { bindings::fiemap_prep(ip, fi, start, &mut len, bindings::FIEMAP_FLAG_XATTR) };
+    if r < 0 {
+        return Err(Error::from_errno(r));
+    }
+    // SAFETY: the VFS holds a reference to the inode for the call.
+    let inode = unsafe { Inode::from_raw(ip) };
+    let info = info_of(inode)?;
+    let mut v: KVec<(u64, u64, bool)> = KVec::new();
+    let mut oom = false;
+    info.with_fs(|fs| {
+        fs.xattr_extents(inode.ino(), &mut |a, l, inl| {
+            oom = v.push((a, l, inl), GFP_KERNEL).is_err();
+            !oom
+        })
+    })?;
+    if oom {
+        return Err(ENOMEM);
+    }
+    let end = start.saturating_add(len);
+    let mut logical = 0u64;
+    for (n, &(phys, l, inl)) in v.iter().enumerate() {
+        let lo = logical;
+        logical += l;
+        if logical <= start || lo >= end {
+            continue;
+        }
+        let mut flags = if inl { bindings::FIEMAP_EXTENT_DATA_INLINE } else { 0 };
+        if n + 1 == v.len() {
+            flags |= bindings::FIEMAP_EXTENT_LAST;
+        }
+        // SAFETY: fi is valid for the call; copies one extent to userspace
+        // (no engine lock held).
+        let r = unsafe { bindings::fiemap_fill_next_extent(fi, lo, phys, l, flags) };
+        if r < 0 {
+            return Err(Error::from_errno(r));
+        }
+        if r == 1 {
+            break;
+        }
+    }
+    Ok(())
+}
+
 unsafe extern "C" fn fiemap(ip: *mut bindings::inode, fi: *mut bindings::fiemap_extent_info, start: u64, len: u64) -> c_int {
+    // SAFETY: fi is the VFS's request, valid for the call.
+    if unsafe { (*fi).fi_flags } & bindings::FIEMAP_FLAG_XATTR != 0 {
+        return to_c(fiemap_xattr(ip, fi, start, len));
+    }
     // SAFETY: the VFS holds a reference; shared i_rwsem keeps extents stable.
     unsafe {
         bindings::ferrofs_inode_lock_shared(ip);

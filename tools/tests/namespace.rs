@@ -303,3 +303,68 @@ fn xattr_limits_and_modes() {
     assert_eq!(fs.xattr_remove(f, 1, b"big").err(), Some(Error::NoData));
     assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
 }
+
+/// FIEMAP_FLAG_XATTR's answer: the records' btree entries (read back from
+/// the media, they hold the names) and the external values' blocks.
+#[test]
+fn xattr_extents_name_the_bytes() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = setup(&pm);
+    let (f, _) = fs.create(ROOT_INO, b"f", &reg()).unwrap();
+    let (g, _) = fs.create(ROOT_INO, b"g", &reg()).unwrap();
+    let ext = |fs: &Fs<&SimPmem>, ino| {
+        let mut v = Vec::new();
+        fs.xattr_extents(ino, &mut |a, l, i| {
+            v.push((a, l, i));
+            true
+        })
+        .unwrap();
+        v
+    };
+    assert!(ext(&fs, f).is_empty());
+    // generic/425's load: 409 small attributes, interleaved with another inode's
+    for i in 0..409 {
+        let n = format!("{i:010}");
+        fs.xattr_set(f, 1, n.as_bytes(), n.as_bytes(), XattrMode::Create).unwrap();
+        fs.xattr_set(g, 1, n.as_bytes(), b"g", XattrMode::Create).unwrap();
+    }
+    fs.xattr_set(f, 1, b"external", &[0xa5u8; 9000], XattrMode::Create).unwrap();
+    let es = 24 + 512;
+    let v = ext(&fs, f);
+    let img = pm.snapshot();
+    let mut names = BTreeSet::new();
+    let mut ext_blocks = Vec::new();
+    for &(a, l, inline) in &v {
+        assert!(a + l <= img.len() as u64);
+        if inline {
+            assert_eq!(l % es, 0);
+            for e in (a..a + l).step_by(es as usize) {
+                let r = &img[(e + 24) as usize..(e + es) as usize];
+                names.insert(r[XA_NAME..XA_NAME + r[XA_NAMELEN] as usize].to_vec());
+            }
+        } else {
+            assert_eq!((a % BLOCK_SIZE, l), (0, 3 * BLOCK_SIZE));
+            ext_blocks.push(img[a as usize..(a + 9000) as usize].to_vec());
+        }
+    }
+    assert_eq!(names.len(), 410, "every record once, none of g's");
+    assert!(names.contains(&b"0000000408"[..]) && names.contains(&b"external"[..]));
+    assert_eq!(ext_blocks, vec![vec![0xa5u8; 9000]]);
+    // merged: entries sharing a leaf make one range, so far fewer than 410
+    assert!(v.len() > 1 && v.len() < 200, "{} ranges", v.len());
+    // a callback that stops is not called again
+    let mut calls = 0;
+    fs.xattr_extents(f, &mut |_, _, _| {
+        calls += 1;
+        false
+    })
+    .unwrap();
+    assert_eq!(calls, 1);
+    // gone with the attributes
+    for i in 0..409 {
+        fs.xattr_remove(f, 1, format!("{i:010}").as_bytes()).unwrap();
+    }
+    fs.xattr_remove(f, 1, b"external").unwrap();
+    assert!(ext(&fs, f).is_empty());
+    assert!(!ext(&fs, g).is_empty());
+}
