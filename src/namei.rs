@@ -374,8 +374,10 @@ fn rename_whiteout(
         // SAFETY: the target inode is referenced by its dentry and locked.
         let _ = refresh(unsafe { Inode::from_raw(target) });
     }
+    // the rename is done and durable: a failed refresh must not report it failed
     let _ = refresh(odir);
-    refresh(ndir)
+    let _ = refresh(ndir);
+    Ok(())
 }
 
 unsafe extern "C" fn rename(
