@@ -336,7 +336,7 @@ unsafe extern "C" fn rmdir(dir: *mut bindings::inode, d: *mut bindings::dentry) 
 /// puts a whiteout (character device 0/0) under the source name in one
 /// transaction. The whiteout's owner and mode come from inode_init_owner and
 /// the directory's default ACL, as for a mknod in `odir` (what ext4 does;
-/// the VFS already required CAP_MKNOD). Like ext4 and XFS we give it no
+/// since 5.8 the VFS lets anyone make a whiteout). Like ext4 and XFS we give it no
 /// dentry: d_move leaves the source name unhashed, so the next lookup reads
 /// the whiteout from the engine.
 fn rename_whiteout(
