@@ -663,9 +663,56 @@ fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, fl
     Ok(len)
 }
 
+/// FIEMAP_FLAG_XATTR (`xfs_io -c "fiemap -a"`, generic/425): where the
+/// inode's extended attributes live. Each record sits in an xattr btree leaf
+/// next to other inodes' records: reported as DATA_INLINE (the VFS adds
+/// NOT_ALIGNED) at its byte address, as ext4 reports attributes inside its
+/// inode table; a large value's own blocks are plain extents. Logical
+/// offsets just count the bytes reported so far. The ranges are copied out
+/// of the engine first: filling the user's array can fault on a ferrofs
+/// mapping and re-enter the engine.
+fn fiemap_xattr(inode: &Inode, fi: &FiemapInfo, start: u64, len: u64) -> Result {
+    let mut len = len;
+    // refuses flags other than XATTR (and SYNC) and clamps len
+    fi.prep(inode, start, &mut len, bindings::FIEMAP_FLAG_XATTR)?;
+    let info = info_of(inode)?;
+    let mut v: KVec<(u64, u64, bool)> = KVec::new();
+    let mut oom = false;
+    info.with_fs(|fs| {
+        fs.xattr_extents(inode.ino(), &mut |a, l, inl| {
+            oom = v.push((a, l, inl), GFP_KERNEL).is_err();
+            !oom
+        })
+    })?;
+    if oom {
+        return Err(ENOMEM);
+    }
+    let end = start.saturating_add(len);
+    let mut logical = 0u64;
+    for (n, &(phys, l, inl)) in v.iter().enumerate() {
+        let lo = logical;
+        logical += l;
+        if logical <= start || lo >= end {
+            continue;
+        }
+        let mut flags = if inl { bindings::FIEMAP_EXTENT_DATA_INLINE } else { 0 };
+        if n + 1 == v.len() {
+            flags |= bindings::FIEMAP_EXTENT_LAST;
+        }
+        // copies one extent to userspace (no engine lock held)
+        if fi.fill_next(lo, phys, l, flags)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 unsafe extern "C" fn fiemap(ip: *mut bindings::inode, fi: *mut bindings::fiemap_extent_info, start: u64, len: u64) -> c_int {
     // SAFETY: the VFS holds the inode for the call; fi is its request.
     let (inode, fi) = unsafe { (Inode::from_raw(ip), FiemapInfo::from_raw(fi)) };
+    if fi.flags() & bindings::FIEMAP_FLAG_XATTR != 0 {
+        return to_c(fiemap_xattr(inode, fi, start, len));
+    }
     // shared i_rwsem keeps the extents stable
     let g = inode.lock_shared();
     inode.fiemap(fi, start, len, &IOMAP_OPS, &g)

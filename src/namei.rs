@@ -200,7 +200,7 @@ unsafe extern "C" fn rmdir(dir: *mut bindings::inode, d: *mut bindings::dentry) 
 }
 
 unsafe extern "C" fn rename(
-    _idmap: *mut bindings::mnt_idmap,
+    idmap: *mut bindings::mnt_idmap,
     odir: *mut bindings::inode,
     od: *mut bindings::dentry,
     ndir: *mut bindings::inode,
@@ -209,13 +209,18 @@ unsafe extern "C" fn rename(
 ) -> c_int {
     // SAFETY: lock_rename holds both directories' i_rwsem (one lock if they
     // are the same: `Locked` never unlocks here, so two views are harmless)
-    // and the VFS holds both dentries.
-    let ((odir, od), (ndir, nd)) = unsafe { (dir_args(odir, od), dir_args(ndir, nd)) };
-    to_c(rename_locked(&odir, od, &ndir, nd, flags))
+    // and the VFS holds both dentries and the idmap.
+    let ((odir, od), (ndir, nd), idmap) = unsafe { (dir_args(odir, od), dir_args(ndir, nd), Idmap::from_raw(idmap)) };
+    to_c(rename_locked(idmap, &odir, od, &ndir, nd, flags))
 }
 
-fn rename_locked(odir: &Locked<'_>, od: &NamedDentry, ndir: &Locked<'_>, nd: &NamedDentry, flags: c_uint) -> Result {
-    if flags & !(bindings::RENAME_NOREPLACE | bindings::RENAME_EXCHANGE) != 0 {
+fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Locked<'_>, nd: &NamedDentry, flags: c_uint) -> Result {
+    if flags & !(bindings::RENAME_NOREPLACE | bindings::RENAME_EXCHANGE | bindings::RENAME_WHITEOUT) != 0 {
+        return Err(EINVAL);
+    }
+    let whiteout = flags & bindings::RENAME_WHITEOUT != 0;
+    if whiteout && flags & bindings::RENAME_EXCHANGE != 0 {
+        // (the VFS refuses WHITEOUT with EXCHANGE before calling us)
         return Err(EINVAL);
     }
     let moved = od.positive()?;
@@ -223,7 +228,27 @@ fn rename_locked(odir: &Locked<'_>, od: &NamedDentry, ndir: &Locked<'_>, nd: &Na
         noreplace: flags & bindings::RENAME_NOREPLACE != 0,
         exchange: flags & bindings::RENAME_EXCHANGE != 0,
     };
-    info_of(odir)?.with_fs(|fs| fs.rename(odir.ino(), od.name(), ndir.ino(), nd.name(), rf, odir.now()))?;
+    let (o, n, oname, nname) = (odir.ino(), ndir.ino(), od.name(), nd.name());
+    if whiteout {
+        // RENAME_WHITEOUT (overlayfs on its upper layer): the engine renames
+        // and puts a whiteout (character device 0/0) under the source name
+        // in one transaction. Its owner and mode come from inode_init_owner
+        // and the directory's default ACL, as for a mknod in `odir` (what
+        // ext4 does; since 5.8 the VFS lets anyone make a whiteout). Like
+        // ext4 and XFS we give it no dentry: d_move leaves the source name
+        // unhashed, so the next lookup reads the whiteout from the engine.
+        // The VFS calls no rename for two names of one inode, so the
+        // engine's "nothing to do, no whiteout" answer cannot come; refuse
+        // it if it does.
+        let w = new_vfs_inode(idmap, odir, bindings::S_IFCHR as u16, 0, |fs, new| {
+            fs.rename_whiteout(o, oname, n, nname, rf, new)?.ok_or(engine::Error::Invalid)
+        })?;
+        // published and released: it stays cached (nlink 1)
+        drop(w.publish());
+    } else {
+        info_of(odir)?.with_fs(|fs| fs.rename(o, oname, n, nname, rf, odir.now()))?;
+    }
+    // the rename is done and durable: a failed refresh must not report it failed
     // SAFETY: vfs_rename holds the i_rwsem of both children, except for a
     // directory moved within one parent (fs/namei.c, "lock children"):
     // there the parent's lock, which we hold, already excludes every other

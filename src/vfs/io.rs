@@ -161,6 +161,25 @@ impl FiemapInfo {
         // SAFETY: transparent wrapper; the caller vouches for the rest.
         unsafe { &*p.cast::<Self>() }
     }
+
+    /// The flags userspace asked for (FIEMAP_FLAG_*).
+    pub(crate) fn flags(&self) -> u32 {
+        // SAFETY: a plain field of the request.
+        unsafe { (*self.0.get()).fi_flags }
+    }
+
+    /// `fiemap_prep`: refuses flags outside `supported` and clamps `len`.
+    pub(crate) fn prep(&self, inode: &Inode, start: u64, len: &mut u64, supported: u32) -> Result {
+        // SAFETY: the request and the inode it is about are live.
+        check(unsafe { bindings::fiemap_prep(inode.as_ptr(), self.0.get(), start, len, supported) }).map(|_| ())
+    }
+
+    /// `fiemap_fill_next_extent`: copies one extent to userspace; true when
+    /// the user's array is full (or this was the LAST one).
+    pub(crate) fn fill_next(&self, logical: u64, phys: u64, len: u64, flags: u32) -> Result<bool> {
+        // SAFETY: the request is live; the helper copies to its user array.
+        check(unsafe { bindings::fiemap_fill_next_extent(self.0.get(), logical, phys, len, flags) }).map(|r| r == 1)
+    }
 }
 
 /// The mapping `iomap_begin` returns (`iomap`), filled through setters.

@@ -17,6 +17,8 @@ enum Kind {
     File(Vec<u8>),
     Dir(BTreeMap<Vec<u8>, u64>),
     Sym(Vec<u8>),
+    /// A whiteout (character device 0/0) left by RENAME_WHITEOUT.
+    Whiteout,
 }
 
 #[derive(Clone, Debug)]
@@ -113,12 +115,14 @@ impl Model {
                 Kind::File(d) => d.len() as u64,
                 Kind::Dir(e) => e.len() as u64,
                 Kind::Sym(t) => t.len() as u64,
+                Kind::Whiteout => 0,
             };
             let mut desc = format!("ino={ino} mode={:o} nlink={} size={size} uid=0", m.mode, self.nlink(ino));
             match &m.kind {
                 Kind::File(_) if !with_data(ino) => desc += " crc=-",
                 Kind::File(d) => desc += &format!(" crc={:08x}", crc32c(d)),
                 Kind::Sym(t) => desc += &format!(" target={}", String::from_utf8_lossy(t)),
+                Kind::Whiteout => {}
                 Kind::Dir(e) => {
                     for (name, &c) in e {
                         let p = format!("{}{}{}", path, if path.ends_with('/') { "" } else { "/" }, String::from_utf8_lossy(name));
@@ -335,7 +339,18 @@ fn run_seed(seed: u64, steps: usize) {
                 1 => RenameFlags { noreplace: false, exchange: true },
                 _ => RenameFlags::default(),
             };
-            let res = fs.rename(od, &on, nd, &name, fl, T);
+            // a third of the non-exchange renames leave a whiteout
+            let wh = !fl.exchange && r.below(3) == 0;
+            let res = if wh {
+                let a = NewInode { mode: 0, time: T, ..Default::default() };
+                fs.rename_whiteout(od, &on, nd, &name, fl, &a).map(|w| w.map(|x| x.0))
+            } else {
+                fs.rename(od, &on, nd, &name, fl, T).map(|_| None)
+            };
+            let (res, whiteout) = match res {
+                Ok(w) => (Ok(()), w),
+                Err(e) => (Err(e), None),
+            };
             let src = md.dir(od)[&on];
             let tgt = md.dir(nd).get(&name).copied();
             let expect: std::result::Result<(), Error> = (|| {
@@ -379,7 +394,9 @@ fn run_seed(seed: u64, steps: usize) {
                 }
                 Ok(())
             })();
-            assert_eq!(res, expect, "rename {od}/{:?} -> {nd}/{:?} {fl:?}", on, name);
+            assert_eq!(res, expect, "rename {od}/{:?} -> {nd}/{:?} {fl:?} whiteout {wh}", on, name);
+            // a whiteout exactly when something moved
+            assert_eq!(whiteout.is_some(), wh && res.is_ok() && tgt != Some(src));
             if res.is_ok() {
                 if fl.exchange {
                     let t = tgt.unwrap();
@@ -392,6 +409,10 @@ fn run_seed(seed: u64, steps: usize) {
                     }
                     md.dir_mut(od).remove(&on);
                     md.dir_mut(nd).insert(name.clone(), src);
+                    if let Some(w) = whiteout {
+                        md.inodes.insert(w, MIno { mode: S_IFCHR, kind: Kind::Whiteout, nlink: 1, xattrs: BTreeMap::new() });
+                        md.dir_mut(od).insert(on.clone(), w);
+                    }
                 }
             }
         } else if op < 77 {

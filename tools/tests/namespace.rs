@@ -157,6 +157,102 @@ fn rename_rules() {
     assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0, "{}", fsck(&pm, FsckOptions::default()).describe());
 }
 
+/// The whiteout's type, rdev, owner, links, parent and directory entry.
+fn assert_whiteout(fs: &Fs<&SimPmem>, dir: u64, name: &[u8], w: u64) {
+    assert_eq!(fs.lookup(dir, name).unwrap(), Some(w));
+    let i = fs.read_inode(w).unwrap();
+    assert_eq!((i.mode, i.rdev, i.nlink, i.parent, i.size, i.blocks), (S_IFCHR, 0, 1, dir, 0, 0));
+    assert_eq!((i.uid, i.gid, i.ctime), (1000, 100, T));
+    let mut ft = None;
+    fs.readdir(dir, 0, &mut |n, ino, t, _| {
+        if n == name {
+            ft = Some((ino, t));
+        }
+        true
+    })
+    .unwrap();
+    assert_eq!(ft, Some((w, 2)), "DT_CHR entry");
+}
+
+#[test]
+fn rename_whiteout() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = setup(&pm);
+    let (d, _) = fs.create(ROOT_INO, b"d", &dir()).unwrap();
+    let (f, _) = fs.create(ROOT_INO, b"f", &reg()).unwrap();
+    let (g, _) = fs.create(d, b"g", &reg()).unwrap();
+    let (sub, _) = fs.create(ROOT_INO, b"sub", &dir()).unwrap();
+    // the caller's mode bits are kept, type and rdev forced
+    let wh = NewInode { mode: S_IFREG | 0o600, uid: 1000, gid: 100, rdev: 77, flags: IFLAG_DAX, time: T };
+    let wh0 = NewInode { mode: 0, ..wh };
+    let none = RenameFlags::default();
+    let noreplace = RenameFlags { noreplace: true, exchange: false };
+    let exchange = RenameFlags { exchange: true, noreplace: false };
+    let root_size = fs.read_inode(ROOT_INO).unwrap().size;
+
+    // plain move across directories: the source name becomes a whiteout
+    let (w1, i1) = fs.rename_whiteout(ROOT_INO, b"f", d, b"f2", none, &wh0).unwrap().unwrap();
+    assert_eq!((i1.mode, i1.rdev, i1.flags), (S_IFCHR, 0, 0));
+    assert_eq!(fs.lookup(d, b"f2").unwrap(), Some(f));
+    assert_whiteout(&fs, ROOT_INO, b"f", w1);
+    assert_eq!(fs.read_inode(ROOT_INO).unwrap().size, root_size, "one name out, one in");
+    assert_eq!(fs.read_inode(d).unwrap().size, 2);
+
+    // over an existing file: the target loses its link, the source name is a whiteout
+    let (w2, _) = fs.rename_whiteout(d, b"f2", d, b"g", none, &wh).unwrap().unwrap();
+    assert_eq!(fs.read_inode(w2).unwrap().mode, S_IFCHR | 0o600);
+    assert_eq!(fs.lookup(d, b"g").unwrap(), Some(f));
+    assert_eq!(fs.read_inode(g).unwrap().nlink, 0);
+    fs.evict(g).unwrap();
+    assert_eq!(fs.read_inode(d).unwrap().size, 2);
+
+    // with NOREPLACE: refused over an existing name (nothing changes), fine otherwise
+    assert_eq!(fs.rename_whiteout(d, b"g", ROOT_INO, b"sub", noreplace, &wh0).err(), Some(Error::Exists));
+    assert_eq!(fs.lookup(d, b"g").unwrap(), Some(f));
+    let next = fs.superblock().next_ino;
+    let (w3, _) = fs.rename_whiteout(d, b"g", ROOT_INO, b"g3", noreplace, &wh0).unwrap().unwrap();
+    assert_eq!(w3, next, "a fresh inode number");
+    assert_whiteout(&fs, d, b"g", w3);
+
+    // with EXCHANGE: Invalid, nothing changes
+    assert_eq!(fs.rename_whiteout(ROOT_INO, b"g3", ROOT_INO, b"sub", exchange, &wh0).err(), Some(Error::Invalid));
+    assert_eq!(fs.lookup(ROOT_INO, b"g3").unwrap(), Some(f));
+
+    // a directory: it moves with its link counts, a whiteout stays behind
+    let root_nlink = fs.read_inode(ROOT_INO).unwrap().nlink;
+    let (w4, _) = fs.rename_whiteout(ROOT_INO, b"sub", d, b"sub", none, &wh0).unwrap().unwrap();
+    assert_whiteout(&fs, ROOT_INO, b"sub", w4);
+    assert_eq!(fs.read_inode(sub).unwrap().parent, d);
+    assert_eq!(fs.read_inode(ROOT_INO).unwrap().nlink, root_nlink - 1);
+    assert_eq!(fs.read_inode(d).unwrap().nlink, 3);
+
+    // a whiteout can itself be renamed over (overlayfs does when it removes one)
+    fs.rename(ROOT_INO, b"g3", ROOT_INO, b"f", none, T).unwrap();
+    assert_eq!(fs.read_inode(w1).unwrap().nlink, 0);
+    fs.evict(w1).unwrap();
+
+    // two names of one inode: nothing happens, no whiteout
+    fs.link(f, ROOT_INO, b"f-link", T).unwrap();
+    let next = fs.superblock().next_ino;
+    assert_eq!(fs.rename_whiteout(ROOT_INO, b"f", ROOT_INO, b"f-link", none, &wh0).unwrap().map(|x| x.0), None);
+    assert_eq!(fs.superblock().next_ino, next);
+    assert_eq!(fs.lookup(ROOT_INO, b"f").unwrap(), Some(f));
+
+    // bad names and a missing source: the usual errors, no whiteout made
+    assert_eq!(fs.rename_whiteout(ROOT_INO, b"nope", d, b"x", none, &wh0).err(), Some(Error::NotFound));
+    assert_eq!(fs.rename_whiteout(ROOT_INO, b"..", d, b"x", none, &wh0).err(), Some(Error::Invalid));
+    assert_eq!(fs.superblock().next_ino, next);
+
+    // it survives a remount and fsck is clean
+    let m = fs.unmount(0).unwrap();
+    let fs = Fs::mount(m, &MountOptions::default()).unwrap();
+    assert_whiteout(&fs, ROOT_INO, b"sub", w4);
+    assert_whiteout(&fs, d, b"g", w3);
+    drop(fs);
+    let r = fsck(&pm, FsckOptions::default());
+    assert_eq!(r.exit_code, 0, "{}", r.describe());
+}
+
 #[test]
 fn tmpfile_link_and_orphan_reaping() {
     let pm = SimPmem::new(16 << 20);
@@ -206,4 +302,69 @@ fn xattr_limits_and_modes() {
     fs.xattr_remove(f, 1, b"big").unwrap();
     assert_eq!(fs.xattr_remove(f, 1, b"big").err(), Some(Error::NoData));
     assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}
+
+/// FIEMAP_FLAG_XATTR's answer: the records' btree entries (read back from
+/// the media, they hold the names) and the external values' blocks.
+#[test]
+fn xattr_extents_name_the_bytes() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = setup(&pm);
+    let (f, _) = fs.create(ROOT_INO, b"f", &reg()).unwrap();
+    let (g, _) = fs.create(ROOT_INO, b"g", &reg()).unwrap();
+    let ext = |fs: &Fs<&SimPmem>, ino| {
+        let mut v = Vec::new();
+        fs.xattr_extents(ino, &mut |a, l, i| {
+            v.push((a, l, i));
+            true
+        })
+        .unwrap();
+        v
+    };
+    assert!(ext(&fs, f).is_empty());
+    // generic/425's load: 409 small attributes, interleaved with another inode's
+    for i in 0..409 {
+        let n = format!("{i:010}");
+        fs.xattr_set(f, 1, n.as_bytes(), n.as_bytes(), XattrMode::Create).unwrap();
+        fs.xattr_set(g, 1, n.as_bytes(), b"g", XattrMode::Create).unwrap();
+    }
+    fs.xattr_set(f, 1, b"external", &[0xa5u8; 9000], XattrMode::Create).unwrap();
+    let es = 24 + 512;
+    let v = ext(&fs, f);
+    let img = pm.snapshot();
+    let mut names = BTreeSet::new();
+    let mut ext_blocks = Vec::new();
+    for &(a, l, inline) in &v {
+        assert!(a + l <= img.len() as u64);
+        if inline {
+            assert_eq!(l % es, 0);
+            for e in (a..a + l).step_by(es as usize) {
+                let r = &img[(e + 24) as usize..(e + es) as usize];
+                names.insert(r[XA_NAME..XA_NAME + r[XA_NAMELEN] as usize].to_vec());
+            }
+        } else {
+            assert_eq!((a % BLOCK_SIZE, l), (0, 3 * BLOCK_SIZE));
+            ext_blocks.push(img[a as usize..(a + 9000) as usize].to_vec());
+        }
+    }
+    assert_eq!(names.len(), 410, "every record once, none of g's");
+    assert!(names.contains(&b"0000000408"[..]) && names.contains(&b"external"[..]));
+    assert_eq!(ext_blocks, vec![vec![0xa5u8; 9000]]);
+    // merged: entries sharing a leaf make one range, so far fewer than 410
+    assert!(v.len() > 1 && v.len() < 200, "{} ranges", v.len());
+    // a callback that stops is not called again
+    let mut calls = 0;
+    fs.xattr_extents(f, &mut |_, _, _| {
+        calls += 1;
+        false
+    })
+    .unwrap();
+    assert_eq!(calls, 1);
+    // gone with the attributes
+    for i in 0..409 {
+        fs.xattr_remove(f, 1, format!("{i:010}").as_bytes()).unwrap();
+    }
+    fs.xattr_remove(f, 1, b"external").unwrap();
+    assert!(ext(&fs, f).is_empty());
+    assert!(!ext(&fs, g).is_empty());
 }

@@ -293,6 +293,21 @@ impl<M: Media> Fs<M> {
         Ok(None)
     }
 
+    /// Media byte address of the leaf entry (key and value) holding `k`, if
+    /// present. Valid until the tree next changes.
+    pub(crate) fn bt_entry_addr(&self, t: TreeId, k: Key) -> Result<Option<u64>> {
+        let p = self.descend(t, k)?;
+        if p.h == 0 {
+            return Ok(None);
+        }
+        let d = p.h - 1;
+        let (i, n) = (p.idx[d] as u64, p.n[d] as u64);
+        if i < n && self.key_at(p.blk[d], t.leaf_entry(), i)? == k {
+            return Ok(Some(p.blk[d] * BLOCK_SIZE + BT_HDR + i * t.leaf_entry()));
+        }
+        Ok(None)
+    }
+
     /// Smallest key > k.
     pub(crate) fn bt_next(&self, t: TreeId, k: Key, val: &mut [u8]) -> Result<Option<Key>> {
         match k.succ() {

@@ -107,6 +107,8 @@ pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFREG: u32 = 0o100000;
 /// Symbolic link.
 pub const S_IFLNK: u32 = 0o120000;
+/// Character device (a whiteout is one with rdev 0).
+pub const S_IFCHR: u32 = 0o020000;
 /// Maximum link count.
 pub const LINK_MAX: u32 = 65000;
 

@@ -473,11 +473,51 @@ impl<M: Media> Fs<M> {
 
     /// Rename (with RENAME_NOREPLACE / RENAME_EXCHANGE semantics).
     pub fn rename(&mut self, odir: u64, oname: &[u8], ndir: u64, nname: &[u8], fl: RenameFlags, t: Time) -> Result<()> {
-        self.run(|fs| fs.rename_inner(odir, oname, ndir, nname, fl, t))
+        self.run(|fs| fs.rename_inner(odir, oname, ndir, nname, fl, t).map(drop))
     }
 
+    /// RENAME_WHITEOUT: rename, and put a whiteout (a character device
+    /// 0/0, as overlayfs expects) under the source name, both in one
+    /// transaction so a crash leaves either the old names or the new names
+    /// and the whiteout, never the source name missing. `wh` gives the
+    /// whiteout's owner, permission bits and time (its type and rdev are
+    /// forced). Combined with `noreplace` it is allowed, with `exchange` it
+    /// is Invalid (as in the VFS). Returns the whiteout inode, or None when
+    /// both names are links to the same inode: that rename does nothing, and
+    /// makes no whiteout (the VFS never asks for it).
+    pub fn rename_whiteout(
+        &mut self,
+        odir: u64,
+        oname: &[u8],
+        ndir: u64,
+        nname: &[u8],
+        fl: RenameFlags,
+        wh: &NewInode,
+    ) -> Result<Option<(u64, Inode)>> {
+        if fl.exchange {
+            return Err(Error::Invalid);
+        }
+        let mut a = *wh;
+        a.mode = S_IFCHR | (a.mode & 0o7777);
+        a.rdev = 0;
+        a.flags = 0;
+        let t = a.time;
+        self.run(|fs| {
+            if !fs.rename_inner(odir, oname, ndir, nname, fl, t)? {
+                return Ok(None);
+            }
+            // the source entry is gone: the whiteout takes its name
+            let (ino, i) = fs.new_inode(&a, 1, odir)?;
+            fs.inode_insert(ino, &i, &[])?;
+            fs.dir_add(odir, oname, ino, i.ftype())?;
+            fs.dir_touch(odir, 0, 1, t)?;
+            Ok(Some((ino, i)))
+        })
+    }
+
+    /// Returns false if it changed nothing (both names link the same inode).
     #[inline(never)]
-    fn rename_inner(&mut self, odir: u64, oname: &[u8], ndir: u64, nname: &[u8], fl: RenameFlags, t: Time) -> Result<()> {
+    fn rename_inner(&mut self, odir: u64, oname: &[u8], ndir: u64, nname: &[u8], fl: RenameFlags, t: Time) -> Result<bool> {
         check_name(oname)?;
         check_name(nname)?;
         if fl.exchange && fl.noreplace {
@@ -491,7 +531,7 @@ impl<M: Media> Fs<M> {
         if fl.exchange {
             let (nkey, nino, nft) = tgt.ok_or(Error::NotFound)?;
             if nino == oino {
-                return Ok(());
+                return Ok(false);
             }
             let mut dst = self.inode_get(nino)?;
             if odir != ndir {
@@ -521,14 +561,15 @@ impl<M: Media> Fs<M> {
             self.inode_put(oino, &src)?;
             self.inode_put(nino, &dst)?;
             self.dir_touch(odir, 0, 0, t)?;
-            return self.dir_touch(ndir, 0, 0, t);
+            self.dir_touch(ndir, 0, 0, t)?;
+            return Ok(true);
         }
         if let Some((_, nino, _)) = tgt {
             if fl.noreplace {
                 return Err(Error::Exists);
             }
             if nino == oino {
-                return Ok(());
+                return Ok(false);
             }
         }
         if src.is_dir() && odir != ndir && self.is_under(ndir, oino)? {
@@ -560,7 +601,8 @@ impl<M: Media> Fs<M> {
             self.dir_touch(ndir, 1, 0, t)?;
         }
         src.ctime = t;
-        self.inode_put(oino, &src)
+        self.inode_put(oino, &src)?;
+        Ok(true)
     }
 
     /// List a directory from cookie `pos`. The callback gets (name, ino,

@@ -254,6 +254,58 @@ impl<M: Media> Fs<M> {
         Ok(())
     }
 
+    /// Where an inode's attributes live, for FIEMAP_FLAG_XATTR: in key order,
+    /// each record's leaf entry in the xattr btree (`inline` true: bytes
+    /// inside a metadata block shared with other records, not block
+    /// aligned), followed by its value blocks if the value is external
+    /// (`inline` false). Adjacent ranges of the same kind are merged. The
+    /// callback gets (media byte address, byte length, inline) and returns
+    /// false to stop.
+    pub fn xattr_extents(&self, ino: u64, cb: &mut dyn FnMut(u64, u64, bool) -> bool) -> Result<()> {
+        self.inode_get(ino)?;
+        let es = TreeId::Xattr.leaf_entry();
+        let mut v = [0u8; 512];
+        // the range not yet emitted: (address, length, inline)
+        let mut pend: Option<(u64, u64, bool)> = None;
+        let mut add = |pend: &mut Option<(u64, u64, bool)>, a: u64, l: u64, inl: bool| -> bool {
+            match pend {
+                Some((pa, pl, pi)) if *pi == inl && *pa + *pl == a => {
+                    *pl += l;
+                    true
+                }
+                _ => {
+                    let go = match *pend {
+                        Some((pa, pl, pi)) => cb(pa, pl, pi),
+                        None => true,
+                    };
+                    *pend = Some((a, l, inl));
+                    go
+                }
+            }
+        };
+        let mut next = self.bt_seek_ge(TreeId::Xattr, Key::new(ino, 0, 0), &mut v)?;
+        while let Some(k) = next {
+            if k.a != ino {
+                break;
+            }
+            let r = self.xattr_rec(ino, &v)?;
+            let Some(addr) = self.bt_entry_addr(TreeId::Xattr, k)? else {
+                return corrupt("xattr btree", ino);
+            };
+            if !add(&mut pend, addr, es, true) {
+                return Ok(());
+            }
+            if v[XA_FLAGS] & XA_EXTERNAL != 0 && !add(&mut pend, r.pblk * BLOCK_SIZE, r.nblk * BLOCK_SIZE, false) {
+                return Ok(());
+            }
+            next = self.bt_next(TreeId::Xattr, k, &mut v)?;
+        }
+        if let Some((a, l, i)) = pend {
+            cb(a, l, i);
+        }
+        Ok(())
+    }
+
     #[inline(never)]
     pub(crate) fn xattr_remove_all(&mut self, ino: u64) -> Result<()> {
         let mut v = [0u8; 512];

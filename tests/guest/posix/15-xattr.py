@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import expect_errno, pattern
+from fsutil import expect_errno, fiemap, pattern
 
 
 def touch(name, mode=0o644):
@@ -115,6 +115,73 @@ def test_default_acl_inherited():
     assert os.getxattr("d/sub", "system.posix_acl_default") == dflt
     os.removexattr("d", "system.posix_acl_default")
     expect_errno("ENODATA", os.getxattr, "d", "system.posix_acl_default")
+
+
+FIEMAP_FLAG_XATTR = 0x2
+FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_DATA_INLINE, FIEMAP_EXTENT_NOT_ALIGNED = 0x1, 0x200, 0x100
+
+
+def dev_bytes(off, n):
+    """n bytes of the pmem device at off, past its page cache (O_DIRECT)."""
+    import mmap
+    start = off // 4096 * 4096
+    size = (off + n - start + 4095) // 4096 * 4096
+    buf = mmap.mmap(-1, size)
+    fd = os.open(gtest.DEV, os.O_RDONLY | os.O_DIRECT)
+    try:
+        assert os.preadv(fd, [buf], start) == size
+    finally:
+        os.close(fd)
+    return bytes(buf[off - start:off - start + n])
+
+
+def test_fiemap_xattr():
+    """FIEMAP_FLAG_XATTR (xfs_io fiemap -a, generic/425): the ranges it
+    names hold the attributes (read back from the device: names and the
+    external value), the last one is flagged LAST; none without attributes."""
+    touch("f")
+    touch("g")
+    fd = os.open("f", os.O_RDONLY)
+    assert fiemap(fd, flags=FIEMAP_FLAG_XATTR) == []
+    names = [f"{i:010d}" for i in range(409)]  # generic/425's load
+    for n in names:
+        os.setxattr("f", "user." + n, n.encode())
+        os.setxattr("g", "user." + n, b"g")
+    big = pattern(7, 9000)
+    os.setxattr("f", "user.external", big)
+    for when in ("now", "after remount"):
+        ext = fiemap(fd, flags=FIEMAP_FLAG_XATTR)
+        assert 1 < len(ext) < 200, (when, len(ext))
+        assert [e[3] & FIEMAP_EXTENT_LAST for e in ext] == [0] * (len(ext) - 1) + [FIEMAP_EXTENT_LAST]
+        logical, found, values = 0, set(), []
+        for lo, phys, length, fl in ext:
+            assert lo == logical, (when, ext)  # logical offsets count the bytes
+            logical += length
+            raw = dev_bytes(phys, length)
+            if fl & FIEMAP_EXTENT_DATA_INLINE:
+                assert fl & FIEMAP_EXTENT_NOT_ALIGNED and length % 536 == 0, (when, fl, length)
+                for k in range(0, length, 536):
+                    rec = raw[k + 24:k + 536]  # key, then the record: name at 24
+                    found.add(rec[24:24 + rec[1]].decode())
+            else:
+                assert phys % 4096 == 0 and length == 12288, (when, phys, length)
+                values.append(raw[:9000])
+        assert found == set(names) | {"external"}, (when, len(found))
+        assert values == [big], when
+        # xfs_io's view, the one generic/425 counts
+        out = subprocess.run(["xfs_io", "-c", "fiemap -a", "f"], capture_output=True, text=True)
+        assert out.returncode == 0 and len([ln for ln in out.stdout.splitlines()[1:] if "hole" not in ln]) == len(ext), out
+        if when == "now":
+            os.close(fd)
+            gtest.remount()
+            fd = os.open("f", os.O_RDONLY)
+    # the flag mixes with nothing but SYNC
+    expect_errno("EBADR", fiemap, fd, flags=FIEMAP_FLAG_XATTR | 0x4)
+    for n in names:
+        os.removexattr("f", "user." + n)
+    os.removexattr("f", "user.external")
+    assert fiemap(fd, flags=FIEMAP_FLAG_XATTR | 0x1) == []
+    os.close(fd)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,15 @@ pub fn ops() -> Vec<(&'static str, Op)> {
         ("rename_replace", |fs, c| fs.rename(ROOT_INO, b"a", c.ino["dir"], b"b", RenameFlags::default(), T)),
         ("rename_exchange", |fs, c| fs.rename(ROOT_INO, b"a", c.ino["dir"], b"b", RenameFlags { exchange: true, noreplace: false }, T)),
         ("rename_dir", |fs, c| fs.rename(c.ino["dir"], b"sub", ROOT_INO, b"sub2", RenameFlags::default(), T)),
+        // the rename and the whiteout that takes the source name, one transaction
+        ("rename_whiteout", |fs, c| {
+            let wh = NewInode { mode: 0, uid: 7, gid: 8, time: T, ..Default::default() };
+            fs.rename_whiteout(ROOT_INO, b"a", c.ino["dir"], b"b", RenameFlags::default(), &wh).map(drop)
+        }),
+        ("rename_whiteout_dir_in_big_dir", |fs, c| {
+            let wh = NewInode { mode: 0, time: T, ..Default::default() };
+            fs.rename_whiteout(c.ino["dir"], b"sub", c.ino["many"], b"zz-sub", RenameFlags { noreplace: true, exchange: false }, &wh).map(drop)
+        }),
         ("write_inode", |fs, c| {
             let mut i = fs.read_inode(c.ino["a"])?;
             i.uid = 77;
