@@ -315,7 +315,7 @@ impl<M: Media> Fs<M> {
             return Err(Error::BadMagic);
         }
         let version = le32(&b, 12);
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::BadVersion { version });
         }
         let incompat = le64(&b, 48);
