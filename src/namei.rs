@@ -647,8 +647,23 @@ pub(crate) unsafe extern "C" fn fileattr_get(d: *mut bindings::dentry, fa: *mut 
     let fl = FL_MAP.iter().filter(|(e, _)| di.flags & e != 0).fold(0, |a, (_, f)| a | f);
     // SAFETY: fa is valid for the call; fills flags and the xflags mirror.
     unsafe { bindings::fileattr_fill_flags(fa, fl) };
+    let xf = XFL_MAP.iter().filter(|(e, _)| di.flags & e != 0).fold(0, |a, (_, f)| a | f);
+    let bs = engine::BLOCK_SIZE as u32;
+    // SAFETY: as above; the extent size hints are reported in bytes.
+    unsafe {
+        (*fa).fsx_xflags |= xf;
+        (*fa).fsx_extsize = di.extsize.saturating_mul(bs);
+        (*fa).fsx_cowextsize = di.cowextsize.saturating_mul(bs);
+    }
     0
 }
+
+/// Extent size hint flags, as FS_XFLAG_* (FS_IOC_FSGETXATTR) bits.
+const XFL_MAP: [(u32, u32); 3] = [
+    (engine::IFLAG_EXTSIZE, bindings::FS_XFLAG_EXTSIZE),
+    (engine::IFLAG_EXTSZINHERIT, bindings::FS_XFLAG_EXTSZINHERIT),
+    (engine::IFLAG_COWEXTSIZE, bindings::FS_XFLAG_COWEXTSIZE),
+];
 
 pub(crate) unsafe extern "C" fn fileattr_set(_idmap: *mut bindings::mnt_idmap, d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
     // SAFETY: the VFS holds the inode lock for FS_IOC_SETFLAGS/FSSETXATTR.
@@ -661,13 +676,25 @@ pub(crate) unsafe extern "C" fn fileattr_set(_idmap: *mut bindings::mnt_idmap, d
         return crate::vfs::code::eopnotsupp().to_errno();
     }
     let eflags = FL_MAP.iter().filter(|(_, f)| fl & f != 0).fold(0, |a, (e, _)| a | e);
+    // Extent size hints: the VFS has checked the flags against the file
+    // type, cleared a flag whose value is 0 and, for FS_IOC_SETFLAGS,
+    // filled in the current hints; the engine applies XFS's other rules
+    // (EINVAL: over 2^21 blocks or half the filesystem, or a regular file
+    // with blocks mapped changing its hint). Values are bytes here and
+    // blocks on media, so they must be a multiple of the block size.
+    // SAFETY: fa is valid for the call.
+    let (xf, ext, cow) = unsafe { ((*fa).fsx_xflags, (*fa).fsx_extsize, (*fa).fsx_cowextsize) };
+    let bs = engine::BLOCK_SIZE as u32;
+    if ext % bs != 0 || cow % bs != 0 {
+        return EINVAL.to_errno();
+    }
+    let hflags = XFL_MAP.iter().filter(|(_, f)| xf & f != 0).fold(0, |a, (e, _)| a | e);
     let t = now(inode.as_ptr());
     let r = info_of(inode).and_then(|info| {
         info.with_fs(|fs| {
-            let mut di = fs.read_inode(inode.ino())?;
-            di.flags = (di.flags & !(engine::IFLAG_IMMUTABLE | engine::IFLAG_APPEND | engine::IFLAG_DAX)) | eflags;
-            di.ctime = t;
-            fs.write_inode(inode.ino(), &di)
+            let di = fs.read_inode(inode.ino())?;
+            let keep = di.flags & !(engine::IFLAG_IMMUTABLE | engine::IFLAG_APPEND | engine::IFLAG_DAX | engine::IFLAG_HINTS);
+            fs.set_flags_hints(inode.ino(), keep | eflags | hflags, ext / bs, cow / bs, t)
         })
     });
     if let Err(e) = r {

@@ -135,8 +135,8 @@ fn new_files_inherit_from_their_directory() {
     assert_eq!(h(l), (0, 0, 0));
     assert_eq!(h(n), (0, 0, 0));
     assert_eq!(h(plain), (0, 0, 0));
-    // the long symlink target still reads back (bytes 104..112 are the
-    // symlink length there, not hints)
+    // the symlink target still reads back (bytes 104..112 hold its
+    // length there, not hints)
     let mut b = [0u8; 16];
     assert_eq!(fs.read_link(l, &mut b).unwrap(), 1);
 }
