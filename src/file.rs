@@ -94,7 +94,7 @@ unsafe extern "C" fn iomap_begin(
         if m.kind == engine::MapKind::Written && !m.shared {
             return Ok((m, false, false));
         }
-        let flags = engine::AllocFlags { unwritten: false, huge_align: huge };
+        let flags = engine::AllocFlags { unwritten: false, huge_align: huge, cow_unit: false };
         let n = fs.alloc_write(inode.ino(), lblk, count, flags)?;
         if m.shared {
             info.rmap.lock().forget_range(m.pblk, n.count.min(m.count), inode.ino(), m.lblk);

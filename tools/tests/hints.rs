@@ -220,10 +220,14 @@ fn cow_breaks_sharing_a_whole_cow_unit() {
     fs.set_flags_hints(b, IFLAG_COWEXTSIZE, 0, 4, T).unwrap();
     fs.reflink(a, 0, b, 0, 8).unwrap();
     fs.set_size(b, 8 * BS, T).unwrap();
-    // one block written in b: its whole CoW unit [0, 4) is unshared
+    // without cow_unit (what the kernel asks today) one block is copied
+    fs.alloc_write(b, 5, 1, AllocFlags::default()).unwrap();
+    assert!(!fs.map(b, 5, 1).unwrap().shared && fs.map(b, 4, 1).unwrap().shared && fs.map(b, 6, 1).unwrap().shared);
+    // with it, a write to block 1 unshares its whole CoW unit [0, 4)
+    fs.alloc_write(b, 1, 1, AllocFlags { cow_unit: true, ..Default::default() }).unwrap();
     write(&mut fs, b, BS, &[0xee; 4096], T).unwrap();
     for l in 0..8 {
-        assert_eq!(fs.map(b, l, 1).unwrap().shared, l >= 4, "block {l}");
+        assert_eq!(fs.map(b, l, 1).unwrap().shared, l >= 4 && l != 5, "block {l}");
     }
     assert_eq!(extents(&fs, b)[0].len, 4, "the unit is one new extent");
     // without the hint only the written block is copied

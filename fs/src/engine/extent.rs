@@ -46,6 +46,11 @@ pub struct AllocFlags {
     pub unwritten: bool,
     /// Try a 2 MiB aligned 512-block allocation (PMD fault).
     pub huge_align: bool,
+    /// Break sharing a whole aligned CoW unit at a time when the file has
+    /// a CoW extent size hint. Only for callers that can drop every mapping
+    /// of the unit's other blocks (they move to new blocks too): the kernel
+    /// does not ask for it yet (Documentation/design.md).
+    pub cow_unit: bool,
 }
 
 /// One extent record.
@@ -389,7 +394,7 @@ impl<M: Media> Fs<M> {
     pub fn alloc_write(&mut self, ino: u64, lblk: u64, count: u64, fl: AllocFlags) -> Result<Mapping> {
         Self::check_range(lblk, count)?;
         let i = self.data_inode(ino)?;
-        let (ext, cow) = (i.extsize_hint(), i.cowextsize_hint());
+        let (ext, cow) = (i.extsize_hint(), if fl.cow_unit { i.cowextsize_hint() } else { 0 });
         self.run(|fs| fs.alloc_write_hinted(ino, lblk, count, fl, ext, cow))
     }
 
@@ -593,7 +598,7 @@ impl<M: Media> Fs<M> {
             }
             let m = self.map(ino, cur, end - cur)?;
             if m.kind == MapKind::Hole {
-                let m2 = self.alloc_write_inner(ino, cur, m.count, AllocFlags { unwritten: true, huge_align })?;
+                let m2 = self.alloc_write_inner(ino, cur, m.count, AllocFlags { unwritten: true, huge_align, cow_unit: false })?;
                 cur += m2.count;
             } else {
                 cur += m.count;
