@@ -631,10 +631,13 @@ pub(crate) unsafe extern "C" fn write_inode(p: *mut bindings::inode, _wbc: *mut 
 }
 
 /// Inode flags ferrofs stores, as FS_*_FL (FS_IOC_GETFLAGS) bits.
-const FL_MAP: [(u32, u32); 3] = [
+const FL_MAP: [(u32, u32); 6] = [
     (engine::IFLAG_IMMUTABLE, bindings::FS_IMMUTABLE_FL),
     (engine::IFLAG_APPEND, bindings::FS_APPEND_FL),
     (engine::IFLAG_DAX, bindings::FS_DAX_FL),
+    (engine::IFLAG_NOATIME, bindings::FS_NOATIME_FL),
+    (engine::IFLAG_SYNC, bindings::FS_SYNC_FL),
+    (engine::IFLAG_NODUMP, bindings::FS_NODUMP_FL),
 ];
 
 pub(crate) unsafe extern "C" fn fileattr_get(d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
@@ -693,7 +696,8 @@ pub(crate) unsafe extern "C" fn fileattr_set(_idmap: *mut bindings::mnt_idmap, d
     let r = info_of(inode).and_then(|info| {
         info.with_fs(|fs| {
             let di = fs.read_inode(inode.ino())?;
-            let keep = di.flags & !(engine::IFLAG_IMMUTABLE | engine::IFLAG_APPEND | engine::IFLAG_DAX | engine::IFLAG_HINTS);
+            let fl_mask = FL_MAP.iter().fold(engine::IFLAG_HINTS, |a, (e, _)| a | e);
+            let keep = di.flags & !fl_mask;
             fs.set_flags_hints(inode.ino(), keep | eflags | hflags, ext / bs, cow / bs, t)
         })
     });

@@ -159,7 +159,14 @@ impl Inode {
             if di.flags & engine::IFLAG_APPEND != 0 {
                 fl |= bindings::S_APPEND;
             }
-            bindings::inode_set_flags(p, fl, bindings::S_IMMUTABLE | bindings::S_APPEND);
+            if di.flags & engine::IFLAG_NOATIME != 0 {
+                fl |= bindings::S_NOATIME;
+            }
+            if di.flags & engine::IFLAG_SYNC != 0 {
+                fl |= bindings::S_SYNC;
+            }
+            let mask = bindings::S_IMMUTABLE | bindings::S_APPEND | bindings::S_NOATIME | bindings::S_SYNC;
+            bindings::inode_set_flags(p, fl, mask);
         }
     }
 

@@ -114,6 +114,12 @@ pub const IFLAG_EXTSZINHERIT: u32 = 16;
 /// Inode flag: `cowextsize` is the copy-on-write unit of this file, and is
 /// inherited from a directory (FS_XFLAG_COWEXTSIZE).
 pub const IFLAG_COWEXTSIZE: u32 = 32;
+/// Inode flag: do not update the access time (FS_NOATIME_FL, chattr +A).
+pub const IFLAG_NOATIME: u32 = 64;
+/// Inode flag: writes are synchronous (FS_SYNC_FL, chattr +S).
+pub const IFLAG_SYNC: u32 = 128;
+/// Inode flag: skip in dump(8) backups (FS_NODUMP_FL, chattr +d).
+pub const IFLAG_NODUMP: u32 = 256;
 /// The flags that belong to the extent size hints.
 pub const IFLAG_HINTS: u32 = IFLAG_EXTSIZE | IFLAG_EXTSZINHERIT | IFLAG_COWEXTSIZE;
 /// Largest extent size hint in blocks (XFS's limit, 2^21 blocks = 8 GiB).
