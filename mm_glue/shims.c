@@ -59,6 +59,7 @@ struct inode *ferrofs_d_inode(const struct dentry *dentry) { return d_inode(dent
 struct inode *ferrofs_file_inode(const struct file *file) { return file_inode(file); }
 loff_t ferrofs_bdev_nr_bytes(struct block_device *bdev) { return bdev_nr_bytes(bdev); }
 bool ferrofs_bdev_dax_capable(struct block_device *bdev) { return blk_queue_dax(bdev_get_queue(bdev)); }
+bool ferrofs_bdev_read_only(struct block_device *bdev) { return bdev_read_only(bdev); }
 bool ferrofs_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, unsigned type)
 {
 	return dir_emit(ctx, name, len, ino, type);

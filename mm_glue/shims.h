@@ -32,6 +32,7 @@ struct inode *ferrofs_d_inode(const struct dentry *dentry);
 struct inode *ferrofs_file_inode(const struct file *file);
 loff_t ferrofs_bdev_nr_bytes(struct block_device *bdev);
 bool ferrofs_bdev_dax_capable(struct block_device *bdev);
+bool ferrofs_bdev_read_only(struct block_device *bdev);
 bool ferrofs_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, unsigned type);
 bool ferrofs_dir_emit_dots(struct file *file, struct dir_context *ctx);
 bool ferrofs_is_dax(const struct inode *inode);

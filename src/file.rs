@@ -110,7 +110,7 @@ fn map_blocks(inode: &Inode, pos: i64, length: i64, flags: c_uint, iomap: &mut I
         if m.kind == engine::MapKind::Written && !m.shared {
             return Ok((m, false, false));
         }
-        let flags = engine::AllocFlags { unwritten: false, huge_align: huge };
+        let flags = engine::AllocFlags { unwritten: false, huge_align: huge, cow_unit: false };
         let n = fs.alloc_write(ino, lblk, count, flags)?;
         if m.shared {
             info.rmap.lock().forget_range(m.pblk, n.count.min(m.count), ino, m.lblk);

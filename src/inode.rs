@@ -12,7 +12,7 @@
 use crate::bindings;
 use crate::engine;
 use crate::mount::info_of;
-use crate::vfs::{to_c, Attrs, Dentry, Idmap, Inode, Kstat, Locked};
+use crate::vfs::{to_c, Attrs, Dentry, FileAttr, Idmap, Inode, Kstat, Locked};
 use kernel::ffi::{c_int, c_uint};
 use kernel::prelude::*;
 
@@ -24,6 +24,12 @@ pub(crate) fn attrs_of(di: &engine::Inode) -> Attrs {
     }
     if di.flags & engine::IFLAG_APPEND != 0 {
         s_flags |= bindings::S_APPEND;
+    }
+    if di.flags & engine::IFLAG_NOATIME != 0 {
+        s_flags |= bindings::S_NOATIME;
+    }
+    if di.flags & engine::IFLAG_SYNC != 0 {
+        s_flags |= bindings::S_SYNC;
     }
     Attrs {
         mode: di.mode,
@@ -127,49 +133,73 @@ pub(crate) unsafe extern "C" fn getattr(
 }
 
 /// Inode flags ferrofs stores, as FS_*_FL (FS_IOC_GETFLAGS) bits.
-const FL_MAP: [(u32, u32); 3] = [
+const FL_MAP: [(u32, u32); 6] = [
     (engine::IFLAG_IMMUTABLE, bindings::FS_IMMUTABLE_FL),
     (engine::IFLAG_APPEND, bindings::FS_APPEND_FL),
     (engine::IFLAG_DAX, bindings::FS_DAX_FL),
+    (engine::IFLAG_NOATIME, bindings::FS_NOATIME_FL),
+    (engine::IFLAG_SYNC, bindings::FS_SYNC_FL),
+    (engine::IFLAG_NODUMP, bindings::FS_NODUMP_FL),
 ];
 
-/// `inode_operations.fileattr_get` (from the inode's state: no engine call).
+/// Extent size hint flags, as FS_XFLAG_* (FS_IOC_FSGETXATTR) bits.
+const XFL_MAP: [(u32, u32); 3] = [
+    (engine::IFLAG_EXTSIZE, bindings::FS_XFLAG_EXTSIZE),
+    (engine::IFLAG_EXTSZINHERIT, bindings::FS_XFLAG_EXTSZINHERIT),
+    (engine::IFLAG_COWEXTSIZE, bindings::FS_XFLAG_COWEXTSIZE),
+];
+
+/// `inode_operations.fileattr_get`: flags and the extent size hints.
 pub(crate) unsafe extern "C" fn fileattr_get(d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
-    // SAFETY: the VFS holds the dentry (positive) for the call.
-    let d = unsafe { Dentry::from_raw(d) };
-    let Ok(inode) = d.positive() else { return ENOENT.to_errno() };
-    let flags = inode.state().flags();
-    let fl = FL_MAP.iter().filter(|(e, _)| flags & e != 0).fold(0, |a, (_, f)| a | f);
-    // SAFETY: fa is the caller's for this call; fills flags and the xflags mirror.
-    unsafe { bindings::fileattr_fill_flags(fa, fl) };
-    0
+    // SAFETY: the VFS holds the dentry (positive) and the fileattr for the call.
+    let (d, fa) = unsafe { (Dentry::from_raw(d), FileAttr::from_raw(fa)) };
+    to_c(d.positive().and_then(|inode| {
+        let di = info_of(inode)?.with_fs(|fs| fs.read_inode(inode.ino()))?;
+        let fl = FL_MAP.iter().filter(|(e, _)| di.flags & e != 0).fold(0, |a, (_, f)| a | f);
+        let xf = XFL_MAP.iter().filter(|(e, _)| di.flags & e != 0).fold(0, |a, (_, f)| a | f);
+        let bs = engine::BLOCK_SIZE as u32;
+        // the extent size hints are reported in bytes
+        fa.fill(fl, xf, di.extsize.saturating_mul(bs), di.cowextsize.saturating_mul(bs));
+        Ok(())
+    }))
 }
 
 /// `inode_operations.fileattr_set`.
 pub(crate) unsafe extern "C" fn fileattr_set(_idmap: *mut bindings::mnt_idmap, d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
-    // SAFETY: the VFS holds the dentry (positive) for the call.
-    let d = unsafe { Dentry::from_raw(d) };
+    // SAFETY: the VFS holds the dentry (positive) and the fileattr for the call.
+    let (d, fa) = unsafe { (Dentry::from_raw(d), FileAttr::from_raw(fa)) };
     let Ok(inode) = d.positive() else { return ENOENT.to_errno() };
     // SAFETY: vfs_fileattr_set holds i_rwsem for FS_IOC_SETFLAGS/FSSETXATTR.
     let inode = unsafe { inode.assume_locked() };
-    // SAFETY: fa is valid for the call (vfs_fileattr_set keeps flags and
-    // xflags in step before calling us).
-    let fl = unsafe { (*fa).flags };
-    to_c(set_flags(&inode, fl))
+    to_c(set_flags(&inode, fa))
 }
 
-fn set_flags(inode: &Locked<'_>, fl: u32) -> Result {
+fn set_flags(inode: &Locked<'_>, fa: &FileAttr) -> Result {
+    // (vfs_fileattr_set keeps flags and xflags in step before calling us)
+    let fl = fa.flags();
     let known = FL_MAP.iter().fold(0, |a, (_, f)| a | f);
     if fl & !known != 0 {
         return Err(crate::vfs::code::eopnotsupp());
     }
     let eflags = FL_MAP.iter().filter(|(_, f)| fl & f != 0).fold(0, |a, (e, _)| a | e);
+    // Extent size hints: the VFS has checked the flags against the file
+    // type, cleared a flag whose value is 0 and, for FS_IOC_SETFLAGS,
+    // filled in the current hints; the engine applies XFS's other rules
+    // (EINVAL: over 2^21 blocks or half the filesystem, or a regular file
+    // with blocks mapped changing its hint). Values are bytes here and
+    // blocks on media, so they must be a multiple of the block size.
+    let (xf, (ext, cow)) = (fa.xflags(), fa.hints());
+    let bs = engine::BLOCK_SIZE as u32;
+    if ext % bs != 0 || cow % bs != 0 {
+        return Err(EINVAL);
+    }
+    let hflags = XFL_MAP.iter().filter(|(_, f)| xf & f != 0).fold(0, |a, (e, _)| a | e);
     let t = inode.now();
     info_of(inode)?.with_fs(|fs| {
-        let mut di = fs.read_inode(inode.ino())?;
-        di.flags = (di.flags & !(engine::IFLAG_IMMUTABLE | engine::IFLAG_APPEND | engine::IFLAG_DAX)) | eflags;
-        di.ctime = t;
-        fs.write_inode(inode.ino(), &di)
+        let di = fs.read_inode(inode.ino())?;
+        let fl_mask = FL_MAP.iter().fold(engine::IFLAG_HINTS, |a, (e, _)| a | e);
+        let keep = di.flags & !fl_mask;
+        fs.set_flags_hints(inode.ino(), keep | eflags | hflags, ext / bs, cow / bs, t)
     })?;
     refresh(inode)
 }

@@ -34,6 +34,8 @@ pub(crate) enum DaxMode {
 #[derive(Clone, Copy)]
 pub(crate) struct MountOpts {
     pub(crate) dax: DaxMode,
+    /// `-o ro,norecovery`: mount without rolling back or reaping anything.
+    pub(crate) norecovery: bool,
 }
 
 /// Counters exported read-only in debugfs

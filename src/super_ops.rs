@@ -120,7 +120,7 @@ static CONTEXT_OPS: bindings::fs_context_operations = bindings::fs_context_opera
 };
 
 unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -> c_int {
-    let opts = match KBox::new(MountOpts { dax: DaxMode::Always }, GFP_KERNEL) {
+    let opts = match KBox::new(MountOpts { dax: DaxMode::Always, norecovery: false }, GFP_KERNEL) {
         Ok(b) => b,
         Err(_) => return ENOMEM.to_errno(),
     };
@@ -161,6 +161,10 @@ unsafe extern "C" fn fc_parse_param(fc: *mut bindings::fs_context, param: *mut b
             (*param).__bindgen_anon_1.string,
         )
     };
+    if key == b"norecovery" && ty == bindings::fs_value_type_fs_value_is_flag {
+        opts.norecovery = true;
+        return 0;
+    }
     if key != b"dax" {
         return ENOPARAM.to_errno();
     }
@@ -219,7 +223,35 @@ fn fill_super_inner(sb: &NewSuperBlock, opts: MountOpts) -> Result {
     let dax = DaxClaim::claim(sb, &crate::mm_glue::HOLDER_OPS)?;
     let read_only = sb.is_read_only();
     let time = now_secs();
-    let fs = engine::Fs::mount(dax.media(), &engine::MountOptions { read_only, time }).map_err(|e| {
+    if opts.norecovery && !read_only {
+        crate::vfs::fs_err!(sb.id(), "norecovery needs a read-only mount (-o ro,norecovery)\n");
+        return Err(EINVAL);
+    }
+    // DAX stores do not go through the block layer, so its write protection
+    // (blockdev --setro) does not stop them: a mount that has to recover
+    // (roll back, reap orphans) must not start on a read-only device. As
+    // XFS and ext4 do, refuse it; norecovery looks without recovering.
+    // SAFETY: s_bdev is the device get_tree_bdev opened for this super_block.
+    let dev_ro = unsafe { bindings::ferrofs_bdev_read_only(sb.bdev()) };
+    if dev_ro && !opts.norecovery {
+        match engine::Fs::needs_recovery(dax.media()) {
+            Ok(false) => {}
+            Ok(true) => {
+                crate::vfs::fs_err!(sb.id(), "cannot mount: recovery needed (not cleanly unmounted) but the device is read-only; -o ro,norecovery mounts it without recovery\n");
+                return Err(EROFS);
+            }
+            Err(e) => {
+                explain_mount_error(sb, e);
+                return Err(to_kerr(e));
+            }
+        }
+    }
+    let fs = if opts.norecovery {
+        engine::Fs::mount_norecovery(dax.media(), time)
+    } else {
+        engine::Fs::mount(dax.media(), &engine::MountOptions { read_only, time })
+    }
+    .map_err(|e| {
         explain_mount_error(sb, e);
         to_kerr(e)
     })?;

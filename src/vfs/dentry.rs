@@ -222,3 +222,48 @@ impl IAttr {
         unsafe { bindings::setattr_copy(idmap.as_ptr(), inode.as_ptr(), self.0.get()) };
     }
 }
+
+/// The attributes of FS_IOC_GETFLAGS/SETFLAGS and FS_IOC_FSGETXATTR/
+/// FSSETXATTR (`fileattr`).
+#[repr(transparent)]
+pub(crate) struct FileAttr(Opaque<bindings::fileattr>);
+
+impl FileAttr {
+    /// # Safety
+    /// `p` is the fileattr of the fileattr_get/set call being served.
+    pub(crate) unsafe fn from_raw<'a>(p: *mut bindings::fileattr) -> &'a Self {
+        // SAFETY: transparent wrapper; the caller vouches for the rest.
+        unsafe { &*p.cast::<Self>() }
+    }
+
+    /// FS_*_FL flags (vfs_fileattr_set keeps them in step with the xflags).
+    pub(crate) fn flags(&self) -> u32 {
+        // SAFETY: a plain field of the request.
+        unsafe { (*self.0.get()).flags }
+    }
+
+    /// FS_XFLAG_* flags.
+    pub(crate) fn xflags(&self) -> u32 {
+        // SAFETY: as for flags.
+        unsafe { (*self.0.get()).fsx_xflags }
+    }
+
+    /// The extent size and CoW extent size hints (bytes).
+    pub(crate) fn hints(&self) -> (u32, u32) {
+        // SAFETY: as for flags.
+        unsafe { ((*self.0.get()).fsx_extsize, (*self.0.get()).fsx_cowextsize) }
+    }
+
+    /// Fills the answer of a get: FS_*_FL flags (and their xflags mirror),
+    /// extra xflags, and the hints in bytes.
+    pub(crate) fn fill(&self, flags: u32, xflags: u32, extsize: u32, cowextsize: u32) {
+        let f = self.0.get();
+        // SAFETY: the fileattr is ours to fill for the call.
+        unsafe {
+            bindings::fileattr_fill_flags(f, flags);
+            (*f).fsx_xflags |= xflags;
+            (*f).fsx_extsize = extsize;
+            (*f).fsx_cowextsize = cowextsize;
+        }
+    }
+}

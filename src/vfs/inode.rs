@@ -499,7 +499,7 @@ unsafe fn write_attrs(inode: &Inode, a: &Attrs, keep_newer_times: bool) {
         bindings::ferrofs_inode_set_time(p, 0, at.sec, at.nsec);
         bindings::ferrofs_inode_set_time(p, 1, mt.sec, mt.nsec);
         bindings::ferrofs_inode_set_time(p, 2, ct.sec, ct.nsec);
-        bindings::inode_set_flags(p, a.s_flags, bindings::S_IMMUTABLE | bindings::S_APPEND);
+        bindings::inode_set_flags(p, a.s_flags, bindings::S_IMMUTABLE | bindings::S_APPEND | bindings::S_NOATIME | bindings::S_SYNC);
     }
     inode.state().set(a.btime, a.blocks, a.flags);
 }

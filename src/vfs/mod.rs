@@ -18,7 +18,7 @@ mod dentry;
 mod inode;
 mod io;
 
-pub(crate) use dentry::{obtain_alias, Dentry, File, IAttr, Idmap, NamedDentry};
+pub(crate) use dentry::{obtain_alias, Dentry, File, FileAttr, IAttr, Idmap, NamedDentry};
 pub(crate) use inode::{
     alloc_inode, create_inode_cache, destroy_inode_cache, free_inode, Attrs, Cached, Inode, InvalidateGuard, Locked,
     NewInode, Ops, TwoLocked, UnhashedInode,

@@ -72,6 +72,12 @@ fn populate() -> Base {
     fs.symlink(ROOT_INO, b"long-link", &long, &NewInode { mode: S_IFLNK | 0o777, time: T, ..Default::default() })
         .unwrap();
     fs.link(big, dir, b"big-hardlink", T).unwrap();
+    // extent size hints: a directory passing them on, a file written in
+    // its 16-block units (unwritten around the data) with a 4-block CoW unit
+    let (hd, _) = fs.mkdir(ROOT_INO, b"hinted", &dmode).unwrap();
+    fs.set_flags_hints(hd, IFLAG_EXTSZINHERIT | IFLAG_COWEXTSIZE, 16, 4, T).unwrap();
+    let (hf, _) = fs.create(hd, b"f", &reg).unwrap();
+    harness::write(&mut fs, hf, 5 * BLOCK_SIZE, &[5u8; 4096], T).unwrap();
     // an orphan (open unlinked file) and a quarantined block
     let (t, _) = fs.tmpfile(ROOT_INO, &reg).unwrap();
     harness::write(&mut fs, t, 0, &[9u8; 8192], T).unwrap();
@@ -104,6 +110,15 @@ fn fix_blk_crc(img: &mut [u8], blk: u64) {
     img[o + 8..o + 12].fill(0);
     let c = crc32c(&img[o..o + BS]);
     put32(img, o + 8, c);
+}
+
+/// Store a u32 in the primary superblock and fix its crc (for values its
+/// decoder refuses, such as an unknown version).
+fn edit_sb_raw(img: &mut [u8], off: usize, v: u32) {
+    put32(img, off, v);
+    let mut b = [0u8; SB_SIZE];
+    b.copy_from_slice(&img[..SB_SIZE]);
+    put32(img, SB_CRC_OFF, sb_crc(&b));
 }
 
 /// Edit the primary superblock through its codec, crc kept valid.
@@ -238,7 +253,8 @@ pub fn generate(out: &std::path::Path, random: u64, seed: u64, short: bool) -> u
     g.raw("sb-crc:tree root bit", "mount", |m| m[SB_TREES_OFF + 16 + 2] ^= 0x40);
     g.raw("sb-magic:flipped", "mount", |m| m[3] ^= 0xff);
     g.raw("sb-zeroed:whole block", "mount", |m| m[..BS].fill(0));
-    g.raw("sb-field:version 2", "mount", |m| edit_sb(m, |s| s.version = 2));
+    g.raw("sb-field:version 3 (newer than this module)", "mount", |m| edit_sb_raw(m, 12, FORMAT_VERSION + 1));
+    g.raw("sb-field:version 0", "mount", |m| edit_sb_raw(m, 12, 0));
     g.raw("sb-field:block size", "mount", |m| {
         edit_sb(m, |_| {});
         put32(m, 24, 8192);
@@ -473,6 +489,26 @@ pub fn generate(out: &std::path::Path, random: u64, seed: u64, short: bool) -> u
         inode_edit(&mut g, &format!("inode-time:{nm} nsec out of range"), "any", ino, |v| put32(v, 72, u32::MAX));
         inode_edit(&mut g, &format!("inode-flags:{nm} all bits"), "any", ino, |v| put32(v, 4, u32::MAX));
     }
+    // extent size hints (format v2, bytes 104..112): what no FSSETXATTR can
+    // store; the engine refuses such an inode (EUCLEAN), as XFS's verifier
+    inode_edit(&mut g, "inode-hints:root dir hint without its flag", "detect", ROOT_INO, |v| put32(v, INODE_EXTSIZE_OFF, 16));
+    inode_edit(&mut g, "inode-hints:root dir EXTSIZE flag (files only)", "detect", ROOT_INO, |v| {
+        put32(v, 4, IFLAG_EXTSIZE);
+        put32(v, INODE_EXTSIZE_OFF, 16)
+    });
+    inode_edit(&mut g, "inode-hints:file EXTSZINHERIT (directories only)", "any", big, |v| {
+        put32(v, 4, IFLAG_EXTSZINHERIT);
+        put32(v, INODE_EXTSIZE_OFF, 16)
+    });
+    inode_edit(&mut g, "inode-hints:file extsize 2^32-1 blocks", "any", big, |v| {
+        put32(v, 4, IFLAG_EXTSIZE);
+        put32(v, INODE_EXTSIZE_OFF, u32::MAX)
+    });
+    inode_edit(&mut g, "inode-hints:file COWEXTSIZE flag without a value", "any", big, |v| put32(v, 4, IFLAG_COWEXTSIZE));
+    inode_edit(&mut g, "inode-hints:dir cowextsize 2^21+1 blocks", "any", dir, |v| {
+        put32(v, 4, IFLAG_COWEXTSIZE);
+        put32(v, INODE_COWEXTSIZE_OFF, MAX_EXTSIZE_BLOCKS + 1)
+    });
     for (what, len) in [("length over 4095", 0x7fff), ("inline length over 144", 145)] {
         g.api(&format!("inode-symlink:{what}"), "any", |fs, _| {
             let ino = fs.lookup(ROOT_INO, b"short-link").unwrap().unwrap();

@@ -508,6 +508,15 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         if ![S_IFREG, S_IFDIR, S_IFLNK, 0o020000, 0o060000, 0o010000, 0o140000].contains(&ty) {
             ck.prob("inode btree", k.a, format!("inode {} has bad mode {:o}", k.a, i.mode));
         }
+        // extent size hints (format v2): flags consistent with the type and
+        // the values, values at most 2^21 blocks (the values are in blocks,
+        // so always a multiple of the block size); a version 1 superblock
+        // means no inode has any (the first hint raises the version)
+        if let Err(why) = i.check_hints() {
+            ck.prob("inode btree", k.a, format!("inode {}: {why} (flags {:#x}, extsize {}, cowextsize {} blocks)", k.a, i.flags, i.extsize, i.cowextsize));
+        } else if sb.version < 2 && (i.extsize != 0 || i.cowextsize != 0) {
+            ck.prob("inode btree", k.a, format!("inode {} has extent size hints on a version {} filesystem", k.a, sb.version));
+        }
         inodes.insert(k.a, (i, v.clone()));
     }
     if !inodes.get(&ROOT_INO).is_some_and(|x| x.0.is_dir()) {

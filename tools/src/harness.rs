@@ -107,6 +107,9 @@ pub fn dump_with<M: Media>(fs: &Fs<M>, with_data: &dyn Fn(u64) -> bool) -> Resul
     while let Some((path, ino)) = stack.pop() {
         let i = fs.read_inode(ino)?;
         let mut desc = format!("ino={ino} mode={:o} nlink={} size={} uid={}", i.mode, i.nlink, i.size, i.uid);
+        if i.flags & IFLAG_HINTS != 0 || i.extsize != 0 || i.cowextsize != 0 {
+            desc += &format!(" hints={:x}/{}/{}", i.flags & IFLAG_HINTS, i.extsize, i.cowextsize);
+        }
         if i.is_reg() && !with_data(ino) {
             desc += " crc=-";
         } else if i.is_reg() {

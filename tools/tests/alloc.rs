@@ -24,11 +24,11 @@ fn huge_aligned_allocation() {
     let pm = SimPmem::new(32 << 20);
     let mut fs = fs_on(&pm);
     let f = newfile(&mut fs, "big");
-    let m = fs.alloc_write(f, 512, 1024, AllocFlags { unwritten: true, huge_align: true }).unwrap();
+    let m = fs.alloc_write(f, 512, 1024, AllocFlags { unwritten: true, huge_align: true, cow_unit: false }).unwrap();
     assert_eq!(m.kind, MapKind::Unwritten);
     assert_eq!(m.count, 512);
     assert_eq!(m.pblk % 512, 0, "not 2 MiB aligned: {m:?}");
-    let m2 = fs.alloc_write(f, 1024, 512, AllocFlags { unwritten: false, huge_align: true }).unwrap();
+    let m2 = fs.alloc_write(f, 1024, 512, AllocFlags { unwritten: false, huge_align: true, cow_unit: false }).unwrap();
     assert_eq!((m2.pblk % 512, m2.count, m2.kind), (0, 512, MapKind::Written));
     fs.convert_unwritten(f, 512, 512).unwrap();
     assert_eq!(fs.map(f, 600, 1).unwrap().kind, MapKind::Written);
@@ -69,7 +69,7 @@ fn fragmentation_fallback_and_enospc() {
     }
     // a huge request falls back to whatever runs exist
     let big = newfile(&mut fs, "big");
-    let m = fs.alloc_write(big, 0, 512, AllocFlags { unwritten: false, huge_align: true }).unwrap();
+    let m = fs.alloc_write(big, 0, 512, AllocFlags { unwritten: false, huge_align: true, cow_unit: false }).unwrap();
     assert!(m.count >= 1 && m.count < 512);
     // fill up: ENOSPC eventually, and the filesystem stays consistent
     let mut l = m.count;

@@ -170,3 +170,30 @@ fn fs_is_send_and_small_with_kernel_like_media() {
     assert_send::<Fs<KernelLikeMedia>>();
     assert!(core::mem::size_of::<Fs<KernelLikeMedia>>() <= 2048);
 }
+
+#[test]
+fn needs_recovery_and_norecovery_mounts_write_nothing() {
+    let m = SimPmem::new(8 * MB);
+    fmt(&m);
+    assert!(!Fs::needs_recovery(&m).unwrap(), "a fresh filesystem is clean");
+    let mut fs = mount(&m).unwrap();
+    let reg = NewInode { mode: S_IFREG | 0o644, ..Default::default() };
+    let (f, _) = fs.create(ROOT_INO, b"f", &reg).unwrap();
+    let (t, _) = fs.tmpfile(ROOT_INO, &reg).unwrap();
+    // a crash (or FS_IOC_SHUTDOWN): dropped without unmounting
+    let _ = fs.into_media();
+    assert!(Fs::needs_recovery(&m).unwrap());
+    let before = m.snapshot();
+    let fs = Fs::mount_norecovery(&m, 5).unwrap();
+    assert!(fs.is_read_only());
+    assert_eq!(fs.lookup(ROOT_INO, b"f").unwrap(), Some(f));
+    assert!(fs.read_inode(t).is_ok(), "the orphan is still there: nothing reaped");
+    drop(fs);
+    assert!(m.snapshot() == before, "norecovery wrote to the device");
+    assert!(Fs::needs_recovery(&m).unwrap());
+    // a normal mount recovers (reaps the orphan); after unmount it is clean
+    let fs = mount(&m).unwrap();
+    assert!(fs.mount_report().was_dirty && fs.mount_report().orphans_reaped == 1);
+    fs.unmount(6).unwrap();
+    assert!(!Fs::needs_recovery(&m).unwrap());
+}

@@ -46,6 +46,11 @@ pub struct AllocFlags {
     pub unwritten: bool,
     /// Try a 2 MiB aligned 512-block allocation (PMD fault).
     pub huge_align: bool,
+    /// Break sharing a whole aligned CoW unit at a time when the file has
+    /// a CoW extent size hint. Only for callers that can drop every mapping
+    /// of the unit's other blocks (they move to new blocks too): the kernel
+    /// does not ask for it yet (Documentation/design.md).
+    pub cow_unit: bool,
 }
 
 /// One extent record.
@@ -383,16 +388,64 @@ impl<M: Media> Fs<M> {
     }
 
     /// Make the first piece of [lblk, lblk+count) writable and exclusive.
+    /// In a file with an extent size hint a hole is filled a whole aligned
+    /// unit at a time (the rest of the unit unwritten), and shared blocks
+    /// are copied a whole aligned CoW unit at a time.
     pub fn alloc_write(&mut self, ino: u64, lblk: u64, count: u64, fl: AllocFlags) -> Result<Mapping> {
         Self::check_range(lblk, count)?;
-        self.data_inode(ino)?;
-        self.run(|fs| fs.alloc_write_inner(ino, lblk, count, fl))
+        let i = self.data_inode(ino)?;
+        let (ext, cow) = (i.extsize_hint(), if fl.cow_unit { i.cowextsize_hint() } else { 0 });
+        self.run(|fs| fs.alloc_write_hinted(ino, lblk, count, fl, ext, cow))
     }
 
     #[inline(never)]
     pub(crate) fn alloc_write_inner(&mut self, ino: u64, lblk: u64, count: u64, fl: AllocFlags) -> Result<Mapping> {
+        self.alloc_write_hinted(ino, lblk, count, fl, 0, 0)
+    }
+
+    /// The aligned unit of `unit` blocks around [lblk, lblk+n), clipped to
+    /// the largest file.
+    fn hint_unit(lblk: u64, n: u64, unit: u64) -> (u64, u64) {
+        let a = lblk / unit * unit;
+        let b = lblk.saturating_add(n).div_ceil(unit).saturating_mul(unit).min(MAX_LBLK);
+        (a, b)
+    }
+
+    #[inline(never)]
+    fn alloc_write_hinted(&mut self, ino: u64, lblk: u64, count: u64, fl: AllocFlags, ext: u64, cowext: u64) -> Result<Mapping> {
         let m = self.map(ino, lblk, count)?;
         match m.kind {
+            // Extent size hint (XFS semantics): preallocate the holes of the
+            // aligned unit around the request as unwritten extents, then
+            // make the request written below (zeroed, converted); the rest
+            // of the unit reads as zeroes and i_size does not move. When
+            // the free space cannot hold the unit, allocate as if there were
+            // no hint rather than fail (XFS falls back the same way).
+            MapKind::Hole if ext > 1 && !fl.unwritten => {
+                let (a, b) = Self::hint_unit(lblk, m.count, ext);
+                let avail = self.sb.free_blocks.saturating_sub(self.metadata_reserve());
+                if b - a <= avail / 2 {
+                    self.prealloc_flags(ino, a, b - a, fl.huge_align)?;
+                }
+                self.alloc_write_hinted(ino, lblk, count, fl, 0, cowext)
+            }
+            // CoW extent size hint: break the sharing of every shared piece
+            // of the aligned CoW unit around the request at once (fewer,
+            // larger new extents than one copy per write).
+            _ if m.shared && cowext > 1 => {
+                let (a, b) = Self::hint_unit(lblk, m.count, cowext);
+                let mut cur = a;
+                while cur < b {
+                    let p = self.map(ino, cur, b - cur)?;
+                    if p.shared {
+                        let c = self.cow(ino, &p)?;
+                        cur += c.count;
+                    } else {
+                        cur += p.count;
+                    }
+                }
+                self.alloc_write_hinted(ino, lblk, count, fl, ext, 0)
+            }
             MapKind::Hole => {
                 let goal = self.goal_for(ino, lblk)?;
                 let huge = fl.huge_align && lblk & (super::alloc::HUGE_BLOCKS - 1) == 0;
@@ -531,6 +584,12 @@ impl<M: Media> Fs<M> {
 
     #[inline(never)]
     fn prealloc(&mut self, ino: u64, lblk: u64, count: u64) -> Result<()> {
+        self.prealloc_flags(ino, lblk, count, false)
+    }
+
+    /// Fill the holes of [lblk, lblk+count) with unwritten extents.
+    #[inline(never)]
+    fn prealloc_flags(&mut self, ino: u64, lblk: u64, count: u64, huge_align: bool) -> Result<()> {
         let end = lblk + count;
         let mut cur = lblk;
         while cur < end {
@@ -539,7 +598,7 @@ impl<M: Media> Fs<M> {
             }
             let m = self.map(ino, cur, end - cur)?;
             if m.kind == MapKind::Hole {
-                let m2 = self.alloc_write_inner(ino, cur, m.count, AllocFlags { unwritten: true, huge_align: false })?;
+                let m2 = self.alloc_write_inner(ino, cur, m.count, AllocFlags { unwritten: true, huge_align, cow_unit: false })?;
                 cur += m2.count;
             } else {
                 cur += m.count;

@@ -274,6 +274,38 @@ impl<M: Media> Fs<M> {
 
     /// Mount: validate the superblock, recover the journal, reap orphans.
     pub fn mount(media: M, opts: &MountOptions) -> Result<Fs<M>> {
+        Self::mount_inner(media, opts, true)
+    }
+
+    /// Mount read-only without recovery (`-o ro,norecovery`, for a device
+    /// that must not be written): an interrupted transaction is not rolled
+    /// back and orphans are not reaped, so what is read is the media as the
+    /// crash left it, half-made changes and all (reads may find them
+    /// corrupt). Nothing is written.
+    pub fn mount_norecovery(media: M, time: i64) -> Result<Fs<M>> {
+        Self::mount_inner(media, &MountOptions { read_only: true, time }, false)
+    }
+
+    /// Would mounting write to recover (the filesystem was not unmounted
+    /// cleanly, or its journal holds an interrupted transaction)? Reads only;
+    /// the kernel asks before mounting a write-protected device.
+    pub fn needs_recovery(media: M) -> Result<bool> {
+        let mblocks = media.size() / BLOCK_SIZE;
+        if mblocks < 2 {
+            return Err(Error::DeviceTooSmall { need_blocks: 2, have_blocks: mblocks });
+        }
+        let mut fs = Fs::new_in_memory(media);
+        let total = fs.check_raw_sb(mblocks)?;
+        let mut st = [0u8; 4];
+        fs.rd(28, &mut st)?;
+        if u32::from_le_bytes(st) != STATE_CLEAN {
+            return Ok(true);
+        }
+        fs.journal_open(total)?;
+        Ok(fs.journal_pending()? > 0)
+    }
+
+    fn mount_inner(media: M, opts: &MountOptions, recover: bool) -> Result<Fs<M>> {
         let mblocks = media.size() / BLOCK_SIZE;
         if mblocks < 2 {
             return Err(Error::DeviceTooSmall { need_blocks: 2, have_blocks: mblocks });
@@ -281,7 +313,9 @@ impl<M: Media> Fs<M> {
         let mut fs = Fs::new_in_memory(media);
         let total = fs.check_raw_sb(mblocks)?;
         fs.journal_open(total)?;
-        fs.report.rolled_back = fs.journal_recover()?;
+        if recover {
+            fs.report.rolled_back = fs.journal_recover()?;
+        }
         fs.reload_sb()?;
         fs.sb.check_geometry(mblocks)?;
         if fs.sb.journal_slots != fs.geometry().journal_slots || fs.sb.total_blocks != total {
@@ -315,7 +349,7 @@ impl<M: Media> Fs<M> {
             return Err(Error::BadMagic);
         }
         let version = le32(&b, 12);
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::BadVersion { version });
         }
         let incompat = le64(&b, 48);

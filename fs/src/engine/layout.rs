@@ -11,8 +11,14 @@ pub const BLOCK_SIZE: u64 = 4096;
 pub const BLOCK_SHIFT: u32 = 12;
 /// Superblock magic, bytes 0..8 of block 0 and of the backup.
 pub const SB_MAGIC: u64 = u64::from_le_bytes(*b"FerroFS1");
-/// Current format version.
-pub const FORMAT_VERSION: u32 = 1;
+/// Current format version: 2 added the extent size hints in inode bytes
+/// 104..112 (Documentation/on-disk-format.md, "Format versions").
+pub const FORMAT_VERSION: u32 = 2;
+/// Oldest format version mount and fsck accept. A version 1 image has zero
+/// in bytes 104..112 of every non-symlink inode (the engine always wrote
+/// whole zeroed records), which version 2 reads as "no hints"; the first
+/// hint set on it raises the superblock's version to 2.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 /// Bytes of the superblock covered by its crc (the rest of block 0 is zero).
 pub const SB_SIZE: usize = 512;
 /// Offset of the crc in the superblock.
@@ -99,6 +105,25 @@ pub const IFLAG_DAX: u32 = 1;
 pub const IFLAG_IMMUTABLE: u32 = 2;
 /// Inode flag: append only.
 pub const IFLAG_APPEND: u32 = 4;
+/// Inode flag: `extsize` is the allocation unit of this regular file
+/// (FS_XFLAG_EXTSIZE).
+pub const IFLAG_EXTSIZE: u32 = 8;
+/// Inode flag: files and directories created in this directory inherit
+/// `extsize` (FS_XFLAG_EXTSZINHERIT).
+pub const IFLAG_EXTSZINHERIT: u32 = 16;
+/// Inode flag: `cowextsize` is the copy-on-write unit of this file, and is
+/// inherited from a directory (FS_XFLAG_COWEXTSIZE).
+pub const IFLAG_COWEXTSIZE: u32 = 32;
+/// Inode flag: do not update the access time (FS_NOATIME_FL, chattr +A).
+pub const IFLAG_NOATIME: u32 = 64;
+/// Inode flag: writes are synchronous (FS_SYNC_FL, chattr +S).
+pub const IFLAG_SYNC: u32 = 128;
+/// Inode flag: skip in dump(8) backups (FS_NODUMP_FL, chattr +d).
+pub const IFLAG_NODUMP: u32 = 256;
+/// The flags that belong to the extent size hints.
+pub const IFLAG_HINTS: u32 = IFLAG_EXTSIZE | IFLAG_EXTSZINHERIT | IFLAG_COWEXTSIZE;
+/// Largest extent size hint in blocks (XFS's limit, 2^21 blocks = 8 GiB).
+pub const MAX_EXTSIZE_BLOCKS: u32 = 1 << 21;
 /// File type mask.
 pub const S_IFMT: u32 = 0o170000;
 /// Directory.
@@ -449,7 +474,7 @@ impl Superblock {
             return Err(Error::Corrupt { what: "superblock", block: blkno });
         }
         let version = le32(b, 12);
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::BadVersion { version });
         }
         if le32(b, 24) as u64 != BLOCK_SIZE || le64(b, 16) != blkno {
@@ -594,6 +619,11 @@ pub struct Inode {
     pub generation: u64,
     /// Parent directory (directories: the ".." target).
     pub parent: u64,
+    /// Extent size hint in blocks (0 = none); regular files and
+    /// directories only, stored at 104 (0 for symlinks).
+    pub extsize: u32,
+    /// Copy-on-write extent size hint in blocks (0 = none), at 108.
+    pub cowextsize: u32,
 }
 
 impl Inode {
@@ -613,7 +643,51 @@ impl Inode {
     pub fn ftype(&self) -> u8 {
         ((self.mode & S_IFMT) >> 12) as u8
     }
-    /// Encode the fixed fields (bytes 0..104) of the record.
+    /// The allocation unit for writes and faults in blocks (0: none).
+    pub fn extsize_hint(&self) -> u64 {
+        if self.is_reg() && self.flags & IFLAG_EXTSIZE != 0 {
+            self.extsize as u64
+        } else {
+            0
+        }
+    }
+    /// The copy-on-write unit in blocks (0: none).
+    pub fn cowextsize_hint(&self) -> u64 {
+        if self.is_reg() && self.flags & IFLAG_COWEXTSIZE != 0 {
+            self.cowextsize as u64
+        } else {
+            0
+        }
+    }
+    /// What is wrong with the extent size hints, if anything: the engine
+    /// refuses such an inode when it reads it, fsck reports it (as XFS's
+    /// inode verifier and xfs_repair share xfs_inode_validate_extsize).
+    pub fn check_hints(&self) -> core::result::Result<(), &'static str> {
+        let (reg, dir) = (self.is_reg(), self.is_dir());
+        let f = self.flags;
+        if self.extsize > MAX_EXTSIZE_BLOCKS || self.cowextsize > MAX_EXTSIZE_BLOCKS {
+            return Err("extent size hint over 2^21 blocks");
+        }
+        if f & IFLAG_EXTSIZE != 0 && !reg {
+            return Err("EXTSIZE flag on a file that is not regular");
+        }
+        if f & IFLAG_EXTSZINHERIT != 0 && !dir {
+            return Err("EXTSZINHERIT flag on a non-directory");
+        }
+        if f & IFLAG_COWEXTSIZE != 0 && !(reg || dir) {
+            return Err("COWEXTSIZE flag on a file that is neither regular nor a directory");
+        }
+        if (f & (IFLAG_EXTSIZE | IFLAG_EXTSZINHERIT) != 0) != (self.extsize != 0) {
+            return Err("extent size hint and its flag disagree");
+        }
+        if (f & IFLAG_COWEXTSIZE != 0) != (self.cowextsize != 0) {
+            return Err("CoW extent size hint and its flag disagree");
+        }
+        Ok(())
+    }
+    /// Encode the fixed fields (bytes 0..104) of the record, and for every
+    /// type but symlinks the hints at 104..112 (a symlink keeps its target
+    /// length there, written by the namespace code).
     pub fn encode(&self, b: &mut [u8]) {
         put32(b, 0, self.mode);
         put32(b, 4, self.flags);
@@ -633,9 +707,15 @@ impl Inode {
         put32(b, 84, self.btime.nsec);
         put64(b, 88, self.generation);
         put64(b, 96, self.parent);
+        if !self.is_symlink() {
+            put32(b, INODE_EXTSIZE_OFF, self.extsize);
+            put32(b, INODE_COWEXTSIZE_OFF, self.cowextsize);
+        }
     }
     /// Decode the fixed fields.
     pub fn decode(b: &[u8]) -> Inode {
+        let sym = le32(b, 0) & S_IFMT == S_IFLNK;
+        let hint = |off| if sym { 0 } else { le32(b, off) };
         Inode {
             mode: le32(b, 0),
             flags: le32(b, 4),
@@ -651,14 +731,21 @@ impl Inode {
             btime: Time { sec: le64(b, 64) as i64, nsec: le32(b, 84) },
             generation: le64(b, 88),
             parent: le64(b, 96),
+            extsize: hint(INODE_EXTSIZE_OFF),
+            cowextsize: hint(INODE_COWEXTSIZE_OFF),
         }
     }
 }
 
 /// Offset of the symlink length (u16) in the inode record; 0xffff = target in block 0.
 pub const INODE_SYMLEN_OFF: usize = 104;
-/// Bytes of the fixed inode fields.
+/// Bytes of the fixed inode fields (every type); 104..112 depend on the type.
 pub const INODE_FIXED: usize = 104;
+/// Offset of the extent size hint (u32 blocks) in a non-symlink inode (v2).
+pub const INODE_EXTSIZE_OFF: usize = 104;
+/// Offset of the CoW extent size hint (u32 blocks) in a non-symlink inode (v2).
+pub const INODE_COWEXTSIZE_OFF: usize = 108;
+const _: () = assert!(INODE_COWEXTSIZE_OFF + 4 == INODE_INLINE_OFF);
 
 /// Directory entry value: target inode (u64).
 pub const DE_INO: usize = 0;

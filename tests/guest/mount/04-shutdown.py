@@ -107,5 +107,67 @@ def test_shutdown_nologflush():
     one(NOLOGFLUSH)
 
 
+def head(dev):
+    """The first MiB of the device as the media holds it (the block
+    device's page cache dropped first: DAX stores never go through it)."""
+    subprocess.run(["blockdev", "--flushbufs", dev], check=True)
+    with open(dev, "rb") as f:
+        return f.read(1 << 20)
+
+
+def test_read_only_device_after_shutdown():
+    """generic/050's sequence: a filesystem that needs recovery is refused
+    on a write-protected device (DAX stores would bypass the protection),
+    -o ro,norecovery mounts it there without writing a byte, -o norecovery
+    alone is EINVAL, and after blockdev --setrw a mount recovers."""
+    d, dev = gtest.MNT, gtest.DEV
+    with open(f"{d}/kept", "wb") as f:
+        f.write(b"kept")
+        os.fsync(f.fileno())
+    shutdown(d, LOGFLUSH)
+    cwd = os.getcwd()
+    os.chdir("/")
+    try:
+        gtest.umount()
+        subprocess.run(["blockdev", "--setro", dev], check=True)
+        before = head(dev)
+        log0 = dmesg()
+        r = subprocess.run(["mount", "-t", "ferrofs", "-o", "dax", dev, d], capture_output=True, text=True)
+        assert r.returncode != 0, "mounted a filesystem needing recovery on a read-only device"
+        assert "recovery needed" in dmesg()[len(log0):], dmesg()[len(log0):]
+        gtest.sh(f"mount -t ferrofs -o ro,norecovery {dev} {d}")
+        with open(f"{d}/kept", "rb") as f:
+            assert f.read() == b"kept"
+        expect_errno("EROFS", os.mkdir, f"{d}/x")
+        gtest.umount()
+        assert head(dev) == before, "the read-only device was written"
+        subprocess.run(["blockdev", "--setrw", dev], check=True)
+        # norecovery without ro is refused (on a read-only device mount(8)
+        # retries read-only by itself)
+        r = subprocess.run(["mount", "-t", "ferrofs", "-o", "norecovery", dev, d], capture_output=True, text=True)
+        assert r.returncode != 0 and "needs a read-only mount" in dmesg(), r
+        gtest.mount()
+    finally:
+        subprocess.run(["blockdev", "--setrw", dev])
+        os.chdir(cwd)
+    assert "norecovery" not in open("/proc/mounts").read()
+    with open(f"{d}/kept", "rb") as f:
+        assert f.read() == b"kept"
+    # cleanly unmounted, a read-only device mounts (read-only) as it is
+    os.chdir("/")
+    try:
+        gtest.umount()
+        subprocess.run(["blockdev", "--setro", dev], check=True)
+        r = subprocess.run(["mount", "-t", "ferrofs", "-o", "dax", dev, d], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert " ro," in [l for l in open("/proc/mounts") if d in l][0]
+        gtest.umount()
+    finally:
+        subprocess.run(["blockdev", "--setrw", dev])
+        gtest.mount()
+        os.chdir(cwd)
+    os.unlink(f"{d}/kept")
+
+
 if __name__ == "__main__":
     gtest.main(globals())

@@ -267,6 +267,26 @@ def test_dax_xflag_on_directories_is_inherited():
         subprocess.run(["chattr", "-i", "a/b"], check=True)
 
 
+def test_chattr_noatime_sync_nodump():
+    """chattr +A +S +d (xfstests' _require_chattr ASai, generic/507): stored,
+    listed by lsattr, kept across a remount; +A stops atime updates."""
+    write("f", b"data")
+    subprocess.run(["chattr", "+A", "+S", "+d", "f"], check=True)
+    out = subprocess.run(["lsattr", "f"], capture_output=True, text=True, check=True).stdout
+    assert all(c in out.split()[0] for c in "ASd"), out
+    os.utime("f", (1000, 2000))
+    read("f")
+    assert os.stat("f").st_atime == 1000
+    gtest.remount()
+    out = subprocess.run(["lsattr", "f"], capture_output=True, text=True, check=True).stdout
+    assert all(c in out.split()[0] for c in "ASd"), out
+    subprocess.run(["chattr", "-A", "-S", "-d", "f"], check=True)
+    out = subprocess.run(["lsattr", "f"], capture_output=True, text=True, check=True).stdout
+    assert not any(c in out.split()[0] for c in "ASd"), out
+    read("f")
+    assert os.stat("f").st_atime != 1000
+
+
 def test_statfs_counts():
     st0 = os.statvfs(".")
     write("f", pattern(1, 1 << 20))

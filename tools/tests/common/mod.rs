@@ -82,6 +82,19 @@ pub fn base_setup(fs: &mut Fs<&SimPmem>, c: &mut Ctx) {
     for i in 0..40 {
         fs.create(many, format!("f{i:03}").as_bytes(), &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap();
     }
+    // extent size hints: an empty file with a 16-block unit, a directory
+    // its children inherit from, a clone with a 4-block CoW unit
+    let h = file(fs, ROOT_INO, b"h", 0, 0);
+    fs.set_flags_hints(h, IFLAG_EXTSIZE, 16, 0, T).unwrap();
+    let hd = fs.mkdir(ROOT_INO, b"hd", &NewInode { mode: 0o755, time: T, ..Default::default() }).unwrap().0;
+    fs.set_flags_hints(hd, IFLAG_EXTSZINHERIT | IFLAG_COWEXTSIZE, 8, 4, T).unwrap();
+    let hc = file(fs, ROOT_INO, b"hc", 0, 0);
+    fs.set_flags_hints(hc, IFLAG_COWEXTSIZE, 0, 4, T).unwrap();
+    fs.reflink(a, 0, hc, 0, 6).unwrap();
+    fs.set_size(hc, 6 * BLOCK_SIZE, T).unwrap();
+    c.ino.insert("h", h);
+    c.ino.insert("hd", hd);
+    c.ino.insert("hc", hc);
     c.ino.insert("many", many);
     c.ino.insert("dir", d);
     c.ino.insert("sub", d2);
@@ -128,8 +141,12 @@ pub fn ops() -> Vec<(&'static str, Op)> {
             fs.write_inode(c.ino["a"], &i)
         }),
         ("alloc_write_hole", |fs, c| fs.alloc_write(c.ino["a"], 10, 3, AllocFlags::default()).map(|_| ())),
-        ("alloc_write_unwritten", |fs, c| fs.alloc_write(c.ino["a"], 10, 3, AllocFlags { unwritten: true, huge_align: false }).map(|_| ())),
+        ("alloc_write_unwritten", |fs, c| fs.alloc_write(c.ino["a"], 10, 3, AllocFlags { unwritten: true, huge_align: false, cow_unit: false }).map(|_| ())),
         ("alloc_write_cow", |fs, c| fs.alloc_write(c.ino["b"], 1, 2, AllocFlags::default()).map(|_| ())),
+        ("set_hints", |fs, c| fs.set_flags_hints(c.ino["dir"], IFLAG_EXTSZINHERIT, 32, 0, T)),
+        ("create_inheriting_hints", |fs, c| fs.create(c.ino["hd"], b"new", &NewInode { mode: S_IFREG | 0o600, time: T, ..Default::default() }).map(|_| ())),
+        ("alloc_write_extsize_unit", |fs, c| fs.alloc_write(c.ino["h"], 5, 2, AllocFlags::default()).map(|_| ())),
+        ("alloc_write_cow_unit", |fs, c| fs.alloc_write(c.ino["hc"], 1, 1, AllocFlags { cow_unit: true, ..Default::default() }).map(|_| ())),
         ("convert_unwritten", |fs, c| fs.convert_unwritten(c.ino["u"], 1, 2)),
         ("truncate_shrink", |fs, c| fs.set_size(c.ino["a"], 5000, T)),
         ("truncate_shrink_shared", |fs, c| fs.set_size(c.ino["b"], 100, T)),
