@@ -18,11 +18,11 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import expect_errno, fiemap, pattern
+from fsutil import expect_errno, pattern
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mflib  # noqa: E402
 from mflib import (BUS_MCEERR_AO, BUS_MCEERR_AR, LIVE, VICTIM, dbg, finish,  # noqa: E402
-                   kill_victims, shared_files, spawn)
+                   inject_pfn, shared_files, spawn, with_cleanup)
 
 B = 4096
 PMD = 2 << 20
@@ -43,19 +43,6 @@ def expect_sigbus(p, code, what):
 
 
 
-
-def inject_pfn(path, page):
-    """Poisons page `page` of `path` from no mapper at all (hwpoison's
-    corrupt-pfn, as a patrol scrub or an ARS would report it)."""
-    fd = os.open(path, os.O_RDONLY)
-    ext = [e for e in fiemap(fd) if e[0] <= page * B < e[0] + e[2]]
-    os.close(fd)
-    assert ext, f"{path}: page {page} is not mapped"
-    logical, physical = ext[0][0], ext[0][1]
-    pblk = (physical + page * B - logical) // B
-    with open("/sys/kernel/debug/hwpoison/corrupt-pfn", "w") as f:
-        f.write(str(dbg("base_pfn") + pblk))
-    return pblk
 
 
 def after_remount(names, page, good):
@@ -180,15 +167,6 @@ def test_pmd_early_and_late_mappers():
     open(GO, "w").close()
     expect_sigbus(late, BUS_MCEERR_AR, "late-kill PMD reader")
 
-
-def with_cleanup(fn):
-    def run():
-        try:
-            fn()
-        finally:
-            kill_victims()
-    run.__name__ = fn.__name__
-    return run
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import fiemap, kernel_log, pattern
+from fsutil import kernel_log, pattern
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mflib  # noqa: E402
-from mflib import BUS_MCEERR_AR, dbg, finish, kill_victims, shared_files, spawn  # noqa: E402
+from mflib import BUS_MCEERR_AR, dbg, finish, inject_pfn, shared_files, spawn, with_cleanup  # noqa: E402
 
 B = 4096
 GO = "/tmp/ferrofs-go"
@@ -86,26 +86,6 @@ def test_unrecorded_owner_gets_sigbus():
         assert f"ferrofs ({dev}): inode {ino} lost page {page} to a memory failure" in log, (ino, log[-2000:])
 
 
-def inject_pfn(path, page):
-    """corrupt-pfn on page `page` of `path` (as 15-late-kill.py does)."""
-    fd = os.open(path, os.O_RDONLY)
-    ext = [e for e in fiemap(fd) if e[0] <= page * B < e[0] + e[2]]
-    os.close(fd)
-    assert ext, f"{path}: page {page} is not mapped"
-    pblk = (ext[0][1] + page * B - ext[0][0]) // B
-    with open("/sys/kernel/debug/hwpoison/corrupt-pfn", "w") as f:
-        f.write(str(dbg("base_pfn") + pblk))
-    return pblk
-
-
-def with_cleanup(fn):
-    def run():
-        try:
-            fn()
-        finally:
-            kill_victims()
-    run.__name__ = fn.__name__
-    return run
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest  # noqa: E402
-from fsutil import clone  # noqa: E402
+from fsutil import clone, fiemap  # noqa: E402
 
 BUS_MCEERR_AR, BUS_MCEERR_AO = 4, 5
 VICTIM = "/tmp/ferrofs-victim"
@@ -65,3 +65,29 @@ def shared_files(names, data):
         clone(fd, d)
         os.close(d)
     os.close(fd)
+
+
+def inject_pfn(path, page):
+    """Poisons page `page` of `path` from no mapper at all (hwpoison's
+    corrupt-pfn, as a patrol scrub or an ARS would report it)."""
+    B = 4096
+    fd = os.open(path, os.O_RDONLY)
+    ext = [e for e in fiemap(fd) if e[0] <= page * B < e[0] + e[2]]
+    os.close(fd)
+    assert ext, f"{path}: page {page} is not mapped"
+    logical, physical = ext[0][0], ext[0][1]
+    pblk = (physical + page * B - logical) // B
+    with open("/sys/kernel/debug/hwpoison/corrupt-pfn", "w") as f:
+        f.write(str(dbg("base_pfn") + pblk))
+    return pblk
+
+
+def with_cleanup(fn):
+    """Runs test `fn`, then kills whatever victims it left."""
+    def run():
+        try:
+            fn()
+        finally:
+            kill_victims()
+    run.__name__ = fn.__name__
+    return run
