@@ -68,7 +68,7 @@ fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flag
             // every file may have lost data: one FS_ERROR for the filesystem
             report_error(sb, None);
         }
-        unmap_all(sb, pre_remove);
+        sb.unmap_all(pre_remove);
         return Ok(());
     }
     let dev_len = info.dax.len;
@@ -105,7 +105,7 @@ fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flag
     if what.is_metadata() {
         info.shutdown("memory failure in metadata");
         report_error(sb, None);
-        unmap_all(sb, false);
+        sb.unmap_all(false);
         return Ok(());
     }
     info.stats.poisoned_blocks.fetch_add(count, Ordering::Relaxed);
@@ -156,12 +156,6 @@ fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flag
         inode.unmap_range((v.index * BLOCK) as i64, BLOCK as i64);
     }
     Ok(())
-}
-
-/// Unmaps every mapping of the filesystem's files (shutdown by memory
-/// failure or device removal).
-fn unmap_all(sb: &SuperBlock, pre_remove: bool) {
-    sb.unmap_all(pre_remove)
 }
 
 /// Raises FS_ERROR (EIO) for `inode`, or for the whole filesystem: a

@@ -313,7 +313,8 @@ fn readdir(dir: &Inode, file: &crate::vfs::File, ctx: &DirContext) -> Result {
     let mut batch: KVec<u8> = KVec::new();
     loop {
         let pos = ctx.pos() as u64;
-        batch = KVec::with_capacity(batch.capacity(), GFP_KERNEL)?;
+        // SAFETY: u8 has no destructor; shrinking the length is always valid.
+        unsafe { batch.set_len(0) };
         let mut end = true;
         info.with_fs(|fs| {
             fs.readdir(dir.ino(), pos, &mut |name, ino, ftype, next| {
