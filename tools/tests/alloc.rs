@@ -262,3 +262,73 @@ fn shift_ops_on_a_full_filesystem() {
         assert!(nospc > 0 && done > 0);
     }
 }
+
+/// `written_run` (the kernel's per-inode extent cache fills from it) only
+/// ever answers written blocks nobody else shares, and agrees with `map`.
+#[test]
+fn written_run_is_written_and_unshared_only() {
+    let pm = SimPmem::new(8 << 20);
+    let mut fs = fs_on(&pm);
+    let a = newfile(&mut fs, "a");
+    harness::write(&mut fs, a, 0, &[5u8; 8 * 4096], T).unwrap();
+    let whole = fs.written_run(a, 5).unwrap().expect("written, unshared");
+    assert_eq!((whole.lblk, whole.count, whole.kind, whole.shared), (0, 8, MapKind::Written, false));
+    assert_eq!(whole.pblk + 5, fs.map(a, 5, 1).unwrap().pblk);
+    // a hole and an unwritten extent are not cached
+    assert_eq!(fs.written_run(a, 20).unwrap(), None);
+    fs.fallocate(a, 20, 4, true).unwrap();
+    assert_eq!(fs.map(a, 21, 1).unwrap().kind, MapKind::Unwritten);
+    assert_eq!(fs.written_run(a, 21).unwrap(), None);
+    // share block 3: it is no longer a cacheable run, the blocks after it are
+    let b = newfile(&mut fs, "b");
+    fs.reflink(a, 3, b, 0, 1).unwrap();
+    assert_eq!(fs.written_run(a, 3).unwrap(), None);
+    assert_eq!(fs.written_run(b, 0).unwrap(), None);
+    let tail = fs.written_run(a, 4).unwrap().expect("blocks 4.. are still exclusive");
+    assert_eq!((tail.lblk, tail.count), (4, 4));
+    assert_eq!(tail.pblk, fs.map(a, 4, 1).unwrap().pblk);
+    // CoW of the shared block makes the whole file exclusive again
+    fs.alloc_write(a, 3, 1, AllocFlags::default()).unwrap();
+    for l in 0..8 {
+        let r = fs.written_run(a, l).unwrap().expect("exclusive again");
+        let m = fs.map(a, l, 1).unwrap();
+        assert_eq!(r.pblk + (l - r.lblk), m.pblk, "block {l}");
+        assert!(!m.shared);
+    }
+}
+
+/// `mapped_end` is one past the last mapped block; freeing an unlinked
+/// file in steps (punches from the end, then evict), as the kernel does to
+/// release its engine lock between steps, leaves a clean filesystem with
+/// every block back.
+#[test]
+fn mapped_end_and_stepwise_free() {
+    let pm = SimPmem::new(16 << 20);
+    let mut fs = fs_on(&pm);
+    let free0 = fs.statfs().free_blocks;
+    let a = newfile(&mut fs, "a");
+    assert_eq!(fs.mapped_end(a).unwrap(), 0);
+    harness::write(&mut fs, a, 0, &[1u8; 10 * 4096], T).unwrap();
+    harness::write(&mut fs, a, 700 * 4096, &[2u8; 3 * 4096], T).unwrap();
+    assert_eq!(fs.mapped_end(a).unwrap(), 703);
+    let b = newfile(&mut fs, "b");
+    fs.reflink(a, 0, b, 0, 4).unwrap();
+    fs.set_size(b, 4 * 4096, T).unwrap();
+    assert_eq!(fs.mapped_end(b).unwrap(), 4);
+    fs.unlink(ROOT_INO, b"a", T).unwrap();
+    let mut hi = fs.mapped_end(a).unwrap();
+    while hi > 0 {
+        let lo = hi.saturating_sub(256);
+        fs.punch(a, lo, hi - lo).unwrap();
+        hi = lo;
+    }
+    assert_eq!(fs.mapped_end(a).unwrap(), 0);
+    fs.evict(a).unwrap();
+    assert_eq!(fs.read_inode(b).unwrap().blocks, 4, "the clone keeps its blocks");
+    assert!(harness::read_all(&fs, b).unwrap() == vec![1u8; 4 * 4096], "the clone's bytes changed");
+    fs.unlink(ROOT_INO, b"b", T).unwrap();
+    fs.evict(b).unwrap();
+    assert_eq!(fs.statfs().free_blocks, free0);
+    fs.unmount(2).unwrap();
+    assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}

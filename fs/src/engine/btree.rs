@@ -9,6 +9,7 @@
 //! the root (no parent pointers, no recursion, fixed-size path stack), and the
 //! working buffers are small: nodes are read and shifted in pieces.
 
+use core::sync::atomic::Ordering;
 use super::fs::Fs;
 use super::journal::LoggedBlock;
 use super::layout::*;
@@ -108,11 +109,11 @@ impl<M: Media> Fs<M> {
             return corrupt(t.name(), blk);
         }
         let slot = &self.verified[(blk % super::fs::VCACHE as u64) as usize];
-        if slot.get() != blk + 1 && !self.is_unsealed(blk) {
+        if slot.load(Ordering::Relaxed) != blk + 1 && !self.is_unsealed(blk) {
             if le32(&h, BLK_CRC_OFF as usize) != self.block_crc(blk)? {
                 return corrupt(t.name(), blk);
             }
-            slot.set(blk + 1);
+            slot.store(blk + 1, Ordering::Relaxed);
         }
         Ok(n)
     }

@@ -352,6 +352,42 @@ impl<M: Media> Fs<M> {
         Ok(Mapping { kind: MapKind::Hole, lblk, pblk: 0, count: n, shared: false })
     }
 
+    /// The run of written, unshared blocks around `lblk`, for an in-memory
+    /// extent cache: the whole extent covering `lblk` when none of its
+    /// blocks is shared, else the unshared run starting at `lblk`; `None`
+    /// when `lblk` is a hole, unwritten or shared. Everything it answers is
+    /// a mapping `map` would give (only longer); it changes only through
+    /// operations that remap, free or share written blocks, never through
+    /// `alloc_write` (which fills holes and unwritten blocks and replaces
+    /// shared ones).
+    pub fn written_run(&self, ino: u64, lblk: u64) -> Result<Option<Mapping>> {
+        let Some(e) = self.ext_covering(ino, lblk)? else { return Ok(None) };
+        if e.flags & EXT_UNWRITTEN != 0 {
+            return Ok(None);
+        }
+        let (rc, run) = self.rc_run(e.pblk, e.len)?;
+        if rc.is_none() && run == e.len {
+            return Ok(Some(Mapping { kind: MapKind::Written, lblk: e.lblk, pblk: e.pblk, count: e.len, shared: false }));
+        }
+        let off = lblk - e.lblk;
+        let (rc, run) = self.rc_run(e.pblk + off, e.len - off)?;
+        Ok(rc.is_none().then_some(Mapping { kind: MapKind::Written, lblk, pblk: e.pblk + off, count: run, shared: false }))
+    }
+
+    /// One past the last block the file maps (0: none), so that a caller
+    /// can free a file in steps (the kernel frees an unlinked file a few
+    /// MiB per exclusive section, letting other work in between).
+    pub fn mapped_end(&self, ino: u64) -> Result<u64> {
+        let mut v = [0u8; 16];
+        match self.bt_seek_le(TreeId::Extent, Key::new(ino, u64::MAX, u64::MAX), &mut v)? {
+            Some(k) if k.a == ino => {
+                let e = self.decode_ext(k, &v)?;
+                Ok(e.lblk.saturating_add(e.len))
+            }
+            _ => Ok(0),
+        }
+    }
+
     fn check_range(lblk: u64, count: u64) -> Result<()> {
         if count == 0 {
             return Err(Error::Invalid);

@@ -1,5 +1,6 @@
 //! The filesystem object: format, mount, unmount, statfs and media helpers.
 
+use core::sync::atomic::AtomicU64;
 use super::journal::Tx;
 use super::layout::*;
 use super::media::Media;
@@ -69,7 +70,11 @@ pub struct Fs<M: Media> {
     pub(crate) report: MountReport,
     /// Nodes whose crc was verified since mount (direct mapped, blk + 1).
     /// Our own stores keep crcs valid, so a verified node stays verified.
-    pub(crate) verified: [core::cell::Cell<u64>; VCACHE],
+    /// Atomic so that readers sharing `&Fs` on several CPUs (the kernel's
+    /// shared engine lock) may each record what they verified: a slot only
+    /// ever holds a true statement, whichever store wins, so Relaxed is
+    /// enough.
+    pub(crate) verified: [AtomicU64; VCACHE],
 }
 
 /// Slots of the verified-node cache.
@@ -96,7 +101,7 @@ impl<M: Media> Fs<M> {
             tx: Tx::new(),
             hkey: [0; 2],
             report: MountReport::default(),
-            verified: [const { core::cell::Cell::new(0) }; VCACHE],
+            verified: [const { AtomicU64::new(0) }; VCACHE],
         }
     }
 
@@ -512,4 +517,14 @@ pub fn siphash13(k: [u64; 2], data: &[u8]) -> u64 {
     round(&mut v0, &mut v1, &mut v2, &mut v3);
     round(&mut v0, &mut v1, &mut v2, &mut v3);
     v0 ^ v1 ^ v2 ^ v3
+}
+
+/// The kernel shares one `Fs` between CPUs behind a reader/writer lock:
+/// read-only operations (`&self`) run in parallel, transactions (`&mut
+/// self`) alone. That needs `Fs: Sync` whenever its media is; this fails to
+/// compile if a non-`Sync` field (a `Cell` cache, say) comes back.
+#[allow(dead_code)]
+fn fs_is_sync_when_media_is<M: Media + Sync>() {
+    fn sync<T: Sync>() {}
+    sync::<Fs<M>>();
 }

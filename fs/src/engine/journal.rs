@@ -262,7 +262,7 @@ impl<M: Media> Fs<M> {
         self.m.write(o, &crc.to_le_bytes());
         self.m.flush(o, 4);
         // we just computed it: the block is verified
-        self.verified[(blk % super::fs::VCACHE as u64) as usize].set(blk + 1);
+        self.verified[(blk % super::fs::VCACHE as u64) as usize].store(blk + 1, core::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
