@@ -14,7 +14,7 @@
 
 use crate::bindings;
 use crate::engine::{self, BlockUse};
-use crate::mount::FsInfo;
+use crate::mount::{FsInfo, Op};
 use crate::vfs::{Inode, SuperBlock, Table};
 use core::sync::atomic::Ordering;
 use kernel::ffi::{c_int, c_void};
@@ -79,7 +79,7 @@ fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flag
     // 1. Who owns these blocks, and what are they?
     let mut victims: KVec<Victim> = KVec::new();
     let mut what = BlockUse::Free;
-    let r = info.with_fs(|fs| {
+    let r = info.with_fs_mut(Op::MemFail, |fs| {
         let mut push_err = false;
         fs.owners(pblk, count, &mut |ino, lblk, p, l| {
             // (p, l, lblk) come from the media: no overflow on a damaged record

@@ -216,3 +216,10 @@ void *ferrofs_inode_cache_alloc(struct kmem_cache *cache, struct super_block *sb
 static DEFINE_MUTEX(ferrofs_holder_mutex);
 void ferrofs_holder_lock(void) { mutex_lock(&ferrofs_holder_mutex); }
 void ferrofs_holder_unlock(void) { mutex_unlock(&ferrofs_holder_mutex); }
+
+void ferrofs_init_engine_rwsem(struct rw_semaphore *sem)
+{
+	static struct lock_class_key key;
+
+	__init_rwsem(sem, "ferrofs_engine", &key);
+}

@@ -80,4 +80,9 @@ void *ferrofs_inode_cache_alloc(struct kmem_cache *cache, struct super_block *sb
 void ferrofs_holder_lock(void);
 void ferrofs_holder_unlock(void);
 
+/* init_rwsem() is a macro with a static lock class per call site: every
+ * mount's engine lock is one lockdep class, "ferrofs engine". */
+struct rw_semaphore;
+void ferrofs_init_engine_rwsem(struct rw_semaphore *sem);
+
 #endif

@@ -11,7 +11,7 @@
 //! the ".." target), so disconnected directory dentries reconnect.
 
 use crate::bindings;
-use crate::mount::FsInfo;
+use crate::mount::{FsInfo, Op};
 use crate::vfs::{err_ptr, obtain_alias, Dentry, Inode, SuperBlock};
 use kernel::ffi::c_int;
 use kernel::prelude::*;
@@ -111,7 +111,7 @@ unsafe extern "C" fn get_parent(child: *mut bindings::dentry) -> *mut bindings::
     let child = unsafe { Dentry::from_raw(child) };
     let Ok(dir) = child.positive() else { return err_ptr(ENOENT) };
     let sb = dir.sb();
-    let parent = match FsInfo::of(sb).and_then(|i| i.with_fs(|fs| fs.read_inode(dir.ino()))) {
+    let parent = match FsInfo::of(sb).and_then(|i| i.with_fs(Op::Inode, |fs| fs.read_inode(dir.ino()))) {
         Ok(di) => di.parent,
         Err(e) => return err_ptr(e),
     };

@@ -11,17 +11,20 @@
 //!
 //! Locking, outermost first: `i_rwsem` (write, truncate, fallocate), the
 //! mapping's `invalidate_lock` (exclusive for anything that removes or moves
-//! blocks; shared in faults), then the engine mutex (inside iomap_begin and
-//! every engine call, never held across a copy to or from userspace).
+//! blocks; shared in faults), then the engine semaphore (inside iomap_begin
+//! and every engine call, never held across a copy to or from userspace;
+//! shared for lookups, exclusive for transactions; iomap_begin answers
+//! written, unshared blocks from the inode's extent cache without it; see
+//! Documentation/design.md, "Concurrency and locking").
 
 use crate::bindings;
 use crate::engine;
 use crate::inode::{refresh, write_attrs};
 use crate::mm_glue::report_data_loss;
-use crate::mount::info_of;
+use crate::mount::{info_of, FsInfo, Op};
 use crate::vfs::{
     to_c, Dentry, FiemapInfo, File, IAttr, Idmap, Inode, InvalidateGuard, IoMap, IoMapKind, IomapOps, IovIter, Kiocb, Locked, Ops, Table,
-    TwoLocked, VmFault,
+    Run, TwoLocked, VmFault,
 };
 use core::sync::atomic::Ordering;
 use kernel::ffi::{c_int, c_uint, c_ulong};
@@ -70,56 +73,17 @@ fn map_blocks(inode: &Inode, pos: i64, length: i64, flags: c_uint, iomap: &mut I
     let (lblk, end) = blocks(pos, length);
     let count = end - lblk;
     let ino = inode.ino();
-    let write = flags & (bindings::IOMAP_WRITE | bindings::IOMAP_ZERO) != 0;
-    let zero_only = flags & bindings::IOMAP_ZERO != 0 && flags & bindings::IOMAP_WRITE == 0;
     let fault = flags & bindings::IOMAP_FAULT != 0;
-    let huge = fault && count >= PMD_BLOCKS;
-    // Returns the mapping, whether its blocks are new (were a hole or
-    // unwritten), and whether they replace shared blocks (CoW).
-    let r = info.with_fs(|fs| {
-        let mut m = fs.map(ino, lblk, count)?;
-        if m.kind == engine::MapKind::Written
-            && info.stats.poisoned_blocks.load(Ordering::Relaxed) != 0
-            && fs.has_bad_block(m.pblk, m.count)?
-        {
-            return Err(engine::Error::Io { block: m.pblk });
-        }
-        if !write || (zero_only && m.kind != engine::MapKind::Written) {
-            if huge && m.shared && m.kind == engine::MapKind::Written {
-                // Never a PMD entry over shared blocks: a later PTE fault
-                // of the range would make fsdax (6.12 dax_insert_entry)
-                // swap the 512-page entry for a 1-page one and leak 511
-                // from mapping->nrpages. Shorter than a PMD => fallback.
-                m.count = 1;
-                return Ok((m, false, false));
-            }
-            if fault && m.shared && m.kind == engine::MapKind::Written {
-                // fsdax maps exactly the faulted page or PMD: record it.
-                m.count = m.count.min(count);
-                let mut rmap = info.rmap.lock();
-                for i in 0..m.count {
-                    if rmap.add(m.pblk + i, ino, m.lblk + i).is_err() {
-                        // the on-media rmap still knows the owner, so memory
-                        // failure reaches it; count it (and say so) instead
-                        info.rmap_unrecorded(ino, m.lblk + i, m.pblk + i);
-                    }
-                }
-            }
-            return Ok((m, false, false));
-        }
-        if m.kind == engine::MapKind::Written && !m.shared {
-            return Ok((m, false, false));
-        }
-        let flags = engine::AllocFlags { unwritten: false, huge_align: huge, cow_unit: false };
-        let n = fs.alloc_write(ino, lblk, count, flags)?;
-        if m.shared {
-            info.rmap.lock().forget_range(m.pblk, n.count.min(m.count), ino, m.lblk);
-        }
-        // a fault allocates without passing through the VFS inode: keep
-        // the block count getattr reports in step
-        inode.state().set_blocks(fs.read_inode(ino)?.blocks);
-        Ok((n, m.kind != engine::MapKind::Written, m.shared))
-    });
+    // The mapping, whether its blocks are new (were a hole or unwritten),
+    // and whether they replace shared blocks (CoW): from the inode's extent
+    // cache without any lock when it has the block, else from the engine.
+    let cacheable = flags & bindings::IOMAP_REPORT == 0
+        && info.stats.poisoned_blocks.load(Ordering::Relaxed) == 0
+        && !info.is_shut_down();
+    let r = match cacheable.then(|| cached_mapping(info, inode, lblk, count)).flatten() {
+        Some(m) => Ok((m, false, false)),
+        None => map_engine(info, inode, lblk, count, flags),
+    };
     let (m, new, cow) = match r {
         // iomap needs a mapping that starts at pos and is not empty, or it
         // warns and loops on the same position: never hand it one (the
@@ -175,6 +139,100 @@ fn map_blocks(inode: &Inode, pos: i64, length: i64, flags: c_uint, iomap: &mut I
     0
 }
 
+/// The mapping of `count` blocks at `lblk` from the inode's extent cache,
+/// if it holds them at the current map epoch: written, unshared blocks,
+/// which a read, a fault and an overwrite all map as they are.
+fn cached_mapping(info: &FsInfo, inode: &Inode, lblk: u64, count: u64) -> Option<engine::Mapping> {
+    let run = inode.state().maps.lookup(info.map_epoch(), lblk)?;
+    info.locks.map_cache_hits.fetch_add(1, Ordering::Relaxed);
+    let off = lblk - run.lblk;
+    Some(engine::Mapping {
+        kind: engine::MapKind::Written,
+        lblk,
+        pblk: run.pblk + off,
+        count: count.min(run.count - off),
+        shared: false,
+    })
+}
+
+/// The mapping from the engine: looked up under the shared engine lock
+/// (beside other readers and mappers), and only when blocks must be
+/// allocated or copied, looked up again and allocated under the exclusive
+/// lock. A written, unshared answer goes into the inode's extent cache.
+fn map_engine(info: &FsInfo, inode: &Inode, lblk: u64, count: u64, flags: c_uint) -> Result<(engine::Mapping, bool, bool)> {
+    let ino = inode.ino();
+    let write = flags & (bindings::IOMAP_WRITE | bindings::IOMAP_ZERO) != 0;
+    let zero_only = flags & bindings::IOMAP_ZERO != 0 && flags & bindings::IOMAP_WRITE == 0;
+    let fault = flags & bindings::IOMAP_FAULT != 0;
+    let huge = fault && count >= PMD_BLOCKS;
+    let looked_up = info.with_fs(Op::Map, |fs| {
+        let mut m = fs.map(ino, lblk, count)?;
+        if m.kind == engine::MapKind::Written
+            && info.stats.poisoned_blocks.load(Ordering::Relaxed) != 0
+            && fs.has_bad_block(m.pblk, m.count)?
+        {
+            return Err(engine::Error::Io { block: m.pblk });
+        }
+        if m.kind == engine::MapKind::Written && !m.shared {
+            // under the shared lock no exclusive section runs, so this
+            // epoch names the state we looked at
+            if let Some(w) = fs.written_run(ino, lblk)? {
+                inode.state().maps.insert(info.map_epoch(), Run { lblk: w.lblk, pblk: w.pblk, count: w.count });
+            }
+            return Ok(Some(m));
+        }
+        if write && !(zero_only && m.kind != engine::MapKind::Written) {
+            return Ok(None); // allocate or copy, below
+        }
+        if m.shared && m.kind == engine::MapKind::Written {
+            if huge {
+                // Never a PMD entry over shared blocks: a later PTE fault
+                // of the range would make fsdax (6.12 dax_insert_entry)
+                // swap the 512-page entry for a 1-page one and leak 511
+                // from mapping->nrpages. Shorter than a PMD => fallback.
+                m.count = 1;
+            } else if fault {
+                // fsdax maps exactly the faulted page or PMD: record it.
+                m.count = m.count.min(count);
+                let mut rmap = info.rmap.lock();
+                for i in 0..m.count {
+                    if rmap.add(m.pblk + i, ino, m.lblk + i).is_err() {
+                        // the on-media rmap still knows the owner, so memory
+                        // failure reaches it; count it (and say so) instead
+                        info.rmap_unrecorded(ino, m.lblk + i, m.pblk + i);
+                    }
+                }
+            }
+        }
+        Ok(Some(m))
+    })?;
+    if let Some(m) = looked_up {
+        return Ok((m, false, false));
+    }
+    info.with_fs_mut(Op::Alloc, |fs| {
+        // again: the map may have changed between the two locks
+        let m = fs.map(ino, lblk, count)?;
+        if m.kind == engine::MapKind::Written
+            && info.stats.poisoned_blocks.load(Ordering::Relaxed) != 0
+            && fs.has_bad_block(m.pblk, m.count)?
+        {
+            return Err(engine::Error::Io { block: m.pblk });
+        }
+        if m.kind == engine::MapKind::Written && !m.shared {
+            return Ok((m, false, false));
+        }
+        let flags = engine::AllocFlags { unwritten: false, huge_align: huge, cow_unit: false };
+        let n = fs.alloc_write(ino, lblk, count, flags)?;
+        if m.shared {
+            info.rmap.lock().forget_range(m.pblk, n.count.min(m.count), ino, m.lblk);
+        }
+        // a fault allocates without passing through the VFS inode: keep
+        // the block count getattr reports in step
+        inode.state().set_blocks(fs.read_inode(ino)?.blocks);
+        Ok((n, m.kind != engine::MapKind::Written, m.shared))
+    })
+}
+
 static IOMAP_OPS: IomapOps = bindings::iomap_ops { iomap_begin: Some(iomap_begin), iomap_end: None };
 
 unsafe extern "C" fn read_iter(iocb: *mut bindings::kiocb, to: *mut bindings::iov_iter) -> isize {
@@ -208,7 +266,14 @@ fn zero_eof_tail(inode: &Locked<'_>, old: i64, new: i64) -> Result {
 fn commit_size(inode: &Locked<'_>, size: i64) -> Result {
     let info = info_of(inode)?;
     let t = inode.now();
-    info.with_fs(|fs| fs.set_size(inode.ino(), size as u64, t))?;
+    info.with_fs_mut(Op::Size, |fs| {
+        // callers only grow the file; were the engine's size larger, this
+        // would free blocks: then the extent caches must go
+        if fs.read_inode(inode.ino())?.size > size as u64 {
+            info.invalidate_maps(fs);
+        }
+        fs.set_size(inode.ino(), size as u64, t)
+    })?;
     // The engine stamped the size change with `t`; the VFS inode shows the
     // same mtime and ctime. Otherwise the next refresh, which keeps the
     // newer of the two, moved mtime forward by the nanoseconds between
@@ -291,7 +356,7 @@ fn set_size(inode: &Locked<'_>, size: i64) -> Result {
         write_back_pmds(inode, size, size + 1)?;
         inode.truncate_setsize(size);
         let t = inode.now();
-        info_of(inode)?.with_fs(|fs| fs.set_size(inode.ino(), size as u64, t))?;
+        info_of(inode)?.with_fs_mut(Op::Truncate, |fs| fs.set_size(inode.ino(), size as u64, t))?;
     }
     refresh(inode)
 }
@@ -443,7 +508,7 @@ fn forget_mappings(inode: &Inode, start: i64, end: i64) -> Result {
     let info = info_of(inode)?;
     let (first, last) = (start as u64 / BLOCK, (end as u64).div_ceil(BLOCK));
     let ino = inode.ino();
-    info.with_fs(|fs| {
+    info.with_fs(Op::Map, |fs| {
         let mut rmap = info.rmap.lock();
         if rmap.owners() == 0 {
             return Ok(());
@@ -551,7 +616,11 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
             zero(last_full, end)?;
             unmap_blocks(inode, first_full, last_full, inv)?;
             let (l, c) = (first_full as u64 / BLOCK, (last_full - first_full) as u64 / BLOCK);
-            info.with_fs(|fs| if punch { fs.punch(ino, l, c) } else { fs.zero_range(ino, l, c) })?;
+            if punch {
+                info.with_fs_mut_steps(Op::Space, c, |fs, d, n| fs.punch(ino, l + d, n))?;
+            } else {
+                info.with_fs_mut(Op::Space, |fs| fs.zero_range(ino, l, c))?;
+            }
         }
         if punch {
             return refresh(inode);
@@ -564,13 +633,13 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
         // fills its holes and, without KEEP_SIZE, extends the size (as on
         // XFS; xfstests' fsx uses it that way and found the size short).
         unmap_blocks(inode, (l * BLOCK) as i64, (e * BLOCK) as i64, inv)?;
-        info.with_fs(|fs| fs.unshare(ino, l, e - l))?;
+        info.with_fs_mut_steps(Op::Space, e - l, |fs, d, n| fs.unshare(ino, l + d, n))?;
     }
     let new_size = if keep || end <= inode.size() { None } else { Some(end) };
     // Fills the holes left (for ZERO_RANGE: the partial edge blocks). The
     // engine would round a new size up to whole blocks; the byte-exact size
     // is ours to set (and only when the range ends beyond EOF).
-    info.with_fs(|fs| fs.fallocate(ino, l, e - l, true))?;
+    info.with_fs_mut(Op::Space, |fs| fs.fallocate(ino, l, e - l, true))?;
     if let Some(s) = new_size {
         commit_size(inode, s)?;
     }
@@ -607,7 +676,7 @@ fn shift_range(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, insert: bool, off:
     unmap_blocks(inode, off, max, inv)?;
     let (ino, t) = (inode.ino(), inode.now());
     let (l, c) = (off as u64 / BLOCK, len as u64 / BLOCK);
-    let r = info.with_fs(|fs| if insert { fs.insert_range(ino, l, c, t) } else { fs.collapse_range(ino, l, c, t) });
+    let r = info.with_fs_mut(Op::Space, |fs| if insert { fs.insert_range(ino, l, c, t) } else { fs.collapse_range(ino, l, c, t) });
     // an error may stop the shift between two committed steps
     // (Documentation/crash-consistency.md): show whatever size it left
     let r2 = refresh(inode);
@@ -655,7 +724,13 @@ fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, fl
     let info = info_of(&dst)?;
     let (s, d) = (src.ino(), dst.ino());
     let (sl, dl) = (pos_in as u64 / BLOCK, pos_out as u64 / BLOCK);
-    info.with_fs(|fs| if dedupe { fs.dedupe(s, sl, d, dl, nblocks) } else { fs.reflink(s, sl, d, dl, nblocks) })?;
+    info.with_fs_mut_steps(Op::Remap, nblocks, |fs, o, n| {
+        if dedupe {
+            fs.dedupe(s, sl + o, d, dl + o, n)
+        } else {
+            fs.reflink(s, sl + o, d, dl + o, n)
+        }
+    })?;
     if !dedupe && pos_out + len > dst.size() {
         commit_size(&dst, pos_out + len)?;
     }
@@ -678,7 +753,7 @@ fn fiemap_xattr(inode: &Inode, fi: &FiemapInfo, start: u64, len: u64) -> Result 
     let info = info_of(inode)?;
     let mut v: KVec<(u64, u64, bool)> = KVec::new();
     let mut oom = false;
-    info.with_fs(|fs| {
+    info.with_fs(Op::Map, |fs| {
         fs.xattr_extents(inode.ino(), &mut |a, l, inl| {
             oom = v.push((a, l, inl), GFP_KERNEL).is_err();
             !oom
@@ -744,7 +819,7 @@ fn replace_damaged(inode: &Locked<'_>, pos: i64, len: i64) -> Result {
     let ino = inode.ino();
     // (first file block, blocks) of each lost run the write covers
     let mut lost: KVec<(u64, u64)> = KVec::new();
-    info.with_fs(|fs| {
+    info.with_fs(Op::Map, |fs| {
         let mut cur = first;
         while cur < end {
             let m = fs.map(ino, cur, end - cur)?;
@@ -771,7 +846,7 @@ fn replace_damaged(inode: &Locked<'_>, pos: i64, len: i64) -> Result {
     let inv = inode.invalidate_lock();
     lost.iter().try_for_each(|&(l, n)| {
         unmap_blocks(inode, (l * BLOCK) as i64, ((l + n) * BLOCK) as i64, &inv)?;
-        info.with_fs(|fs| fs.punch(ino, l, n))?;
+        info.with_fs_mut(Op::Space, |fs| fs.punch(ino, l, n))?;
         crate::vfs::fs_info!(info.dev(), "inode {}: bytes {}-{} lost to a memory failure are being overwritten; the damaged block stays quarantined\n", ino, l * BLOCK, (l + n) * BLOCK - 1);
         Ok(())
     })

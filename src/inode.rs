@@ -11,7 +11,7 @@
 
 use crate::bindings;
 use crate::engine;
-use crate::mount::info_of;
+use crate::mount::{info_of, Op};
 use crate::vfs::{to_c, Attrs, Dentry, FileAttr, Idmap, Inode, Kstat, Locked};
 use kernel::ffi::{c_int, c_uint};
 use kernel::prelude::*;
@@ -53,7 +53,7 @@ pub(crate) fn attrs_of(di: &engine::Inode) -> Attrs {
 /// timestamp newer than the engine's stays.
 pub(crate) fn refresh(inode: &Locked<'_>) -> Result {
     let info = info_of(inode)?;
-    let di = info.with_fs(|fs| fs.read_inode(inode.ino()))?;
+    let di = info.with_fs(Op::Inode, |fs| fs.read_inode(inode.ino()))?;
     inode.fill(&attrs_of(&di), true);
     Ok(())
 }
@@ -64,7 +64,7 @@ pub(crate) fn write_attrs(inode: &Inode) -> Result {
     let info = info_of(inode)?;
     let (uid, gid, mode) = (inode.uid(), inode.gid(), u32::from(inode.mode()));
     let (a, m, c) = (inode.time(0), inode.time(1), inode.time(2));
-    info.with_fs(|fs| {
+    info.with_fs_mut(Op::Inode, |fs| {
         let mut di = fs.read_inode(inode.ino())?;
         di.mode = mode;
         di.uid = uid;
@@ -93,10 +93,26 @@ fn evict(inode: &Inode) {
     let Ok(info) = info_of(inode) else { return };
     info.rmap.lock().forget_inode(inode.ino());
     if inode.nlink() == 0 && !inode.is_bad() && inode.ino() != 0 {
-        if let Err(e) = info.with_fs(|fs| fs.evict(inode.ino())) {
+        if let Err(e) = free_unlinked(info, inode) {
             crate::vfs::fs_err!(inode.sb().id(), "freeing inode {} failed ({:?}); fsck will reclaim it\n", inode.ino(), e);
         }
     }
+}
+
+/// Frees an unlinked inode: its blocks a few MiB per exclusive section
+/// (from the end; the inode is an orphan since its last unlink, so a crash
+/// in between leaves the rest to the orphan scan at mount), then the inode.
+fn free_unlinked(info: &crate::mount::FsInfo, inode: &Inode) -> Result {
+    let ino = inode.ino();
+    if inode.is_reg() {
+        let mut hi = info.with_fs(Op::Evict, |fs| fs.mapped_end(ino))?;
+        while hi > 0 {
+            let lo = hi.saturating_sub(crate::mount::STEP_BLOCKS);
+            info.with_fs_mut(Op::Evict, |fs| fs.punch(ino, lo, hi - lo))?;
+            hi = lo;
+        }
+    }
+    info.with_fs_mut(Op::Evict, |fs| fs.evict(ino))
 }
 
 /// `super_operations.write_inode`: lazily updated attributes (times) reach
@@ -154,7 +170,7 @@ pub(crate) unsafe extern "C" fn fileattr_get(d: *mut bindings::dentry, fa: *mut 
     // SAFETY: the VFS holds the dentry (positive) and the fileattr for the call.
     let (d, fa) = unsafe { (Dentry::from_raw(d), FileAttr::from_raw(fa)) };
     to_c(d.positive().and_then(|inode| {
-        let di = info_of(inode)?.with_fs(|fs| fs.read_inode(inode.ino()))?;
+        let di = info_of(inode)?.with_fs(Op::Inode, |fs| fs.read_inode(inode.ino()))?;
         let fl = FL_MAP.iter().filter(|(e, _)| di.flags & e != 0).fold(0, |a, (_, f)| a | f);
         let xf = XFL_MAP.iter().filter(|(e, _)| di.flags & e != 0).fold(0, |a, (_, f)| a | f);
         let bs = engine::BLOCK_SIZE as u32;
@@ -195,7 +211,7 @@ fn set_flags(inode: &Locked<'_>, fa: &FileAttr) -> Result {
     }
     let hflags = XFL_MAP.iter().filter(|(_, f)| xf & f != 0).fold(0, |a, (e, _)| a | e);
     let t = inode.now();
-    info_of(inode)?.with_fs(|fs| {
+    info_of(inode)?.with_fs_mut(Op::Inode, |fs| {
         let di = fs.read_inode(inode.ino())?;
         let fl_mask = FL_MAP.iter().fold(engine::IFLAG_HINTS, |a, (e, _)| a | e);
         let keep = di.flags & !fl_mask;

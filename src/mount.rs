@@ -18,7 +18,7 @@ use crate::bindings;
 use crate::dax::{DaxClaim, PmemMedia};
 use crate::engine;
 use crate::rmap::PfnRmap;
-use crate::vfs::{to_kerr, Inode, SuperBlock};
+use crate::vfs::{to_kerr, Inode, RwSem, SuperBlock};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -60,12 +60,146 @@ pub(crate) struct Stats {
     pub(crate) rmap_unrecorded: AtomicU64,
 }
 
+/// What an engine call is for: the class its acquisitions of the engine
+/// lock are counted under (debugfs `locks/<class>_{shared,exclusive}`), and
+/// whether its exclusive sections may change a written, unshared mapping
+/// (which invalidates every inode's extent cache; see `vfs::MapCache`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Op {
+    /// iomap_begin lookups (reads, faults, overwrites, FIEMAP, SEEK).
+    Map,
+    /// Writes and write faults that allocate or copy (CoW).
+    Alloc,
+    /// Inode attributes: read for iget, written back (times, mode, flags).
+    Inode,
+    /// Name lookup.
+    Lookup,
+    /// Directory reads.
+    Readdir,
+    /// create, mknod, mkdir, symlink, tmpfile, link, unlink, rmdir, rename.
+    Namespace,
+    /// Extended attributes and ACLs.
+    Xattr,
+    /// Size changes that may shrink (truncate).
+    Truncate,
+    /// i_size growth after a write, fallocate or reflink past EOF.
+    Size,
+    /// punch, zero range, fallocate, unshare, collapse and insert range.
+    Space,
+    /// Reflink and dedupe.
+    Remap,
+    /// Freeing an unlinked inode.
+    Evict,
+    /// statfs.
+    Statfs,
+    /// Memory failure handling.
+    MemFail,
+    /// Mount, remount, the rest.
+    Other,
+}
+
+impl Op {
+    const COUNT: usize = 15;
+    const ALL: [Op; Op::COUNT] = [
+        Op::Map,
+        Op::Alloc,
+        Op::Inode,
+        Op::Lookup,
+        Op::Readdir,
+        Op::Namespace,
+        Op::Xattr,
+        Op::Truncate,
+        Op::Size,
+        Op::Space,
+        Op::Remap,
+        Op::Evict,
+        Op::Statfs,
+        Op::MemFail,
+        Op::Other,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Op::Map => "map",
+            Op::Alloc => "alloc",
+            Op::Inode => "inode",
+            Op::Lookup => "lookup",
+            Op::Readdir => "readdir",
+            Op::Namespace => "namespace",
+            Op::Xattr => "xattr",
+            Op::Truncate => "truncate",
+            Op::Size => "size",
+            Op::Space => "space",
+            Op::Remap => "remap",
+            Op::Evict => "evict",
+            Op::Statfs => "statfs",
+            Op::MemFail => "memfail",
+            Op::Other => "other",
+        }
+    }
+
+    /// May an exclusive section of this class change a mapping the extent
+    /// caches hold (written and unshared)? Attributes, names and xattrs
+    /// never touch extent maps. `alloc_write` fills holes and unwritten
+    /// blocks and replaces shared ones, never a written unshared block
+    /// (the engine's `written_run` documents the same contract). An unlinked
+    /// inode's blocks are freed only by evict, which needs no bump either:
+    /// only the evicted inode, which nobody can reach any more, mapped them
+    /// unshared (a block it shared becomes unshared for its other owner,
+    /// which had not cached it while shared). Growing
+    /// the size frees nothing (a `Size` section that finds it would shrink
+    /// calls `invalidate_maps` itself).
+    fn changes_maps(self) -> bool {
+        !matches!(
+            self,
+            Op::Inode | Op::Namespace | Op::Xattr | Op::Alloc | Op::Size | Op::Evict | Op::Lookup | Op::Readdir | Op::Statfs
+        )
+    }
+}
+
+/// Blocks (8 MiB) one exclusive section of a long range operation (punch,
+/// unshare, reflink, dedupe, freeing an unlinked file) covers at most.
+pub(crate) const STEP_BLOCKS: u64 = 2048;
+
+/// Acquisitions of the engine lock per class, and extent-cache hits (the
+/// iomap_begin calls that took no lock at all).
+pub(crate) struct LockStats {
+    pub(crate) shared: [AtomicU64; Op::COUNT],
+    pub(crate) exclusive: [AtomicU64; Op::COUNT],
+    pub(crate) map_cache_hits: AtomicU64,
+}
+
+impl Default for LockStats {
+    fn default() -> Self {
+        LockStats {
+            shared: [const { AtomicU64::new(0) }; Op::COUNT],
+            exclusive: [const { AtomicU64::new(0) }; Op::COUNT],
+            map_cache_hits: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LockStats {
+    /// (name, shared counter, exclusive counter) of every class, for debugfs.
+    pub(crate) fn classes(&self) -> impl Iterator<Item = (Op, &AtomicU64, &AtomicU64)> {
+        Op::ALL.iter().map(move |&op| (op, &self.shared[op as usize], &self.exclusive[op as usize]))
+    }
+}
+
 /// Per-mount state, pointed to by `sb->s_fs_info`.
 #[pin_data]
 pub(crate) struct FsInfo {
-    /// The engine; `None` once the filesystem is shut down.
+    /// The engine; `None` once the filesystem is shut down. Read-only
+    /// engine calls take it shared, transactions exclusive (`with_fs`,
+    /// `with_fs_mut`).
     #[pin]
-    pub(crate) fs: Mutex<Option<engine::Fs<PmemMedia>>>,
+    pub(crate) fs: RwSem<Option<engine::Fs<PmemMedia>>>,
+    /// Bumped at the start of every exclusive section that may change a
+    /// written, unshared mapping: the inodes' extent caches hold entries of
+    /// one epoch only (see `vfs::MapCache`). Starts at 1 (0 marks an empty
+    /// entry).
+    pub(crate) map_epoch: AtomicU64,
+    pub(crate) locks: LockStats,
     /// Who maps each shared block (see rmap/). Lock order: fs, then rmap.
     #[pin]
     pub(crate) rmap: Mutex<PfnRmap>,
@@ -94,49 +228,117 @@ impl FsInfo {
         }
     }
 
-    /// Runs `f` on the engine under the mount's lock. Corruption is logged
-    /// with the device and structure; a shut-down filesystem returns EIO.
+    /// Runs the read-only `f` on the engine under the shared engine lock, so
+    /// that it runs beside other readers. Corruption is logged with the
+    /// device and structure; a shut-down filesystem returns EIO.
     pub(crate) fn with_fs<R>(
         &self,
+        op: Op,
+        f: impl FnOnce(&engine::Fs<PmemMedia>) -> core::result::Result<R, engine::Error>,
+    ) -> Result<R> {
+        self.locks.shared[op as usize].fetch_add(1, Ordering::Relaxed);
+        self.engine_section(|| {
+            let g = self.fs.read();
+            match g.as_ref() {
+                None => Err(EIO),
+                Some(fs) => f(fs).map_err(|e| self.engine_error(e)),
+            }
+        })
+    }
+
+    /// Runs the transaction(s) of `f` under the exclusive engine lock.
+    pub(crate) fn with_fs_mut<R>(
+        &self,
+        op: Op,
         f: impl FnOnce(&mut engine::Fs<PmemMedia>) -> core::result::Result<R, engine::Error>,
     ) -> Result<R> {
+        self.locks.exclusive[op as usize].fetch_add(1, Ordering::Relaxed);
+        self.engine_section(|| {
+            let mut g = self.fs.write();
+            if op.changes_maps() {
+                // before anything changes: from here on no cached mapping
+                // is served until the cache is refilled under a shared lock,
+                // which waits for us
+                self.map_epoch.fetch_add(1, Ordering::AcqRel);
+            }
+            match g.as_mut() {
+                None => Err(EIO),
+                Some(fs) => f(fs).map_err(|e| self.engine_error(e)),
+            }
+        })
+    }
+
+    /// Runs a long range operation over `count` blocks in steps of at most
+    /// `STEP_BLOCKS`, one exclusive section each: `f(fs, done, n)` handles
+    /// blocks `[done, done + n)` of the range. Between two steps the engine
+    /// lock is free, so reads, faults and other files' operations get in
+    /// (the caller's inode locks keep its own files out). This changes
+    /// nothing a crash can show: within one engine call each bounded
+    /// transaction already commits on its own (`tx_restart`), so a crash
+    /// leaves a prefix of the work done either way.
+    pub(crate) fn with_fs_mut_steps(
+        &self,
+        op: Op,
+        count: u64,
+        mut f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
+    ) -> Result {
+        let mut done = 0;
+        while done < count {
+            let n = (count - done).min(STEP_BLOCKS);
+            self.with_fs_mut(op, |fs| f(fs, done, n))?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Invalidates every inode's extent cache. Only for an exclusive
+    /// section whose class does not already do it (the exclusive lock is
+    /// what makes the new epoch cover the change: caches fill under the
+    /// shared lock).
+    pub(crate) fn invalidate_maps(&self, _fs: &mut engine::Fs<PmemMedia>) {
+        self.map_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The current map epoch (see `map_epoch`).
+    pub(crate) fn map_epoch(&self) -> u64 {
+        self.map_epoch.load(Ordering::Acquire)
+    }
+
+    /// Brackets an engine section: the dax read lock (device removal waits
+    /// for us) and a NOFS allocation scope.
+    fn engine_section<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
         // SAFETY: dax_read_lock/unlock bracket every access to the mapping so
         // that device removal (kill_dax) waits for us. Allocations under the
         // engine lock must not recurse into filesystem reclaim (inode
         // eviction takes the same lock): a NOFS scope, like a transaction.
         let (id, nofs) = unsafe { (bindings::dax_read_lock(), bindings::ferrofs_memalloc_nofs_save()) };
         // SAFETY: our claim keeps the dax_device allocated.
-        let r = if !unsafe { bindings::dax_alive(self.dax.dev()) } {
-            Err(EIO)
-        } else {
-            let mut g = self.fs.lock();
-            match g.as_mut() {
-                None => Err(EIO),
-                Some(fs) => f(fs).map_err(|e| {
-                    match e {
-                        engine::Error::Corrupt { what, block } => {
-                            crate::vfs::fs_err!(self.dev(), "metadata corruption in {} at block {}\n", what, block)
-                        }
-                        engine::Error::Io { block } => {
-                            // the first ten, then every power of two: a
-                            // failing device must not flood the log
-                            let n = self.stats.media_errors.fetch_add(1, Ordering::Relaxed) + 1;
-                            if n <= 10 || n.is_power_of_two() {
-                                crate::vfs::fs_err!(self.dev(), "media error at block {} (EIO; {} so far)\n", block, n);
-                            }
-                        }
-                        _ => {}
-                    }
-                    to_kerr(e)
-                }),
-            }
-        };
+        let r = if !unsafe { bindings::dax_alive(self.dax.dev()) } { Err(EIO) } else { f() };
         // SAFETY: paired with the lock and scope above.
         unsafe {
             bindings::ferrofs_memalloc_nofs_restore(nofs);
             bindings::dax_read_unlock(id);
         }
         r
+    }
+
+    /// Logs what an engine error says about the device, and converts it.
+    fn engine_error(&self, e: engine::Error) -> Error {
+        match e {
+            engine::Error::Corrupt { what, block } => {
+                crate::vfs::fs_err!(self.dev(), "metadata corruption in {} at block {}\n", what, block)
+            }
+            engine::Error::Io { block } => {
+                // the first ten, then every power of two: a failing device
+                // must not flood the log
+                let n = self.stats.media_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                if n <= 10 || n.is_power_of_two() {
+                    crate::vfs::fs_err!(self.dev(), "media error at block {} (EIO; {} so far)\n", block, n);
+                }
+            }
+            _ => {}
+        }
+        to_kerr(e)
     }
 
     /// Stops all further engine access (memory failure in metadata, device
@@ -148,7 +350,9 @@ impl FsInfo {
 
     pub(crate) fn shutdown(&self, why: &str) {
         self.shut_down.store(true, Ordering::Release);
-        if self.fs.lock().take().is_some() {
+        let mut g = self.fs.write();
+        self.map_epoch.fetch_add(1, Ordering::AcqRel);
+        if g.take().is_some() {
             crate::vfs::fs_err!(self.dev(), "shutting down: {}; further access fails with EIO\n", why);
         }
     }

@@ -11,7 +11,7 @@
 use crate::bindings;
 use crate::engine;
 use crate::inode::{attrs_of, refresh};
-use crate::mount::{info_of, FsInfo};
+use crate::mount::{info_of, FsInfo, Op};
 use crate::vfs::{err_ptr, to_c, Cached, DirContext, Idmap, Inode, Locked, NamedDentry, NewInode, Ops, SuperBlock, Table, UnhashedInode};
 use kernel::ffi::{c_char, c_int, c_uint, c_void};
 use kernel::prelude::*;
@@ -25,7 +25,7 @@ pub(crate) fn iget(sb: &SuperBlock, ino: u64) -> Result<ARef<Inode>> {
         Cached::Live(i) => Ok(i),
         Cached::New(mut n) => {
             // on error, dropping `n` fails the new inode (iget_failed)
-            let di = FsInfo::of(sb)?.with_fs(|fs| fs.read_inode(ino))?;
+            let di = FsInfo::of(sb)?.with_fs(Op::Inode, |fs| fs.read_inode(ino))?;
             n.init(&attrs_of(&di), &ops_for(di.mode, di.rdev));
             Ok(n.publish())
         }
@@ -61,7 +61,7 @@ unsafe extern "C" fn lookup(dir: *mut bindings::inode, d: *mut bindings::dentry,
     if name.len() > engine::NAME_MAX {
         return err_ptr(crate::vfs::code::enametoolong());
     }
-    let r = info_of(dir).and_then(|info| info.with_fs(|fs| fs.lookup(dir.ino(), name)));
+    let r = info_of(dir).and_then(|info| info.with_fs(Op::Lookup, |fs| fs.lookup(dir.ino(), name)));
     let inode = match r {
         Ok(Some(ino)) => match iget(dir.sb(), ino) {
             Ok(i) => Some(i),
@@ -102,7 +102,7 @@ fn new_vfs_inode(
         flags: engine::inherited_flags(dir.state().flags(), mode),
         time: dir.now(),
     };
-    let (ino, di) = info.with_fs(|fs| make(fs, &new))?;
+    let (ino, di) = info.with_fs_mut(Op::Namespace, |fs| make(fs, &new))?;
     let n = u.insert(ino, &attrs_of(&di), &ops_for(mode, rdev))?;
     if let Err(e) = crate::xattr::acl_init(&n, acls) {
         crate::vfs::fs_err!(dir.sb().id(), "inode {}: storing inherited ACLs failed: {:?}\n", ino, e);
@@ -169,7 +169,7 @@ unsafe extern "C" fn link(old: *mut bindings::dentry, dir: *mut bindings::inode,
     to_c(old.positive().and_then(|inode| {
         // SAFETY: vfs_link holds the source inode's i_rwsem (see above).
         let inode = unsafe { inode.assume_locked() };
-        info_of(&dir)?.with_fs(|fs| fs.link(inode.ino(), dir.ino(), d.name(), dir.now()))?;
+        info_of(&dir)?.with_fs_mut(Op::Namespace, |fs| fs.link(inode.ino(), dir.ino(), d.name(), dir.now()))?;
         let _ = refresh(&inode);
         let _ = refresh(&dir);
         d.instantiate(inode.to_aref());
@@ -182,7 +182,7 @@ fn remove(dir: &Locked<'_>, d: &NamedDentry, is_dir: bool) -> Result {
     // SAFETY: vfs_unlink and vfs_rmdir hold the victim's i_rwsem.
     let victim = unsafe { victim.assume_locked() };
     let t = dir.now();
-    info_of(dir)?.with_fs(|fs| if is_dir { fs.rmdir(dir.ino(), d.name(), t) } else { fs.unlink(dir.ino(), d.name(), t) }.map(|_| ()))?;
+    info_of(dir)?.with_fs_mut(Op::Namespace, |fs| if is_dir { fs.rmdir(dir.ino(), d.name(), t) } else { fs.unlink(dir.ino(), d.name(), t) }.map(|_| ()))?;
     refresh(&victim)?;
     refresh(dir)
 }
@@ -246,7 +246,7 @@ fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Lock
         // published and released: it stays cached (nlink 1)
         drop(w.publish());
     } else {
-        info_of(odir)?.with_fs(|fs| fs.rename(o, oname, n, nname, rf, odir.now()))?;
+        info_of(odir)?.with_fs_mut(Op::Namespace, |fs| fs.rename(o, oname, n, nname, rf, odir.now()))?;
     }
     // the rename is done and durable: a failed refresh must not report it failed
     // SAFETY: vfs_rename holds the i_rwsem of both children, except for a
@@ -275,7 +275,7 @@ unsafe extern "C" fn get_link(d: *mut bindings::dentry, p: *mut bindings::inode,
         Ok(b) => b,
         Err(_) => return err_ptr(ENOMEM),
     };
-    let r = info_of(inode).and_then(|info| info.with_fs(|fs| fs.read_link(inode.ino(), &mut buf[..])));
+    let r = info_of(inode).and_then(|info| info.with_fs(Op::Inode, |fs| fs.read_link(inode.ino(), &mut buf[..])));
     let n = match r {
         Ok(n) if n < buf.len() => n,
         Ok(_) => return err_ptr(crate::vfs::code::euclean()),
@@ -316,7 +316,7 @@ fn readdir(dir: &Inode, file: &crate::vfs::File, ctx: &DirContext) -> Result {
         // SAFETY: u8 has no destructor; shrinking the length is always valid.
         unsafe { batch.set_len(0) };
         let mut end = true;
-        info.with_fs(|fs| {
+        info.with_fs(Op::Readdir, |fs| {
             fs.readdir(dir.ino(), pos, &mut |name, ino, ftype, next| {
                 // record: ino u64, next u64, type u8, len u8, name
                 if batch.len() + 18 + name.len() > 16384 {

@@ -10,10 +10,10 @@
 use crate::bindings;
 use crate::dax::DaxClaim;
 use crate::engine;
-use crate::mount::{DaxMode, FsInfo, MountOpts, Stats};
+use crate::mount::{DaxMode, FsInfo, LockStats, MountOpts, Op, Stats};
 use crate::namei;
 use crate::rmap::PfnRmap;
-use crate::vfs::{to_c, to_kerr, NewSuperBlock, SbParams, SuperBlock};
+use crate::vfs::{to_c, to_kerr, NewSuperBlock, RwSem, SbParams, SuperBlock};
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use kernel::ffi::{c_char, c_int};
@@ -94,6 +94,23 @@ fn debugfs_add(info: &FsInfo) {
         // SAFETY: the FsInfo is pinned and outlives the files (removed in
         // free_info before it is dropped); AtomicU64 has u64's layout.
         unsafe { bindings::debugfs_create_u64(n.as_ptr().cast(), 0o444, dir, v.as_ptr()) };
+    }
+    // SAFETY: as above.
+    unsafe { bindings::debugfs_create_u64(c"map_cache_hits".as_ptr().cast(), 0o444, dir, info.locks.map_cache_hits.as_ptr()) };
+    // locks/<class>_shared and locks/<class>_exclusive: acquisitions of the
+    // engine lock per operation class
+    // SAFETY: as for the mount's directory.
+    let ldir = unsafe { bindings::debugfs_create_dir(c"locks".as_ptr().cast(), dir) };
+    for (op, sh, ex) in info.locks.classes() {
+        for (suffix, v) in [("_shared", sh), ("_exclusive", ex)] {
+            let mut n = [0u8; 32];
+            let (a, b) = (op.name().as_bytes(), suffix.as_bytes());
+            n[..a.len()].copy_from_slice(a);
+            n[a.len()..a.len() + b.len()].copy_from_slice(b);
+            // SAFETY: n is NUL-terminated (names are < 31 bytes); the
+            // counters live in the pinned FsInfo, which outlives the files.
+            unsafe { bindings::debugfs_create_u64(n.as_ptr().cast(), 0o444, ldir, v.as_ptr()) };
+        }
     }
     // SAFETY: as above; the pfn lives in the pinned FsInfo's claim and is
     // never written after mount.
@@ -195,7 +212,7 @@ unsafe extern "C" fn fc_reconfigure(fc: *mut bindings::fs_context) -> c_int {
     let sb = unsafe { SuperBlock::from_raw((*(*fc).root).d_sb) };
     // SAFETY: reading the requested flags of a valid context.
     let want_ro = unsafe { (*fc).sb_flags } as usize & bindings::FERROFS_SB_RDONLY as usize != 0;
-    if !want_ro && FsInfo::of(sb).map(|i| i.with_fs(|fs| Ok(fs.is_read_only())).unwrap_or(true)).unwrap_or(true) {
+    if !want_ro && FsInfo::of(sb).map(|i| i.with_fs(Op::Other, |fs| Ok(fs.is_read_only())).unwrap_or(true)).unwrap_or(true) {
         crate::vfs::fs_err!(sb.id(), "cannot remount read-write: the filesystem is read-only or shut down\n");
         return EROFS.to_errno();
     }
@@ -264,7 +281,9 @@ fn fill_super_inner(sb: &NewSuperBlock, opts: MountOpts) -> Result {
     dev[..id.len().min(31)].copy_from_slice(&id[..id.len().min(31)]);
     let info: Pin<KBox<FsInfo>> = KBox::pin_init(
         pin_init!(FsInfo {
-            fs <- kernel::new_mutex!(Some(fs), "ferrofs_engine"),
+            fs <- RwSem::new_engine_lock(Some(fs)),
+            map_epoch: AtomicU64::new(1),
+            locks: LockStats::default(),
             rmap <- kernel::new_mutex!(PfnRmap::new(), "ferrofs_rmap"),
             dax,
             opts,
@@ -325,7 +344,7 @@ fn free_info(sb: &SuperBlock) {
     // SAFETY: removes the mount's debugfs directory (NULL or an ERR_PTR are
     // accepted); its files point into the FsInfo, which is still alive.
     unsafe { bindings::debugfs_remove(info.debug_dir.swap(core::ptr::null_mut(), Ordering::Relaxed)) };
-    if let Some(fs) = info.fs.lock().take() {
+    if let Some(fs) = info.fs.write().take() {
         if let Err(e) = fs.unmount(now_secs()) {
             crate::vfs::fs_err!(sb.id(), "unmount failed: {:?}\n", e);
         }
@@ -356,7 +375,7 @@ unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::k
     // SAFETY: dentry is live for the call and pins its super_block.
     let sb = unsafe { SuperBlock::from_raw((*dentry).d_sb) };
     let Ok(info) = FsInfo::of(sb) else { return EIO.to_errno() };
-    let st = match info.with_fs(|fs| Ok((fs.statfs(), fsid_of(&fs.superblock().uuid)))) {
+    let st = match info.with_fs(Op::Statfs, |fs| Ok((fs.statfs(), fsid_of(&fs.superblock().uuid)))) {
         Ok(s) => s,
         Err(e) => return e.to_errno(),
     };

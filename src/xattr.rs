@@ -11,7 +11,7 @@ use crate::engine::{
     XATTR_NS_ACL_DEFAULT as NS_ACL_DEFAULT, XATTR_NS_SECURITY as NS_SECURITY, XATTR_NS_TRUSTED as NS_TRUSTED,
     XATTR_NS_USER as NS_USER,
 };
-use crate::mount::info_of;
+use crate::mount::{info_of, Op};
 use crate::vfs::{to_c, Acl, Dentry, Idmap, Inherited, Inode, Locked, NewInode, PosixAcl, Table};
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
@@ -25,7 +25,7 @@ unsafe fn cbytes<'a>(p: *const c_char) -> &'a [u8] {
 
 /// Reads an attribute; an empty `buf` asks for the length.
 fn get(inode: &Inode, ns: u8, name: &[u8], buf: &mut [u8]) -> Result<usize> {
-    info_of(inode)?.with_fs(|fs| fs.xattr_get(inode.ino(), ns, name, buf))
+    info_of(inode)?.with_fs(Op::Xattr, |fs| fs.xattr_get(inode.ino(), ns, name, buf))
 }
 
 /// Sets (`Some`) or removes (`None`) an attribute.
@@ -38,7 +38,7 @@ fn set(inode: &Inode, ns: u8, name: &[u8], value: Option<&[u8]>, flags: c_int) -
         XattrMode::Any
     };
     let ino = inode.ino();
-    info_of(inode)?.with_fs(|fs| match value {
+    info_of(inode)?.with_fs_mut(Op::Xattr, |fs| match value {
         Some(v) => fs.xattr_set(ino, ns, name, v, mode),
         None => fs.xattr_remove(ino, ns, name),
     })
@@ -140,7 +140,7 @@ pub(crate) unsafe extern "C" fn listxattr(d: *mut bindings::dentry, list: *mut c
     let mut need = 0usize;
     let mut too_small = false;
     let r = info_of(inode).and_then(|info| {
-        info.with_fs(|fs| {
+        info.with_fs(Op::Xattr, |fs| {
             fs.xattr_list(inode.ino(), &mut |ns, name, _len| {
                 let Some(&(_, prefix)) = PREFIXES.iter().find(|(n, _)| *n == ns) else { return };
                 if ns == NS_TRUSTED && !admin {
@@ -238,7 +238,7 @@ fn set_acl_locked(inode: &Locked<'_>, idmap: &Idmap, acl: Option<&PosixAcl>, ty:
             // behind); the VFS inode changes only once both are stored.
             let buf = acl.map(|a| a.to_xattr()).transpose()?;
             let ctime = inode.now();
-            info_of(inode)?.with_fs(|fs| {
+            info_of(inode)?.with_fs_mut(Op::Xattr, |fs| {
                 fs.xattr_set_with_mode(inode.ino(), NS_ACL_ACCESS, ACL_NAME, buf.as_deref(), u32::from(mode), ctime)
             })?;
             inode.set_mode(mode);

@@ -70,11 +70,19 @@ pub(crate) struct InodeState {
     blocks: AtomicU64,
     /// Engine inode flags (`engine::IFLAG_*`).
     flags: AtomicU32,
+    /// Written, unshared runs iomap_begin has seen (see `MapCache`).
+    pub(crate) maps: super::MapCache,
 }
 
 impl InodeState {
     const fn new() -> Self {
-        InodeState { btime_sec: AtomicI64::new(0), btime_nsec: AtomicU32::new(0), blocks: AtomicU64::new(0), flags: AtomicU32::new(0) }
+        InodeState {
+            btime_sec: AtomicI64::new(0),
+            btime_nsec: AtomicU32::new(0),
+            blocks: AtomicU64::new(0),
+            flags: AtomicU32::new(0),
+            maps: super::MapCache::new(),
+        }
     }
 
     pub(crate) fn btime(&self) -> Time {

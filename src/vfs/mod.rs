@@ -17,6 +17,8 @@ mod acl;
 mod dentry;
 mod inode;
 mod io;
+mod mapcache;
+mod rwsem;
 
 pub(crate) use dentry::{obtain_alias, Dentry, File, FileAttr, IAttr, Idmap, NamedDentry};
 pub(crate) use inode::{
@@ -24,6 +26,8 @@ pub(crate) use inode::{
     NewInode, Ops, TwoLocked, UnhashedInode,
 };
 pub(crate) use acl::{Acl, Inherited, PosixAcl};
+pub(crate) use mapcache::{MapCache, Run};
+pub(crate) use rwsem::RwSem;
 pub(crate) use io::{DirContext, FiemapInfo, IoMap, IoMapKind, IomapOps, IovIter, Kiocb, Kstat, VmFault};
 
 use crate::bindings;

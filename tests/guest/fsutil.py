@@ -37,6 +37,17 @@ FICLONERANGE = 0x4020940D
 FIDEDUPERANGE = 0xC0189436
 
 
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_INSERT_RANGE = 8, 16, 32
+
+
+def fallocate(fd, mode, off, length):
+    """fallocate(2) with a mode (Python's os has only posix_fallocate)."""
+    if _libc.fallocate(fd, mode, ctypes.c_long(off), ctypes.c_long(length)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
 def clone(src_fd, dst_fd):
     """FICLONE: the whole of src into dst."""
     import fcntl

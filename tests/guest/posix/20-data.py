@@ -10,19 +10,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import expect_errno, fiemap, pattern
+from fsutil import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
+                    FALLOC_FL_ZERO_RANGE, expect_errno, fallocate, fiemap, pattern)
 
 B = 4096
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
-FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_INSERT_RANGE = 8, 16, 32
-
-
-def fallocate(fd, mode, off, length):
-    import ctypes
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    if libc.fallocate(fd, mode, ctypes.c_long(off), ctypes.c_long(length)) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
 
 
 class Model:
