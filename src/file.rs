@@ -167,12 +167,7 @@ fn map_engine(info: &FsInfo, inode: &Inode, lblk: u64, count: u64, flags: c_uint
     let huge = fault && count >= PMD_BLOCKS;
     let looked_up = info.with_fs(Op::Map, |fs| {
         let mut m = fs.map(ino, lblk, count)?;
-        if m.kind == engine::MapKind::Written
-            && info.stats.poisoned_blocks.load(Ordering::Relaxed) != 0
-            && fs.has_bad_block(m.pblk, m.count)?
-        {
-            return Err(engine::Error::Io { block: m.pblk });
-        }
+        refuse_poisoned(info, fs, &m)?;
         if m.kind == engine::MapKind::Written && !m.shared {
             // under the shared lock no exclusive section runs, so this
             // epoch names the state we looked at
@@ -212,12 +207,7 @@ fn map_engine(info: &FsInfo, inode: &Inode, lblk: u64, count: u64, flags: c_uint
     info.with_fs_mut(Op::Alloc, |fs| {
         // again: the map may have changed between the two locks
         let m = fs.map(ino, lblk, count)?;
-        if m.kind == engine::MapKind::Written
-            && info.stats.poisoned_blocks.load(Ordering::Relaxed) != 0
-            && fs.has_bad_block(m.pblk, m.count)?
-        {
-            return Err(engine::Error::Io { block: m.pblk });
-        }
+        refuse_poisoned(info, fs, &m)?;
         if m.kind == engine::MapKind::Written && !m.shared {
             return Ok((m, false, false));
         }
@@ -231,6 +221,18 @@ fn map_engine(info: &FsInfo, inode: &Inode, lblk: u64, count: u64, flags: c_uint
         inode.state().set_blocks(fs.read_inode(ino)?.blocks);
         Ok((n, m.kind != engine::MapKind::Written, m.shared))
     })
+}
+
+/// EIO for a written mapping over a quarantined (poisoned) block; the
+/// lookup is skipped while the filesystem has none.
+fn refuse_poisoned(info: &FsInfo, fs: &engine::Fs<crate::dax::PmemMedia>, m: &engine::Mapping) -> core::result::Result<(), engine::Error> {
+    if m.kind == engine::MapKind::Written
+        && info.stats.poisoned_blocks.load(Ordering::Relaxed) != 0
+        && fs.has_bad_block(m.pblk, m.count)?
+    {
+        return Err(engine::Error::Io { block: m.pblk });
+    }
+    Ok(())
 }
 
 static IOMAP_OPS: IomapOps = bindings::iomap_ops { iomap_begin: Some(iomap_begin), iomap_end: None };
@@ -266,14 +268,11 @@ fn zero_eof_tail(inode: &Locked<'_>, old: i64, new: i64) -> Result {
 fn commit_size(inode: &Locked<'_>, size: i64) -> Result {
     let info = info_of(inode)?;
     let t = inode.now();
-    info.with_fs_mut(Op::Size, |fs| {
-        // callers only grow the file; were the engine's size larger, this
-        // would free blocks: then the extent caches must go
-        if fs.read_inode(inode.ino())?.size > size as u64 {
-            info.invalidate_maps(fs);
-        }
-        fs.set_size(inode.ino(), size as u64, t)
-    })?;
+    // callers only grow the file (the VFS size is the engine's, both set
+    // here under i_rwsem); a shrink would free blocks, which the Truncate
+    // class tells the extent caches about
+    let op = if size < inode.size() { Op::Truncate } else { Op::Size };
+    info.with_fs_mut(op, |fs| fs.set_size(inode.ino(), size as u64, t))?;
     // The engine stamped the size change with `t`; the VFS inode shows the
     // same mtime and ctime. Otherwise the next refresh, which keeps the
     // newer of the two, moved mtime forward by the nanoseconds between

@@ -100,17 +100,13 @@ fn evict(inode: &Inode) {
 }
 
 /// Frees an unlinked inode: its blocks a few MiB per exclusive section
-/// (from the end; the inode is an orphan since its last unlink, so a crash
-/// in between leaves the rest to the orphan scan at mount), then the inode.
+/// (the inode is an orphan since its last unlink, so a crash in between
+/// leaves the rest to the orphan scan at mount), then the inode.
 fn free_unlinked(info: &crate::mount::FsInfo, inode: &Inode) -> Result {
     let ino = inode.ino();
     if inode.is_reg() {
-        let mut hi = info.with_fs(Op::Evict, |fs| fs.mapped_end(ino))?;
-        while hi > 0 {
-            let lo = hi.saturating_sub(crate::mount::STEP_BLOCKS);
-            info.with_fs_mut(Op::Evict, |fs| fs.punch(ino, lo, hi - lo))?;
-            hi = lo;
-        }
+        let end = info.with_fs(Op::Evict, |fs| fs.mapped_end(ino))?;
+        info.with_fs_mut_steps(Op::Evict, end, |fs, d, n| fs.punch(ino, d, n))?;
     }
     info.with_fs_mut(Op::Evict, |fs| fs.evict(ino))
 }

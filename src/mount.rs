@@ -146,9 +146,8 @@ impl Op {
     /// inode's blocks are freed only by evict, which needs no bump either:
     /// only the evicted inode, which nobody can reach any more, mapped them
     /// unshared (a block it shared becomes unshared for its other owner,
-    /// which had not cached it while shared). Growing
-    /// the size frees nothing (a `Size` section that finds it would shrink
-    /// calls `invalidate_maps` itself).
+    /// which had not cached it while shared). Growing the size frees
+    /// nothing (a size change that shrinks is `Truncate`).
     fn changes_maps(self) -> bool {
         !matches!(
             self,
@@ -259,7 +258,7 @@ impl FsInfo {
                 // before anything changes: from here on no cached mapping
                 // is served until the cache is refilled under a shared lock,
                 // which waits for us
-                self.map_epoch.fetch_add(1, Ordering::AcqRel);
+                self.next_epoch();
             }
             match g.as_mut() {
                 None => Err(EIO),
@@ -291,11 +290,10 @@ impl FsInfo {
         Ok(())
     }
 
-    /// Invalidates every inode's extent cache. Only for an exclusive
-    /// section whose class does not already do it (the exclusive lock is
-    /// what makes the new epoch cover the change: caches fill under the
-    /// shared lock).
-    pub(crate) fn invalidate_maps(&self, _fs: &mut engine::Fs<PmemMedia>) {
+    /// Invalidates every inode's extent cache. Called with the engine lock
+    /// held exclusive, which is what makes the new epoch cover the change
+    /// (caches fill under the shared lock).
+    fn next_epoch(&self) {
         self.map_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -351,7 +349,7 @@ impl FsInfo {
     pub(crate) fn shutdown(&self, why: &str) {
         self.shut_down.store(true, Ordering::Release);
         let mut g = self.fs.write();
-        self.map_epoch.fetch_add(1, Ordering::AcqRel);
+        self.next_epoch();
         if g.take().is_some() {
             crate::vfs::fs_err!(self.dev(), "shutting down: {}; further access fails with EIO\n", why);
         }
