@@ -12,9 +12,10 @@
 
 use crate::bindings;
 use crate::mount::{FsInfo, Op};
-use crate::vfs::{err_ptr, obtain_alias, Dentry, Inode, SuperBlock};
+use crate::vfs::{err_ptr, obtain_alias, Cached, Dentry, Inode, SuperBlock};
 use kernel::ffi::c_int;
 use kernel::prelude::*;
+use kernel::types::ARef;
 
 const FILEID_INO64_GEN: c_int = 0x81;
 const FILEID_INO64_GEN_PARENT: c_int = 0x82;
@@ -59,7 +60,7 @@ fn dentry_of(sb: &SuperBlock, w: &[u32]) -> *mut bindings::dentry {
     let gen = w[2];
     // a handle is user input: any ino may come back; the engine answers a
     // free or out-of-range one with an error, which is a stale handle
-    let inode = match crate::namei::iget(sb, ino) {
+    let inode = match iget_linked(sb, ino) {
         Ok(i) => i,
         Err(e) if e == ENOMEM => return err_ptr(ENOMEM),
         Err(_) => return err_ptr(estale()),
@@ -68,6 +69,26 @@ fn dentry_of(sb: &SuperBlock, w: &[u32]) -> *mut bindings::dentry {
         return err_ptr(estale());
     }
     obtain_alias(inode)
+}
+
+/// `namei::iget` for a handle, except that an inode with no links is
+/// instantiated only if it is already in use (an unlinked file still open
+/// through this mount); otherwise it is an orphan waiting to be reaped, and
+/// its handle is stale. On a read-only mount this is what keeps orphans
+/// unreachable, so that `mount -o remount,rw` can free them (`Fs::remount_rw`).
+fn iget_linked(sb: &SuperBlock, ino: u64) -> Result<ARef<Inode>> {
+    match sb.iget_locked(ino)? {
+        Cached::Live(i) => Ok(i),
+        Cached::New(mut n) => {
+            // on error, dropping `n` fails the new inode (iget_failed)
+            let di = FsInfo::of(sb)?.with_fs(Op::Inode, |fs| fs.read_inode(ino))?;
+            if di.nlink == 0 {
+                return Err(estale());
+            }
+            n.init(&crate::inode::attrs_of(&di), &crate::namei::ops_for(di.mode, di.rdev));
+            Ok(n.publish())
+        }
+    }
 }
 
 /// The handle's words as a slice, or None if it is not one of ours.

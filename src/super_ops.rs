@@ -210,13 +210,90 @@ const ENOPARAM: Error = kernel::error::code::ENOPARAM;
 unsafe extern "C" fn fc_reconfigure(fc: *mut bindings::fs_context) -> c_int {
     // SAFETY: fc->root is the mounted root during reconfigure.
     let sb = unsafe { SuperBlock::from_raw((*(*fc).root).d_sb) };
-    // SAFETY: reading the requested flags of a valid context.
-    let want_ro = unsafe { (*fc).sb_flags } as usize & bindings::FERROFS_SB_RDONLY as usize != 0;
-    if !want_ro && FsInfo::of(sb).map(|i| i.with_fs(Op::Other, |fs| Ok(fs.is_read_only())).unwrap_or(true)).unwrap_or(true) {
-        crate::vfs::fs_err!(sb.id(), "cannot remount read-write: the filesystem is read-only or shut down\n");
-        return EROFS.to_errno();
+    // SAFETY: reading the requested flags of a valid context; fs_private is
+    // the MountOpts init_fs_context made for this request (parse_param
+    // filled it from the remount's options).
+    let (flags, mask, new) = unsafe { ((*fc).sb_flags, (*fc).sb_flags_mask, *(*fc).fs_private.cast::<MountOpts>()) };
+    let ro = bindings::FERROFS_SB_RDONLY as usize;
+    if mask as usize & ro == 0 || (flags as usize & ro != 0) == sb.is_read_only() {
+        return 0; // the read-only state does not change
     }
-    0
+    // The VFS holds s_umount exclusively and, from here to the end of the
+    // transition, keeps writers out (sb_start_ro_state_change or the
+    // remount-ro writer check).
+    to_c(if flags as usize & ro != 0 { remount_ro(sb) } else { remount_rw(sb, new) })
+}
+
+/// ro -> rw: the engine marks the superblock dirty and reaps the orphans a
+/// crash left (the read-only mount skipped both). Refused after
+/// `-o ro,norecovery` (EINVAL: the journal was not recovered), with unknown
+/// read-only-compatible features or when shut down.
+fn remount_rw(sb: &SuperBlock, new: MountOpts) -> Result {
+    const NORECOVERY: &str = "mounted with norecovery, so an interrupted transaction may still be in the journal and writing over it would make it unrecoverable; unmount and mount without norecovery";
+    let dev = sb.id();
+    let info = FsInfo::of(sb)?;
+    if info.opts.norecovery {
+        crate::vfs::fs_err!(dev, "cannot remount read-write: {}\n", NORECOVERY);
+        return Err(EINVAL);
+    }
+    if new.norecovery {
+        crate::vfs::fs_err!(dev, "norecovery needs a read-only mount (-o ro,norecovery)\n");
+        return Err(EINVAL);
+    }
+    if info.is_shut_down() {
+        crate::vfs::fs_err!(dev, "cannot remount read-write: the filesystem is shut down; unmount it and mount again\n");
+        return Err(EIO);
+    }
+    let t = now_secs();
+    let r = info.with_fs_mut(Op::Other, |fs| {
+        Ok(match fs.write_blocker() {
+            Some(b) => Err(b),
+            None => Ok(fs.remount_rw(t)?),
+        })
+    });
+    match r {
+        Ok(Ok(reaped)) => {
+            crate::vfs::fs_info!(dev, "remounted read-write, {} orphan inodes reaped\n", reaped);
+            Ok(())
+        }
+        Ok(Err(engine::WriteBlocker::NoRecovery)) => {
+            crate::vfs::fs_err!(dev, "cannot remount read-write: {}\n", NORECOVERY);
+            Err(EINVAL)
+        }
+        Ok(Err(engine::WriteBlocker::RoCompat(bits))) => {
+            crate::vfs::fs_err!(dev, "cannot remount read-write: unknown read-only-compatible features {:#x}\n", bits);
+            Err(EROFS)
+        }
+        Err(e) => {
+            crate::vfs::fs_err!(dev, "cannot remount read-write ({:?}); the filesystem stays read-only\n", e);
+            Err(e)
+        }
+    }
+}
+
+/// rw -> ro: lazily kept times reach the engine (sync_filesystem), then the
+/// engine leaves the media as a clean unmount does and refuses writes.
+/// Unlinked files still open make the VFS refuse the remount (EBUSY) before
+/// it gets here, unless forced; their orphans then wait for the next
+/// writable mount.
+fn remount_ro(sb: &SuperBlock) -> Result {
+    // SAFETY: the VFS holds s_umount (exclusively) during reconfigure, which
+    // sync_filesystem requires.
+    let r = unsafe { bindings::sync_filesystem(sb.as_ptr()) };
+    if r != 0 {
+        crate::vfs::fs_err!(sb.id(), "cannot remount read-only: writing back inodes failed ({})\n", r);
+        return Err(Error::from_errno(r));
+    }
+    let info = FsInfo::of(sb)?;
+    if info.is_shut_down() {
+        // nothing can be written; the next mount recovers
+        return Ok(());
+    }
+    info.with_fs_mut(Op::Other, |fs| fs.remount_ro(now_secs())).inspect_err(|e| {
+        crate::vfs::fs_err!(sb.id(), "cannot remount read-only: marking the filesystem clean failed ({:?})\n", e);
+    })?;
+    crate::vfs::fs_info!(sb.id(), "remounted read-only, clean on media\n");
+    Ok(())
 }
 
 unsafe extern "C" fn fc_get_tree(fc: *mut bindings::fs_context) -> c_int {
@@ -398,9 +475,15 @@ unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::k
     0
 }
 
-unsafe extern "C" fn show_options(m: *mut bindings::seq_file, _root: *mut bindings::dentry) -> c_int {
+unsafe extern "C" fn show_options(m: *mut bindings::seq_file, root: *mut bindings::dentry) -> c_int {
     // SAFETY: m is a valid seq_file for the call.
     unsafe { bindings::__seq_puts(m, c",dax=always".as_ptr().cast()) };
+    // SAFETY: the mount being shown pins root and its super_block.
+    let sb = unsafe { SuperBlock::from_raw((*root).d_sb) };
+    if FsInfo::of(sb).is_ok_and(|i| i.opts.norecovery) {
+        // SAFETY: as above.
+        unsafe { bindings::__seq_puts(m, c",norecovery".as_ptr().cast()) };
+    }
     0
 }
 

@@ -24,7 +24,10 @@ pub struct FormatOptions<'a> {
 /// Options for `Fs::mount`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MountOptions {
-    /// Mount read-only (no transactions; journal recovery still runs).
+    /// Mount read-only: journal recovery still runs, but no transaction,
+    /// no orphan reaping and the superblock's state is not touched, so a
+    /// filesystem that needed no rollback is not written at all.
+    /// `Fs::remount_rw` does the rest later.
     pub read_only: bool,
     /// Current time (seconds), recorded as the mount time.
     pub time: i64,
@@ -60,11 +63,24 @@ pub struct MountReport {
     pub was_dirty: bool,
 }
 
+/// Why a read-only mount cannot become writable (`Fs::write_blocker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteBlocker {
+    /// Mounted with `norecovery`: an interrupted transaction may still be
+    /// in the journal, and writing on top of it would make it unrecoverable.
+    NoRecovery,
+    /// The superblock has read-only-compatible features this code does not
+    /// know (the bits).
+    RoCompat(u64),
+}
+
 /// A mounted ferrofs.
 pub struct Fs<M: Media> {
     pub(crate) m: M,
     pub(crate) sb: Superblock,
     pub(crate) ro: bool,
+    /// Mounted without journal recovery (`mount_norecovery`).
+    pub(crate) norecovery: bool,
     pub(crate) tx: Tx,
     pub(crate) hkey: [u64; 2],
     pub(crate) report: MountReport,
@@ -98,6 +114,7 @@ impl<M: Media> Fs<M> {
             m,
             sb: EMPTY_SB,
             ro: false,
+            norecovery: false,
             tx: Tx::new(),
             hkey: [0; 2],
             report: MountReport::default(),
@@ -328,18 +345,102 @@ impl<M: Media> Fs<M> {
         }
         fs.hkey = hash_key(&fs.sb.uuid);
         fs.verify_static()?;
-        fs.ro = opts.read_only || fs.sb.ro_compat & !FEAT_RO_COMPAT_KNOWN != 0;
+        fs.ro = true;
+        fs.norecovery = !recover;
         fs.report.was_dirty = fs.sb.state != STATE_CLEAN;
-        if !fs.ro {
-            fs.begin()?;
-            fs.sb.state = STATE_DIRTY;
-            fs.sb.mount_count = fs.sb.mount_count.wrapping_add(1);
-            fs.sb.mount_time = opts.time;
-            fs.sb_dirty();
-            fs.commit()?;
-            fs.report.orphans_reaped = fs.reap_orphans()?;
+        if !opts.read_only && fs.write_blocker().is_none() {
+            fs.report.orphans_reaped = fs.make_writable(opts.time)?;
         }
         Ok(fs)
+    }
+
+    /// Why this read-only mount could not become writable, if it could not.
+    pub fn write_blocker(&self) -> Option<WriteBlocker> {
+        if self.norecovery {
+            return Some(WriteBlocker::NoRecovery);
+        }
+        let unknown = self.sb.ro_compat & !FEAT_RO_COMPAT_KNOWN;
+        if unknown != 0 {
+            return Some(WriteBlocker::RoCompat(unknown));
+        }
+        None
+    }
+
+    /// `mount -o remount,rw`: make a read-only mount writable, doing at the
+    /// transition what a writable mount does at once: mark the superblock
+    /// dirty (mounted) with a new mount count and time, then reap the
+    /// orphans a crash left. The journal was already rolled back when the
+    /// read-only mount started. Each step is an ordinary transaction, so a
+    /// crash anywhere in here leaves what a crash during a writable mount
+    /// leaves (the next mount recovers and reaps the rest). Returns the
+    /// number of orphans reaped; a no-op on a writable mount. Refused with
+    /// `Invalid` after `mount_norecovery` and `ReadOnly` with unknown
+    /// read-only-compatible features (`write_blocker` says which); on any
+    /// other error the mount stays read-only.
+    ///
+    /// The caller must make sure no unlinked (orphan) inode is in use
+    /// through this mount: reaping frees its blocks. The kernel refuses file
+    /// handles of unlinked inodes that are not already open, which is the
+    /// only way a read-only mount could reach one.
+    pub fn remount_rw(&mut self, time: i64) -> Result<u64> {
+        if !self.ro {
+            return Ok(0);
+        }
+        match self.write_blocker() {
+            Some(WriteBlocker::NoRecovery) => return Err(Error::Invalid),
+            Some(WriteBlocker::RoCompat(_)) => return Err(Error::ReadOnly),
+            None => {}
+        }
+        let n = self.make_writable(time)?;
+        self.report.orphans_reaped += n;
+        Ok(n)
+    }
+
+    /// `mount -o remount,ro`: leave the media as a clean unmount leaves it
+    /// (superblock state clean, write time set, journal committed), then
+    /// refuse every transaction with `ReadOnly`. A no-op when read-only.
+    /// Orphans of files still open stay on the orphan list (the VFS refuses
+    /// the remount while there are any, unless it is forced) and are reaped
+    /// by the next writable mount or `remount_rw`.
+    pub fn remount_ro(&mut self, time: i64) -> Result<()> {
+        if self.ro {
+            return Ok(());
+        }
+        self.mark_clean(time)?;
+        self.ro = true;
+        Ok(())
+    }
+
+    /// The writable half of mount. On error the mount stays read-only (the
+    /// media may hold a dirty state or partly reaped orphans: a crash state,
+    /// which the next mount recovers).
+    #[inline(never)]
+    fn make_writable(&mut self, time: i64) -> Result<u64> {
+        self.ro = false;
+        let r = self
+            .run(|fs| {
+                fs.sb.state = STATE_DIRTY;
+                fs.sb.mount_count = fs.sb.mount_count.wrapping_add(1);
+                fs.sb.mount_time = time;
+                fs.sb_dirty();
+                Ok(())
+            })
+            .and_then(|()| self.reap_orphans());
+        if r.is_err() {
+            self.ro = true;
+        }
+        r
+    }
+
+    /// Commit the superblock with state clean (unmount, remount read-only).
+    #[inline(never)]
+    fn mark_clean(&mut self, time: i64) -> Result<()> {
+        self.run(|fs| {
+            fs.sb.state = STATE_CLEAN;
+            fs.sb.write_time = time;
+            fs.sb_dirty();
+            Ok(())
+        })
     }
 
     /// Fields that never change after mkfs, checked before anything is
@@ -389,13 +490,7 @@ impl<M: Media> Fs<M> {
 
     /// Mark clean and give back the media.
     pub fn unmount(mut self, time: i64) -> Result<M> {
-        if !self.ro {
-            self.begin()?;
-            self.sb.state = STATE_CLEAN;
-            self.sb.write_time = time;
-            self.sb_dirty();
-            self.commit()?;
-        }
+        self.remount_ro(time)?;
         Ok(self.m)
     }
 
