@@ -22,8 +22,9 @@ use kernel::prelude::*;
 
 const BLOCK: u64 = engine::BLOCK_SIZE;
 
-/// An owner of a poisoned block: page `index` of inode `ino`.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// An owner of a poisoned block: page `index` of inode `ino` (ordered by
+/// inode, then page, so one inode's lost pages sort into runs).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Victim {
     ino: u64,
     index: u64,
@@ -76,8 +77,10 @@ fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flag
     let end = start.saturating_add(len).min(dev_len);
     let (pblk, count) = (start / BLOCK, end.div_ceil(BLOCK) - start / BLOCK);
 
-    // 1. Who owns these blocks, and what are they?
-    let mut victims: KVec<Victim> = KVec::new();
+    // 1. Who owns these blocks, and what are they? One block can have
+    //    millions of owners (reflinks): a kvmalloc'd list, not one kmalloc
+    //    (past 4 MiB, 262144 owners, that fails and warns).
+    let mut victims: KVVec<Victim> = KVVec::new();
     let mut what = BlockUse::Free;
     let r = info.with_fs_mut(Op::MemFail, |fs| {
         let mut push_err = false;
@@ -110,35 +113,56 @@ fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flag
     }
     info.stats.poisoned_blocks.fetch_add(count, Ordering::Relaxed);
 
-    // 2. Owners the in-memory rmap knows about (mapped shared pages).
+    // 2. Owners the in-memory rmap knows about (mapped shared pages). Most
+    //    are in the on-media list already: sort, and skip repeats below
+    //    (a linear search per owner was O(n^2) for a block's n owners).
     {
         let mut rmap = info.rmap.lock();
         for b in pblk..pblk + count {
             rmap.owners_of(b, |o| {
-                let v = Victim { ino: o.ino, index: o.index };
-                if !victims.iter().any(|x| *x == v) {
-                    let _ = victims.push(v, GFP_KERNEL);
-                }
+                let _ = victims.push(Victim { ino: o.ino, index: o.index }, GFP_KERNEL);
             });
         }
     }
+    victims.sort_unstable();
 
-    // 3. Signal early-kill mappers, then unmap the lost page from every
-    //    cached owner's mapping, whoever maps it; tell fanotify once per
-    //    owner.
-    let mut reported: KVec<u64> = KVec::new();
-    for v in victims.iter() {
+    // 3. Signal early-kill mappers, then unmap the lost pages from every
+    //    cached owner's mapping, whoever maps them; tell fanotify once per
+    //    owner. An inode's lost pages come as runs of consecutive indexes
+    //    (a file of reflinks of one block loses every page): one log line,
+    //    one inode lookup and one unmap per run.
+    let v = victims.as_slice();
+    let mut i = 0;
+    while i < v.len() {
+        let (ino, first) = (v[i].ino, v[i].index);
+        let mut j = i + 1;
+        let mut last = first;
+        while j < v.len() && v[j].ino == ino && v[j].index <= last.saturating_add(1) {
+            last = v[j].index;
+            j += 1;
+        }
+        let new_inode = i == 0 || v[i - 1].ino != ino;
+        i = j;
         // An owner not in cache maps nothing; its next access goes through
         // iomap_begin, which refuses the quarantined block.
-        let Some(inode) = sb.ilookup(v.ino) else { continue };
-        crate::vfs::fs_err!(info.dev(), "inode {} lost page {} to a memory failure\n", v.ino, v.index);
-        if !reported.contains(&v.ino) {
-            let _ = reported.push(v.ino, GFP_KERNEL);
+        let Some(inode) = sb.ilookup(ino) else { continue };
+        if first == last {
+            crate::vfs::fs_err!(info.dev(), "inode {} lost page {} to a memory failure\n", ino, first);
+        } else {
+            crate::vfs::fs_err!(info.dev(), "inode {} lost pages {}-{} ({} pages) to a memory failure\n", ino, first, last, last - first + 1);
+        }
+        if new_inode {
             report_error(sb, Some(&inode));
         }
-        let e = inode.kill_procs(v.index, 1, mf_flags);
-        if e != 0 && e != -(bindings::EBUSY as c_int) {
-            crate::vfs::fs_err!(info.dev(), "inode {} page {}: mf_dax_kill_procs failed ({})\n", v.ino, v.index, e);
+        // one page at a time: mf_dax_kill_procs stops a range at the first
+        // page it cannot lock (EBUSY), and this one may be unmapped
+        for index in first..=last {
+            let e = inode.kill_procs(index, 1, mf_flags);
+            if e != 0 && e != -(bindings::EBUSY as c_int) {
+                crate::vfs::fs_err!(info.dev(), "inode {} page {}: mf_dax_kill_procs failed ({})\n", ino, index, e);
+            }
+            // SAFETY: process context (the hwpoison path may sleep).
+            unsafe { bindings::ferrofs_cond_resched() };
         }
         // mf_dax_kill_procs unmaps the page only when it collected a task
         // (an early-kill one, or the current one if it maps this file), so
@@ -153,7 +177,7 @@ fn memory_failure(sb: &SuperBlock, info: &FsInfo, offset: u64, len: u64, mf_flag
         // waits for a fault that mapped the block before the quarantine.
         // A MAP_PRIVATE copy a process already made is its own.
         let _inv = inode.invalidate_lock_only();
-        inode.unmap_range((v.index * BLOCK) as i64, BLOCK as i64);
+        inode.unmap_range((first * BLOCK) as i64, ((last - first + 1) * BLOCK) as i64);
     }
     Ok(())
 }
@@ -181,10 +205,13 @@ unsafe extern "C" fn rmap_show(m: *mut bindings::seq_file, _v: *mut c_void) -> c
     // data); debugfs keeps the file alive only while the FsInfo is.
     let info = unsafe { &*((*m).private as *const FsInfo) };
     let rmap = info.rmap.lock();
-    let mut out: KVec<u8> = KVec::new();
+    // ~30 bytes a line: a block with 300k owners is ~9 MiB, more than one
+    // kmalloc can hold (that warned and cut the listing short)
+    let mut out: KVVec<u8> = KVVec::new();
+    let mut full = true;
     let mut line = |args: core::fmt::Arguments<'_>| {
         let mut w = Writer(&mut out);
-        let _ = core::fmt::write(&mut w, args);
+        full &= core::fmt::write(&mut w, args).is_ok();
     };
     line(format_args!(
         "# shared pages {} owners {} bytes {}\n# block pfn inode index\n",
@@ -195,12 +222,16 @@ unsafe extern "C" fn rmap_show(m: *mut bindings::seq_file, _v: *mut c_void) -> c
     let base_pfn = info.dax.base_pfn();
     rmap.for_each(|p, o| line(format_args!("{} {:#x} {} {}\n", p, base_pfn + p, o.ino, o.index)));
     drop(rmap);
+    if !full {
+        // a cut listing would pass for the whole map: fail the read
+        return ENOMEM.to_errno();
+    }
     // SAFETY: m is the seq_file being shown; out is a valid buffer.
     unsafe { bindings::seq_write(m, out.as_ptr().cast(), out.len()) };
     0
 }
 
-struct Writer<'a>(&'a mut KVec<u8>);
+struct Writer<'a>(&'a mut KVVec<u8>);
 impl core::fmt::Write for Writer<'_> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         self.0.extend_from_slice(s.as_bytes(), GFP_KERNEL).map_err(|_| core::fmt::Error)

@@ -177,6 +177,7 @@ void ferrofs_unmap_all(struct super_block *sb, bool pre_remove)
 	iput(toput);
 }
 
+void ferrofs_cond_resched(void) { cond_resched(); }
 void ferrofs_memcpy_flushcache(void *dst, const void *src, size_t len) { memcpy_flushcache(dst, src, len); }
 void ferrofs_wb_cache_pmem(void *addr, size_t len) { arch_wb_cache_pmem(addr, len); }
 void ferrofs_pmem_wmb(void) { pmem_wmb(); }

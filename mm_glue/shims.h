@@ -43,6 +43,7 @@ u32 ferrofs_encode_dev(dev_t dev);
 void ferrofs_sb_start_pagefault(struct super_block *sb);
 void ferrofs_sb_end_pagefault(struct super_block *sb);
 void ferrofs_file_accessed(struct file *file);
+void ferrofs_cond_resched(void);
 ssize_t ferrofs_generic_write_sync(struct kiocb *iocb, ssize_t count);
 struct inode *ferrofs_vmf_inode(struct vm_fault *vmf);
 bool ferrofs_vmf_write_shared(struct vm_fault *vmf);

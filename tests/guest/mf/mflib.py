@@ -72,7 +72,9 @@ def inject_pfn(path, page):
     corrupt-pfn, as a patrol scrub or an ARS would report it)."""
     B = 4096
     fd = os.open(path, os.O_RDONLY)
-    ext = [e for e in fiemap(fd) if e[0] <= page * B < e[0] + e[2]]
+    # only the page's own extent: a file of many reflinks has more extents
+    # than one FIEMAP call returns
+    ext = [e for e in fiemap(fd, page * B, B) if e[0] <= page * B < e[0] + e[2]]
     os.close(fd)
     assert ext, f"{path}: page {page} is not mapped"
     logical, physical = ext[0][0], ext[0][1]

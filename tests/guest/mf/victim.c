@@ -18,8 +18,13 @@
  *                             (nor its split ptlock) and no DAX xarray
  *                             node: its first slab allocation is then the
  *                             filesystem's
+ *   victim FILE PAGE all       as late, but first read-faults every page of
+ *                             the mapping and compares each with the
+ *                             file's first 4 KiB (read with pread); prints
+ *                             "ready ADDR pages=N seconds=S", or "bad page
+ *                             I" and exits 1 on a difference
  * On SIGBUS: prints "sigbus code=N addr_ok=0|1" and exits 42.
- * Exits 1 on setup errors, 3 if no signal came within 30 s.
+ * Exits 1 on setup errors, 3 if no signal came within 30 s ($VICTIM_WAIT s).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -29,6 +34,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 static char *page_addr;
@@ -80,16 +86,35 @@ int main(int argc, char **argv)
 		if (write(ff, "0", 1) != 1) { perror("make-it-fail"); return 1; }
 		close(ff);
 	}
+	if (!strcmp(argv[3], "all")) {
+		static char first[4096];
+		struct timespec t0, t1;
+
+		if (pread(fd, first, sizeof(first), 0) != sizeof(first)) { perror("pread"); return 1; }
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (long i = 0; i < maplen / 4096; i++)
+			if (memcmp(map + i * 4096, first, 4096)) {
+				printf("bad page %ld\n", i);
+				return 1;
+			}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		printf("ready %p pages=%ld seconds=%.1f\n", page_addr, maplen / 4096,
+		       t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+		fflush(stdout);
+	}
 	c = page_addr[0];
 	(void)c;
-	printf("ready %p\n", page_addr);
+	if (strcmp(argv[3], "all"))
+		printf("ready %p\n", page_addr);
 	fflush(stdout);
 	if (!strcmp(argv[3], "inject")) {
 		if (madvise(page_addr, 4096, MADV_HWPOISON)) { perror("madvise"); return 1; }
 		c = page_addr[0]; /* if the kill was not synchronous, this faults */
 	}
-	for (int i = 0; i < 300; i++) {
-		if ((!strcmp(argv[3], "late") || !strcmp(argv[3], "failslab")) && access("/tmp/ferrofs-go", F_OK) == 0)
+	long waits = getenv("VICTIM_WAIT") ? atol(getenv("VICTIM_WAIT")) * 10 : 300;
+
+	for (long i = 0; i < waits; i++) {
+		if ((!strcmp(argv[3], "late") || !strcmp(argv[3], "failslab") || !strcmp(argv[3], "all")) && access("/tmp/ferrofs-go", F_OK) == 0)
 			c = page_addr[0];
 		usleep(100000);
 	}

@@ -192,24 +192,31 @@ def dedupe_expect(src, dst, soff, doff, length, same):
 
 
 class Fsx:
-    def __init__(self, seed, nops):
+    def __init__(self, seed, nops, nfiles=NFILES, remount=True):
+        """`nfiles` files f0.. in the current directory. remount=False (for
+        a run that shares the mount with other workloads, as
+        tests/guest/stress/45-parallel.py does) closes and reopens every
+        file where a remount would be, without unmounting."""
+        self.seed = seed
+        self.nfiles = nfiles
+        self.remount = remount
         self.rng = random.Random(seed)
         self.nops = nops
         # written data comes from a random pool at random offsets: cheap under
         # TCG, and two writes practically never carry the same bytes
         self.pool = random.Random(seed ^ 0x5EED).randbytes(MAXSIZE + MAXWRITE)
-        self.model = [bytearray() for _ in range(NFILES)]
-        self.fds = [None] * NFILES
-        self.maps = [None] * NFILES
+        self.model = [bytearray() for _ in range(self.nfiles)]
+        self.fds = [None] * self.nfiles
+        self.maps = [None] * self.nfiles
         self.log = collections.deque(maxlen=30)
         self.counts = collections.Counter()
         self.opno = 0
-        self.names = [f"f{i}" for i in range(NFILES)]
+        self.names = [f"f{i}" for i in range(self.nfiles)]
         self.since_remount = []
 
     # -- files ------------------------------------------------------------
     def open_all(self, create=False):
-        for i in range(NFILES):
+        for i in range(self.nfiles):
             self.open(i, create)
 
     def open(self, i, create=False):
@@ -226,7 +233,7 @@ class Fsx:
             self.fds[i] = None
 
     def close_all(self):
-        for i in range(NFILES):
+        for i in range(self.nfiles):
             self.close(i)
 
     # -- checking -----------------------------------------------------------
@@ -239,9 +246,9 @@ class Fsx:
             print(s, flush=True)
 
     def fail(self, msg):
-        out = ["", f"fsx FAILED at op #{self.opno} (seed {SEED}): {msg}", "last operations:"]
+        out = ["", f"fsx FAILED at op #{self.opno} (seed {self.seed}): {msg}", "last operations:"]
         out += ["  " + s for s in self.log]
-        out.append(f"reproduce: FERROFS_T_FSX_SEED={SEED} FERROFS_T_FSX_OPS={self.opno} "
+        out.append(f"reproduce: FERROFS_T_FSX_SEED={self.seed} FERROFS_T_FSX_OPS={self.opno} "
                    f"FERROFS_T_FSX_VERBOSE=1 scripts/vm-run -- tests/guest/posix/40-fsx.py")
         raise Mismatch("\n".join(out))
 
@@ -284,7 +291,7 @@ class Fsx:
         self.pread_check(i, o, 256, "spot pread")
 
     def full_check(self, why):
-        for i in range(NFILES):
+        for i in range(self.nfiles):
             self.check_size(i)
             self.pread_check(i, 0, len(self.model[i]), f"full compare ({why})")
 
@@ -504,7 +511,7 @@ class Fsx:
         self.spot(i, max(0, off - B), n + 2 * B)
 
     def op_clone(self, i):
-        s, d = self.rng.randrange(NFILES), i
+        s, d = self.rng.randrange(self.nfiles), i
         if self.rng.random() < 0.3:
             s = d
         src, dst = self.model[s], self.model[d]
@@ -560,7 +567,7 @@ class Fsx:
         overlapping ranges of one file are EINVAL). Aligned ranges are
         cloned by remap_file_range, unaligned ones copied through
         splice_write; a short copy is allowed, never a wrong one."""
-        s, d = self.rng.randrange(NFILES), i
+        s, d = self.rng.randrange(self.nfiles), i
         if self.rng.random() < 0.3:
             s = d
         ssize, dsize = len(self.model[s]), len(self.model[d])
@@ -596,7 +603,7 @@ class Fsx:
         self.spot(d, doff, max(got, 1))
 
     def op_dedupe(self, i):
-        s, d = self.rng.randrange(NFILES), i
+        s, d = self.rng.randrange(self.nfiles), i
         if self.rng.random() < 0.2:
             s = d
         if not self.model[s]:
@@ -704,9 +711,10 @@ class Fsx:
                 f.write("\n".join(self.since_remount) + "\n")
             self.since_remount = []
         self.close_all()
-        gtest.remount()
+        if self.remount:
+            gtest.remount()
         self.open_all()
-        self.full_check("after remount")
+        self.full_check("after remount" if self.remount else "after close and reopen")
 
     OPS = [("read", 14), ("write", 20), ("mapread", 8), ("mapwrite", 8), ("truncate", 5),
            ("fallocate", 14), ("collapse", 3), ("insert", 3), ("clone", 10), ("copy", 5), ("dedupe", 6), ("sync", 3), ("reopen", 1)]
@@ -723,7 +731,7 @@ class Fsx:
                 else:
                     name = self.rng.choices(names, weights)[0]
                 self.counts[name] += 1
-                getattr(self, "op_" + name)(self.rng.randrange(NFILES))
+                getattr(self, "op_" + name)(self.rng.randrange(self.nfiles))
                 if REMOUNT_EVERY and self.opno % REMOUNT_EVERY == 0:
                     self.op_remount(0)
                 if self.opno % CHECK_EVERY == 0:
@@ -732,14 +740,15 @@ class Fsx:
                     print(f"  {self.opno} ops, {time.monotonic() - t0:.0f}s, sizes "
                           f"{[hex(len(m)) for m in self.model]}", flush=True)
             self.full_check("end")
-            self.close_all()
-            gtest.remount()
-            self.open_all()
-            self.full_check("end, after remount")
+            if self.remount:
+                self.close_all()
+                gtest.remount()
+                self.open_all()
+                self.full_check("end, after remount")
         finally:
             self.close_all()
         dt = time.monotonic() - t0
-        print(f"fsx: {self.nops} ops in {dt:.0f}s ({dt * 10000 / max(1, self.nops):.0f}s per 10k), seed {SEED}")
+        print(f"fsx: {self.nops} ops in {dt:.0f}s ({dt * 10000 / max(1, self.nops):.0f}s per 10k), seed {self.seed}")
         print("fsx: " + ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())))
 
 
