@@ -682,7 +682,7 @@ static int c_scale(char **a, int argc)
 	return 0;
 }
 
-/* par WORKLOAD DIR MS THREADS FILE_MIB: the multi-thread rows. WORKLOAD is
+/* par WORKLOAD DIR MS THREADS FILE_MIB [ROUNDS]: the multi-thread rows. WORKLOAD is
  * stat, pread, fault or create; THREADS a comma list of thread counts, run in
  * that order. Thread i works only on DIR/t<i> (its own directory and file),
  * prepared before anything is timed, so that a filesystem that lets
@@ -697,23 +697,31 @@ static int c_scale(char **a, int argc)
  *           2 MiB boundary, so no filesystem can map a PMD: these are 4 KiB
  *           read faults on written blocks (the mmap rows measure PMDs)
  *   create  open(O_CREAT|O_EXCL)+close of new empty files in a directory of
- *           its own, new for every run
- * All threads and the timer wait on one barrier; then each loops until the
- * timer (MS milliseconds) sets `stop`, and notes the time its last operation
- * ended. Throughput = all threads' operations / (last end - start), ops/s.
+ *           its own, one per thread count (kept across its segments)
+ * A segment: N threads and the timer wait on one barrier; then each thread
+ * loops until the timer sets `stop`, and notes when its last operation
+ * ended. The MS milliseconds of each thread count are split into ROUNDS
+ * segments (default 4), interleaved: round r runs the counts in THREADS order
+ * when r is even, in reverse when odd (1,2 2,1 1,2 2,1), so that a host that
+ * slows down or speeds up during the run (other VMs on the same cores) weighs
+ * on every count alike instead of on the one measured last. Throughput of N
+ * = the operations of all its segments / the sum of their (last end - start),
+ * ops/s.
  * Figures: par_<W>_<N>t (ops/s) for each N, par_<W>_<N>t_scaling (x, the
  * N-thread over the 1-thread throughput of this same run) for N > 1 when 1 is
  * in THREADS, and for fault par_fault_<N>t_faults_per_access (getrusage
  * minor faults of the threads / loads; 1 when every load faulted). */
 #define PAR_MAX 64
+#define PAR_RUNS 16 /* thread counts in one THREADS list */
 
 struct par {
 	pthread_barrier_t *bar;
 	volatile int *stop;
-	int work, idx, run; /* workload, thread index, index of this run in THREADS */
+	int work, idx, run; /* workload, thread index, index of its count in THREADS */
 	int dirfd, fd;
 	size_t size;
-	unsigned long long ops, minflt;
+	unsigned long long ops, minflt; /* summed over the segments of this count */
+	uint64_t rng; /* pread's offsets, continued from segment to segment */
 	double end;
 	int err;
 };
@@ -731,15 +739,16 @@ static void *par_thread(void *arg)
 	struct stat st;
 	struct rusage ru0, ru1;
 	char *buf = aligned_alloc(PG, PG), name[64];
-	uint64_t r = 0x9e3779b97f4a7c15ULL * (p->idx + 1);
+	uint64_t r = p->rng;
 	size_t pages = p->size / PG;
 	volatile char *map = 0;
 	unsigned sum = 0;
 	int sub = -1;
 
-	if (p->work == W_CREATE) { /* a new directory per run */
+	if (p->work == W_CREATE) { /* a directory per thread count, made by its first segment */
 		snprintf(name, sizeof(name), "r%d", p->run);
-		if (mkdirat(p->dirfd, name, 0755) != 0 || (sub = openat(p->dirfd, name, O_RDONLY | O_DIRECTORY)) < 0)
+		if ((mkdirat(p->dirfd, name, 0755) != 0 && errno != EEXIST) ||
+		    (sub = openat(p->dirfd, name, O_RDONLY | O_DIRECTORY)) < 0)
 			p->err = errno;
 	}
 	getrusage(RUSAGE_THREAD, &ru0);
@@ -793,8 +802,9 @@ static void *par_thread(void *arg)
 			p->ops++;
 	}
 	p->end = now();
+	p->rng = r;
 	getrusage(RUSAGE_THREAD, &ru1);
-	p->minflt = ru1.ru_minflt - ru0.ru_minflt;
+	p->minflt += ru1.ru_minflt - ru0.ru_minflt;
 	if (sub >= 0)
 		close(sub);
 	free(buf);
@@ -803,7 +813,39 @@ static void *par_thread(void *arg)
 	return 0;
 }
 
-static int c_par(char **a)
+/* one segment of n threads ps[0..n), ms milliseconds: its seconds from the
+ * barrier to the last thread's end; 0 with ps[i].err set on a failure */
+static double par_segment(struct par *ps, int n, double ms)
+{
+	pthread_barrier_t bar;
+	volatile int stop = 0;
+	pthread_t t[PAR_MAX];
+	pthread_barrier_init(&bar, 0, n + 1);
+	for (int i = 0; i < n; i++) {
+		ps[i].bar = &bar;
+		ps[i].stop = &stop;
+		int e = pthread_create(&t[i], 0, par_thread, &ps[i]);
+		if (e) {
+			fprintf(stderr, "fsbench par: pthread_create: %s\n", strerror(e));
+			exit(1);
+		}
+	}
+	pthread_barrier_wait(&bar);
+	double t0 = now(), end = t0;
+	struct timespec d = { (time_t)(ms / 1e3), (long)((ms - (time_t)(ms / 1e3) * 1e3) * 1e6) };
+	while (nanosleep(&d, &d) != 0 && errno == EINTR)
+		;
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < n; i++) {
+		pthread_join(t[i], 0);
+		if (ps[i].end > end)
+			end = ps[i].end;
+	}
+	pthread_barrier_destroy(&bar);
+	return end - t0;
+}
+
+static int c_par(char **a, int argc)
 {
 	const char *works[] = { "stat", "pread", "fault", "create" };
 	int work = -1, nt = 0, ts[PAR_MAX], maxt = 0;
@@ -817,7 +859,10 @@ static int c_par(char **a)
 	const char *dir = a[1];
 	double ms = strtod(a[2], 0);
 	size_t size = strtoul(a[4], 0, 0) * MIB;
-	for (char *s = a[3], *e; *s && nt < PAR_MAX; s = *e ? e + 1 : e) {
+	int rounds = argc > 5 ? atoi(a[5]) : 4;
+	if (rounds < 1)
+		rounds = 1;
+	for (char *s = a[3], *e; *s && nt < PAR_RUNS; s = *e ? e + 1 : e) {
 		ts[nt] = strtol(s, &e, 10);
 		if (ts[nt] < 1 || ts[nt] > PAR_MAX || (*e && *e != ',')) {
 			fprintf(stderr, "fsbench par: thread counts 1..%d, comma separated: %s\n", PAR_MAX, a[3]);
@@ -857,45 +902,39 @@ static int c_par(char **a)
 	}
 	sync();
 
+	/* the rounds; ps[k][i] is thread i of count ts[k], kept across rounds */
+	static struct par ps[PAR_RUNS][PAR_MAX];
+	double secs[PAR_RUNS] = { 0 };
+	int failed[PAR_RUNS] = { 0 };
+	for (int k = 0; k < nt; k++)
+		for (int i = 0; i < ts[k]; i++)
+			ps[k][i] = (struct par){ .work = work, .idx = i, .run = k, .dirfd = dirfd[i], .fd = fd[i],
+						 .size = size, .rng = 0x9e3779b97f4a7c15ULL * (i + 1) };
+	for (int r = 0; r < rounds; r++)
+		for (int j = 0; j < nt; j++) {
+			int k = r % 2 ? nt - 1 - j : j;
+			if (failed[k])
+				continue;
+			secs[k] += par_segment(ps[k], ts[k], ms / rounds);
+			for (int i = 0; i < ts[k]; i++)
+				if (ps[k][i].err && !failed[k])
+					failed[k] = ps[k][i].err;
+		}
+
 	double rate1 = 0;
 	for (int k = 0; k < nt; k++) {
 		int n = ts[k];
-		pthread_barrier_t bar;
-		volatile int stop = 0;
-		struct par ps[PAR_MAX];
-		pthread_t t[PAR_MAX];
-		snprintf(m, sizeof(m), "par_%s_%dt", works[work], n);
-		pthread_barrier_init(&bar, 0, n + 1);
-		for (int i = 0; i < n; i++) {
-			ps[i] = (struct par){ .bar = &bar, .stop = &stop, .work = work, .idx = i, .run = k,
-					      .dirfd = dirfd[i], .fd = fd[i], .size = size };
-			errno = pthread_create(&t[i], 0, par_thread, &ps[i]);
-			CHECK(errno == 0, m);
-		}
-		pthread_barrier_wait(&bar);
-		double t0 = now();
-		struct timespec d = { (time_t)(ms / 1e3), (long)((ms - (time_t)(ms / 1e3) * 1e3) * 1e6) };
-		while (nanosleep(&d, &d) != 0 && errno == EINTR)
-			;
-		__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-		double end = t0;
 		unsigned long long ops = 0, minflt = 0;
-		int e = 0;
-		for (int i = 0; i < n; i++) {
-			pthread_join(t[i], 0);
-			ops += ps[i].ops;
-			minflt += ps[i].minflt;
-			if (ps[i].end > end)
-				end = ps[i].end;
-			if (ps[i].err && !e)
-				e = ps[i].err;
-		}
-		pthread_barrier_destroy(&bar);
-		if (e) {
-			err(m, e);
+		snprintf(m, sizeof(m), "par_%s_%dt", works[work], n);
+		if (failed[k]) {
+			err(m, failed[k]);
 			continue;
 		}
-		double rate = ops / (end - t0);
+		for (int i = 0; i < n; i++) {
+			ops += ps[k][i].ops;
+			minflt += ps[k][i].minflt;
+		}
+		double rate = ops / secs[k];
 		fig(m, rate, "ops/s");
 		if (n == 1)
 			rate1 = rate;
@@ -948,7 +987,7 @@ int main(int argc, char **argv)
 		case 6: return c_meta(a, n);
 		case 7: return c_remount(a);
 		case 8: return c_scale(a, n);
-		case 9: return c_par(a);
+		case 9: return c_par(a, n);
 		}
 	}
 	fprintf(stderr, "fsbench: unknown subcommand %s\n", c);

@@ -36,7 +36,7 @@ PARTS = ["device", "reflink", "cow", "bw", "append", "mmap", "meta", "scale", "p
 P = dict(
     reps=5, reflink_mib=64, cow_pages=1024, bw_file_mib=64, bw_4k_mib=16, bw_1m_mib=64,
     threads=[1, 2], append_n=300, append_nosync_n=4096, mmap_mib=64, mmap_passes=2, meta_n=2000,
-    scale_n=5000, dev_mib=64, par_ms=1000, par_file_mib=16, seed=0, parts=list(PARTS),
+    scale_n=5000, dev_mib=64, par_ms=1000, par_file_mib=16, par_rounds=4, seed=0, parts=list(PARTS),
 )
 if FULL:
     P.update(reps=5, reflink_mib=1024, cow_pages=16384, bw_file_mib=256, bw_4k_mib=64,
@@ -187,7 +187,7 @@ def one_fs(fs, rep):
         if "par" in P["parts"]:
             # each workload in a directory of its own, thread counts in THREADS order
             for w in PAR:
-                fsbench(fs, rep, "par", w, m + "par", P["par_ms"], th, P["par_file_mib"])
+                fsbench(fs, rep, "par", w, m + "par", P["par_ms"], th, P["par_file_mib"], P["par_rounds"])
                 rm(m + "par")
     finally:
         sh("umount", MNT, check=False)
