@@ -759,13 +759,15 @@ static void *par_thread(void *arg)
 			if (fstatat(p->dirfd, "f", &st, 0) != 0)
 				p->err = errno;
 			break;
-		case W_PREAD:
+		case W_PREAD: {
 			r ^= r << 13;
 			r ^= r >> 7;
 			r ^= r << 17;
-			if (pread(p->fd, buf, PG, (r % pages) * PG) != (ssize_t)PG)
-				p->err = errno ? errno : EIO;
+			ssize_t got = pread(p->fd, buf, PG, (r % pages) * PG);
+			if (got != (ssize_t)PG)
+				p->err = got < 0 ? errno : EIO; /* a short read of a written file */
 			break;
+		}
 		case W_FAULT: {
 			/* a PROT_NONE reservation, then the file at 2 MiB + 4 KiB in it */
 			const size_t pmd = 2 * MIB;
