@@ -137,7 +137,7 @@ clean:
 	rm -rf out src/bindings_generated.rs
 	$(CARGO) clean
 
-# make bench [FULL=1] [SEED=N] [REPS=N] [THREADS=1,2]: ferrofs vs XFS vs ext4
+# make bench [FULL=1] [SEED=N] [REPS=N] [THREADS="1 2"] [PARTS="par ..."]: ferrofs vs XFS vs ext4
 # on one emulated NVDIMM, on the bench kernel (FERROFS_KERNEL_FLAVOUR=bench,
 # cached) with a module built against it in out/bench/module/ (see
 # Documentation/benchmarks.md); results in out/bench/, table in README.md.

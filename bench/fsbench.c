@@ -682,10 +682,287 @@ static int c_scale(char **a, int argc)
 	return 0;
 }
 
+/* par WORKLOAD DIR MS THREADS FILE_MIB [ROUNDS]: the multi-thread rows. WORKLOAD is
+ * stat, pread, fault or create; THREADS a comma list of thread counts, run in
+ * that order. Thread i works only on DIR/t<i> (its own directory and file),
+ * prepared before anything is timed, so that a filesystem that lets
+ * independent files proceed in parallel scales and one that serialises them
+ * does not:
+ *   stat    fstatat(dirfd, "f") of an empty file already looked up once
+ *   pread   4 KiB pread at random 4 KiB-aligned offsets of a FILE_MIB file
+ *           written fully (and fsynced) during setup
+ *   fault   a load from every page of a fresh read-only MAP_SHARED mapping
+ *           of such a file, in order; munmap and mmap again after the last
+ *           page, so every access is a fault. The mapping starts 4 KiB past a
+ *           2 MiB boundary, so no filesystem can map a PMD: these are 4 KiB
+ *           read faults on written blocks (the mmap rows measure PMDs)
+ *   create  open(O_CREAT|O_EXCL)+close of new empty files in a directory of
+ *           its own, one per thread count (kept across its segments)
+ * A segment: N threads and the timer wait on one barrier; then each thread
+ * loops until the timer sets `stop`, and notes when its last operation
+ * ended. The MS milliseconds of each thread count are split into ROUNDS
+ * segments (default 4), interleaved: round r runs the counts in THREADS order
+ * when r is even, in reverse when odd (1,2 2,1 1,2 2,1), so that a host that
+ * slows down or speeds up during the run (other VMs on the same cores) weighs
+ * on every count alike instead of on the one measured last. Throughput of N
+ * = the operations of all its segments / the sum of their (last end - start),
+ * ops/s.
+ * Figures: par_<W>_<N>t (ops/s) for each N, par_<W>_<N>t_scaling (x, the
+ * N-thread over the 1-thread throughput of this same run) for N > 1 when 1 is
+ * in THREADS, and for fault par_fault_<N>t_faults_per_access (getrusage
+ * minor faults of the threads / loads; 1 when every load faulted). */
+#define PAR_MAX 64
+#define PAR_RUNS 16 /* thread counts in one THREADS list */
+
+struct par {
+	pthread_barrier_t *bar;
+	volatile int *stop;
+	int work, idx, run; /* workload, thread index, index of its count in THREADS */
+	int dirfd, fd;
+	size_t size;
+	unsigned long long ops, minflt; /* summed over the segments of this count */
+	uint64_t rng; /* pread's offsets, continued from segment to segment */
+	double end;
+	int err;
+};
+
+enum { W_STAT, W_PREAD, W_FAULT, W_CREATE };
+
+static int stopped(struct par *p)
+{
+	return __atomic_load_n(p->stop, __ATOMIC_RELAXED);
+}
+
+static void *par_thread(void *arg)
+{
+	struct par *p = arg;
+	struct stat st;
+	struct rusage ru0, ru1;
+	char *buf = aligned_alloc(PG, PG), name[64];
+	uint64_t r = p->rng;
+	size_t pages = p->size / PG;
+	volatile char *map = 0;
+	unsigned sum = 0;
+	int sub = -1;
+
+	if (p->work == W_CREATE) { /* a directory per thread count, made by its first segment */
+		snprintf(name, sizeof(name), "r%d", p->run);
+		if ((mkdirat(p->dirfd, name, 0755) != 0 && errno != EEXIST) ||
+		    (sub = openat(p->dirfd, name, O_RDONLY | O_DIRECTORY)) < 0)
+			p->err = errno;
+	}
+	getrusage(RUSAGE_THREAD, &ru0);
+	pthread_barrier_wait(p->bar);
+	while (!p->err && !stopped(p)) {
+		switch (p->work) {
+		case W_STAT:
+			if (fstatat(p->dirfd, "f", &st, 0) != 0)
+				p->err = errno;
+			break;
+		case W_PREAD: {
+			r ^= r << 13;
+			r ^= r >> 7;
+			r ^= r << 17;
+			ssize_t got = pread(p->fd, buf, PG, (r % pages) * PG);
+			if (got != (ssize_t)PG)
+				p->err = got < 0 ? errno : EIO; /* a short read of a written file */
+			break;
+		}
+		case W_FAULT: {
+			/* a PROT_NONE reservation, then the file at 2 MiB + 4 KiB in it */
+			const size_t pmd = 2 * MIB;
+			char *res = mmap(0, p->size + 2 * pmd, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (res == MAP_FAILED) {
+				p->err = errno;
+				break;
+			}
+			char *a = (char *)((((uintptr_t)res + pmd - 1) & ~(uintptr_t)(pmd - 1)) + PG);
+			map = mmap(a, p->size, PROT_READ, MAP_SHARED | MAP_FIXED, p->fd, 0);
+			if (map == MAP_FAILED) {
+				p->err = errno;
+				munmap(res, p->size + 2 * pmd);
+				break;
+			}
+			size_t i;
+			for (i = 0; i < pages && !stopped(p); i++)
+				sum += map[i * PG]; /* a read fault on a written block */
+			p->ops += i;
+			munmap(res, p->size + 2 * pmd);
+			continue; /* ops counted above */
+		}
+		case W_CREATE: {
+			snprintf(name, sizeof(name), "f%08llu", p->ops);
+			int fd = openat(sub, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			if (fd < 0)
+				p->err = errno;
+			else
+				close(fd);
+			break;
+		}
+		}
+		if (!p->err)
+			p->ops++;
+	}
+	p->end = now();
+	p->rng = r;
+	getrusage(RUSAGE_THREAD, &ru1);
+	p->minflt += ru1.ru_minflt - ru0.ru_minflt;
+	if (sub >= 0)
+		close(sub);
+	free(buf);
+	if (sum == 0xdeadbeef)
+		puts("");
+	return 0;
+}
+
+/* one segment of n threads ps[0..n), ms milliseconds: its seconds from the
+ * barrier to the last thread's end; 0 with ps[i].err set on a failure */
+static double par_segment(struct par *ps, int n, double ms)
+{
+	pthread_barrier_t bar;
+	volatile int stop = 0;
+	pthread_t t[PAR_MAX];
+	pthread_barrier_init(&bar, 0, n + 1);
+	for (int i = 0; i < n; i++) {
+		ps[i].bar = &bar;
+		ps[i].stop = &stop;
+		int e = pthread_create(&t[i], 0, par_thread, &ps[i]);
+		if (e) {
+			fprintf(stderr, "fsbench par: pthread_create: %s\n", strerror(e));
+			exit(1);
+		}
+	}
+	pthread_barrier_wait(&bar);
+	double t0 = now(), end = t0;
+	struct timespec d = { (time_t)(ms / 1e3), (long)((ms - (time_t)(ms / 1e3) * 1e3) * 1e6) };
+	while (nanosleep(&d, &d) != 0 && errno == EINTR)
+		;
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < n; i++) {
+		pthread_join(t[i], 0);
+		if (ps[i].end > end)
+			end = ps[i].end;
+	}
+	pthread_barrier_destroy(&bar);
+	return end - t0;
+}
+
+static int c_par(char **a, int argc)
+{
+	const char *works[] = { "stat", "pread", "fault", "create" };
+	int work = -1, nt = 0, ts[PAR_MAX], maxt = 0;
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(a[0], works[i]))
+			work = i;
+	if (work < 0) {
+		fprintf(stderr, "fsbench par: workload stat, pread, fault or create, not %s\n", a[0]);
+		return 2;
+	}
+	const char *dir = a[1];
+	double ms = strtod(a[2], 0);
+	size_t size = strtoul(a[4], 0, 0) * MIB;
+	int rounds = argc > 5 ? atoi(a[5]) : 4;
+	if (rounds < 1)
+		rounds = 1;
+	for (char *s = a[3], *e; *s && nt < PAR_RUNS; s = *e ? e + 1 : e) {
+		ts[nt] = strtol(s, &e, 10);
+		if (ts[nt] < 1 || ts[nt] > PAR_MAX || (*e && *e != ',')) {
+			fprintf(stderr, "fsbench par: thread counts 1..%d, comma separated: %s\n", PAR_MAX, a[3]);
+			return 2;
+		}
+		if (ts[nt] > maxt)
+			maxt = ts[nt];
+		nt++;
+	}
+	char m[96], p[700];
+	snprintf(m, sizeof(m), "par_%s_%dt", works[work], ts[0]);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (maxt > cpus)
+		fprintf(stderr, "fsbench par: %d threads on %ld CPUs: the threads share CPUs\n", maxt, cpus);
+
+	/* setup, untimed: thread i's directory DIR/t<i> and file DIR/t<i>/f */
+	CHECK(mkdir(dir, 0755) == 0 || errno == EEXIST, m);
+	int dirfd[PAR_MAX], fd[PAR_MAX];
+	for (int i = 0; i < maxt; i++) {
+		snprintf(p, sizeof(p), "%s/t%d", dir, i);
+		CHECK(mkdir(p, 0755) == 0 || errno == EEXIST, m);
+		dirfd[i] = open(p, O_RDONLY | O_DIRECTORY);
+		CHECK(dirfd[i] >= 0, m);
+		fd[i] = -1;
+		snprintf(p, sizeof(p), "%s/t%d/f", dir, i);
+		if (work == W_PREAD || work == W_FAULT) {
+			fill(p, size, m);
+			fd[i] = open(p, O_RDONLY);
+			CHECK(fd[i] >= 0, m);
+		} else if (work == W_STAT) {
+			int f = open(p, O_WRONLY | O_CREAT, 0644);
+			CHECK(f >= 0, m);
+			close(f);
+			struct stat st;
+			CHECK(fstatat(dirfd[i], "f", &st, 0) == 0, m); /* dentry and inode cached */
+		}
+	}
+	sync();
+
+	/* the rounds; ps[k][i] is thread i of count ts[k], kept across rounds */
+	static struct par ps[PAR_RUNS][PAR_MAX];
+	double secs[PAR_RUNS] = { 0 };
+	int failed[PAR_RUNS] = { 0 };
+	for (int k = 0; k < nt; k++)
+		for (int i = 0; i < ts[k]; i++)
+			ps[k][i] = (struct par){ .work = work, .idx = i, .run = k, .dirfd = dirfd[i], .fd = fd[i],
+						 .size = size, .rng = 0x9e3779b97f4a7c15ULL * (i + 1) };
+	for (int r = 0; r < rounds; r++)
+		for (int j = 0; j < nt; j++) {
+			int k = r % 2 ? nt - 1 - j : j;
+			if (failed[k])
+				continue;
+			secs[k] += par_segment(ps[k], ts[k], ms / rounds);
+			for (int i = 0; i < ts[k]; i++)
+				if (ps[k][i].err && !failed[k])
+					failed[k] = ps[k][i].err;
+		}
+
+	double rate1 = 0;
+	for (int k = 0; k < nt; k++) {
+		int n = ts[k];
+		unsigned long long ops = 0, minflt = 0;
+		snprintf(m, sizeof(m), "par_%s_%dt", works[work], n);
+		if (failed[k]) {
+			err(m, failed[k]);
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			ops += ps[k][i].ops;
+			minflt += ps[k][i].minflt;
+		}
+		double rate = ops / secs[k];
+		fig(m, rate, "ops/s");
+		if (n == 1)
+			rate1 = rate;
+		else if (rate1 > 0) {
+			char sm[128];
+			snprintf(sm, sizeof(sm), "%s_scaling", m);
+			fig(sm, rate / rate1, "x");
+		}
+		if (work == W_FAULT && ops) {
+			char fm[128];
+			snprintf(fm, sizeof(fm), "%s_faults_per_access", m);
+			fig(fm, (double)minflt / ops, "faults");
+		}
+	}
+	for (int i = 0; i < maxt; i++) {
+		close(dirfd[i]);
+		if (fd[i] >= 0)
+			close(fd[i]);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: fsbench reflink|cow|bw|append|mmapbw|devbw|meta|remount|scale ARGS\n");
+		fprintf(stderr, "usage: fsbench reflink|cow|bw|append|mmapbw|devbw|meta|remount|scale|par ARGS\n");
 		return 2;
 	}
 	const char *c = argv[1];
@@ -693,7 +970,7 @@ int main(int argc, char **argv)
 	int n = argc - 2;
 	struct { const char *name; int nargs; } cmds[] = {
 		{ "reflink", 3 }, { "cow", 2 }, { "bw", 7 }, { "append", 3 }, { "mmapbw", 3 },
-		{ "devbw", 2 }, { "meta", 2 }, { "remount", 4 }, { "scale", 3 },
+		{ "devbw", 2 }, { "meta", 2 }, { "remount", 4 }, { "scale", 3 }, { "par", 5 },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(c, cmds[i].name))
@@ -712,6 +989,7 @@ int main(int argc, char **argv)
 		case 6: return c_meta(a, n);
 		case 7: return c_remount(a);
 		case 8: return c_scale(a, n);
+		case 9: return c_par(a, n);
 		}
 	}
 	fprintf(stderr, "fsbench: unknown subcommand %s\n", c);

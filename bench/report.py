@@ -23,6 +23,7 @@ NAMES = {"ferrofs": "ferrofs", "xfs": "XFS", "ext4": "ext4"}
 # (metric, label, better, group): better is "higher", "lower" or "info" (no
 # verdict); group is the plot panel
 G_REFLINK, G_DATA, G_MMAP, G_DIR, G_SCALE = "reflink and CoW", "data I/O", "mmap", "directory", "scale"
+G_PAR = "parallel, each thread on its own file"
 ROWS = [
     ("reflink_ms", "reflink: FICLONE of a {reflink_mib} MiB file (ms)", "lower", G_REFLINK),
     ("reflink_fsync_ms", "reflink: fsync of the clone after FICLONE (ms)", "lower", G_REFLINK),
@@ -89,19 +90,47 @@ TAIL_ROWS = [
 ]
 
 
+# fsbench par's workloads (bench/guest.py PAR) and what one operation is
+PAR = [("stat", "fstatat of a cached file"),
+       ("pread", "4 KiB pread, random offsets in a {par_file_mib} MiB file"),
+       ("fault", "4 KiB read fault, fresh mapping of a {par_file_mib} MiB file"),
+       ("create", "create+close of a new file in its own directory")]
+
+
+def par_rows(threads):
+    rows = []
+    for w, what in PAR:
+        for t in threads:
+            rows.append((f"par_{w}_{t}t", f"parallel: {what}, {t} thread{'s' if t > 1 else ''} "
+                         "(ops/s, all threads)", "higher", G_PAR))
+        if 1 in threads:
+            for t in threads:
+                if t > 1:
+                    rows.append((f"par_{w}_{t}t_scaling", f"parallel: {w} scaling, {t} threads / 1 thread (x)",
+                                 "higher", G_PAR))
+        if w == "fault":
+            for t in threads:
+                rows.append((f"par_fault_{t}t_faults_per_access",
+                             f"parallel: ... page faults per access, {t} thread{'s' if t > 1 else ''} (getrusage)",
+                             "info", G_PAR))
+    return rows
+
+
 def rows(params):
-    return ROWS + thread_rows(params.get("threads", [1])) + TAIL_ROWS
+    threads = params.get("threads", [1])
+    return ROWS + thread_rows(threads) + TAIL_ROWS + par_rows(threads)
 
 
 def label_params(p):
     q = dict(p)
     q.setdefault("append_nosync_n", "N")
+    q.setdefault("par_file_mib", "F")
     q["mmap_pages"] = f"{p.get('mmap_mib', 0) * 256:,}"
     return q
 
 
 FAIL_ROWS = ["setup_failed", "reflink_failed", "cow_failed", "bw_failed", "append_failed", "mmapbw_failed",
-             "meta_failed", "scale_failed", "remount_failed"]
+             "meta_failed", "scale_failed", "remount_failed", "par_failed"]
 
 
 def summarize(slot):
@@ -196,6 +225,70 @@ def judge(sm, m, better):
     return v, who, p, verdict.ratio_range(f, peers[who])
 
 
+# issue #17's targets (Documentation/benchmarks.md): the 2-thread scaling of
+# these at least SCALING_TARGET and at least XFS's; these at least 1.0x ext4
+SCALING_TARGET = 1.7
+SCALING_TARGETS = [("stat", "stat"), ("pread", "4 KiB pread"), ("fault", "read faults")]
+EXT4_TARGETS = [("stat", "stat"), ("pread", "4 KiB pread")]
+
+
+def span(runs):
+    """'median (min–max)' of runs"""
+    if not runs:
+        return "no runs"
+    med = statistics.median(runs)
+    return f"{fmt(med)} ({fmt(min(runs))}–{fmt(max(runs))})" if len(runs) > 1 else fmt(med)
+
+
+def targets(sm, params):
+    """[(outcome, target, detail)] for issue #17's targets, or [] when the
+    run has no parallel rows"""
+    threads = params.get("threads", [1])
+    if not any(k.startswith("par_") for k in sm.get("ferrofs", {})):
+        return []
+    runs = lambda fs, m: nums(sm.get(fs, {}).get(m))
+    out = []
+    for w, name in SCALING_TARGETS:
+        tgt = f"2-thread scaling of parallel {name} ≥ {SCALING_TARGET}x and ≥ XFS's"
+        if not (1 in threads and 2 in threads):
+            out.append(("not measured", tgt, f"THREADS is {','.join(map(str, threads))}, not 1 and 2"))
+            continue
+        m = f"par_{w}_2t_scaling"
+        f, x = runs("ferrofs", m), runs("xfs", m)
+        a, pa, k = verdict.at_least_value(f, SCALING_TARGET)
+        b, pb = verdict.at_least_peer(f, x)
+        detail = (f"ferrofs {span(f)}; ≥ {SCALING_TARGET}x: {a} ({k} of {len(f)} runs ≥ {SCALING_TARGET}, "
+                  f"p={pa:.2g}); ≥ XFS's {span(x)}: {b} (p={pb:.2g})")
+        out.append((verdict.combine([a, b]), tgt, detail))
+    for w, name in EXT4_TARGETS:
+        for t in threads:
+            m = f"par_{w}_{t}t"
+            f, e = runs("ferrofs", m), runs("ext4", m)
+            o, pv = verdict.at_least_peer(f, e)
+            rr = verdict.ratio_range(f, e)
+            ratio = f"{rr[0]:.2f} ({fmt(rr[1])}–{fmt(rr[2])}) of ext4's" if rr else "no ratio"
+            out.append((o, f"parallel {name}, {t} thread{'s' if t > 1 else ''}, ≥ 1.0x ext4-DAX",
+                        f"ferrofs {span(f)} ops/s, {ratio} (p={pv:.2g})"))
+    return out
+
+
+def target_lines(res):
+    """the Targets paragraph of the table (and res['targets']), or []"""
+    ts = targets(res["summary"], res["params"])
+    res["targets"] = [dict(outcome=o, target=t, detail=d) for o, t, d in ts]
+    if not ts:
+        return []
+    n = {o: sum(1 for x, _, _ in ts if x == o) for o in ("met", "missed", "not separated", "not measured")}
+    lines = [f"Targets: {n['met']} met, {n['missed']} missed, {n['not separated']} not separated"
+             + (f", {n['not measured']} not measured" if n["not measured"] else "")
+             + f" (issue #17; \"met\" and \"missed\" need p < {verdict.ALPHA}: a one-sided sign test against a "
+             "number, the rank test above against a peer):", ""]
+    for o, t, d in ts:
+        word = f"**{o}**" if o in ("met", "missed") else o
+        lines.append(f"- {word}: {t}. {d}")
+    return lines
+
+
 def table(res):
     sm, p = res["summary"], res["params"]
     lp = label_params(p)
@@ -241,6 +334,9 @@ def table(res):
                  "\"n/a\": the filesystem has no such operation or counter (ext4 has no reflink; only ferrofs "
                  "exports PMD fault counters and an rmap).")
     res["verdicts"] = counts
+    tl = target_lines(res)
+    if tl:
+        lines += [""] + tl
     return "\n".join(lines)
 
 

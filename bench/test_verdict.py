@@ -7,6 +7,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report as R  # noqa: E402
 import verdict as V  # noqa: E402
 
 
@@ -119,6 +120,146 @@ class Row(unittest.TestCase):
         r = V.ratio_range([2, 4, 6], [1, 2, 3])
         self.assertEqual(r, (2.0, 2 / 3, 6.0))
         self.assertIsNone(V.ratio_range([1], [0, 1]))
+
+
+class Targets(unittest.TestCase):
+    def test_sign_p(self):
+        self.assertEqual(V.sign_p(5, 5), 1 / 32)
+        self.assertEqual(V.sign_p(4, 5), 6 / 32)
+        self.assertEqual(V.sign_p(0, 5), 1.0)
+        for n in range(1, 9):  # the upper tail by enumerating every sign pattern
+            for k in range(n + 1):
+                pats = list(itertools.product((0, 1), repeat=n))
+                self.assertAlmostEqual(V.sign_p(k, n), sum(1 for x in pats if sum(x) >= k) / len(pats))
+
+    def test_value_needs_every_run_at_five(self):
+        self.assertEqual(V.at_least_value([1.8, 1.9, 1.75, 1.95, 1.7], 1.7), ("met", 1 / 32, 5))
+        # one run below: p = 6/32, not separated even with a median far above
+        self.assertEqual(V.at_least_value([1.9, 1.95, 1.98, 1.99, 1.2], 1.7)[0], "not separated")
+        self.assertEqual(V.at_least_value([1.0, 1.02, 0.98, 1.01, 0.99], 1.7), ("missed", 1 / 32, 0))
+        self.assertEqual(V.at_least_value([1.0, 1.02, 0.98, 1.01, 1.8], 1.7)[0], "not separated")
+
+    def test_value_few_runs_never_decide(self):
+        # 4 runs all on one side: p = 1/16 > 0.05
+        self.assertEqual(V.at_least_value([2, 2, 2, 2], 1.7)[0], "not separated")
+        self.assertEqual(V.at_least_value([], 1.7)[0], "not measured")
+
+    def test_value_more_runs_allow_one_outlier(self):
+        # 8 runs, 7 above: p = 9/256 < 0.05
+        self.assertEqual(V.at_least_value([1.8] * 7 + [1.0], 1.7)[0], "met")
+
+    def test_peer(self):
+        f, low, high = [10, 11, 12, 13, 14], [1, 2, 3, 4, 5], [20, 21, 22, 23, 24]
+        self.assertEqual(V.at_least_peer(f, low)[0], "met")
+        self.assertEqual(V.at_least_peer(f, high)[0], "missed")
+        self.assertEqual(V.at_least_peer(f, [9, 11, 13, 12, 14])[0], "not separated")
+        # the factor scales the peer: 1.7x of [6..10] is [10.2..17]
+        self.assertEqual(V.at_least_peer(f, [6, 7, 8, 9, 10], 1.7)[0], "not separated")
+        self.assertEqual(V.at_least_peer(f, [6, 7, 8, 9, 10], 1.0)[0], "met")
+        self.assertEqual(V.at_least_peer(f, [])[0], "not measured")
+
+    def test_combine(self):
+        self.assertEqual(V.combine(["met", "met"]), "met")
+        self.assertEqual(V.combine(["met", "not separated"]), "not separated")
+        self.assertEqual(V.combine(["met", "missed"]), "missed")
+        self.assertEqual(V.combine(["not separated", "missed"]), "missed")
+        self.assertEqual(V.combine(["met", "not measured"]), "not measured")
+
+
+def slot(runs):
+    return {"unit": "", "runs": runs}
+
+
+class ParallelRows(unittest.TestCase):
+    """report.py's multi-thread rows and issue #17's targets on made-up runs"""
+    PARAMS = {"threads": [1, 2], "reps": 5, "par_file_mib": 16}
+
+    def summary(self, scaling, ops):
+        """{fs: {metric: summary}}: scaling[fs] the 2-thread scaling runs,
+        ops[fs] the 1-thread ops/s runs (2 threads = 1 thread x scaling)"""
+        sm = {}
+        for fs in R.FSS:
+            d = {}
+            for w, _ in R.PAR:
+                d[f"par_{w}_1t"] = R.summarize(slot(ops[fs]))
+                d[f"par_{w}_2t"] = R.summarize(slot([a * b for a, b in zip(ops[fs], scaling[fs])]))
+                d[f"par_{w}_2t_scaling"] = R.summarize(slot(scaling[fs]))
+            sm[fs] = d
+        return sm
+
+    def outcomes(self, sm, params=None):
+        return {t: o for o, t, _ in R.targets(sm, params or self.PARAMS)}
+
+    def test_rows_per_thread_count(self):
+        names = [m for m, *_ in R.par_rows([1, 2, 4])]
+        for w, _ in R.PAR:
+            for t in (1, 2, 4):
+                self.assertIn(f"par_{w}_{t}t", names)
+            self.assertIn(f"par_{w}_2t_scaling", names)
+            self.assertIn(f"par_{w}_4t_scaling", names)
+            self.assertNotIn(f"par_{w}_1t_scaling", names)
+        # no 1-thread run, no scaling row
+        self.assertFalse([m for m in (r[0] for r in R.par_rows([2])) if m.endswith("_scaling")])
+        # every label formats with the plan's parameters
+        lp = R.label_params(self.PARAMS)
+        for _, label, better, _ in R.par_rows([1, 2]):
+            self.assertNotIn("{", label.format(**lp))
+            self.assertIn(better, ("higher", "lower", "info"))
+
+    def test_serialised_ferrofs_misses(self):
+        # today's ferrofs: one mount-wide mutex, no scaling; peers near 2x
+        sm = self.summary({"ferrofs": [1.0, 0.98, 1.02, 0.99, 1.01], "xfs": [1.9, 1.95, 1.85, 1.92, 1.88],
+                           "ext4": [1.8, 1.85, 1.9, 1.75, 1.82]},
+                          {"ferrofs": [100, 101, 99, 102, 98], "xfs": [95, 96, 97, 94, 93],
+                           "ext4": [110, 111, 112, 109, 113]})
+        o = self.outcomes(sm)
+        self.assertEqual(len(o), 3 + 2 * 2)
+        self.assertEqual(o["2-thread scaling of parallel stat ≥ 1.7x and ≥ XFS's"], "missed")
+        self.assertEqual(o["parallel stat, 1 thread, ≥ 1.0x ext4-DAX"], "missed")
+        self.assertEqual(o["parallel 4 KiB pread, 2 threads, ≥ 1.0x ext4-DAX"], "missed")
+
+    def test_scaling_ferrofs_meets(self):
+        sm = self.summary({"ferrofs": [1.95, 1.97, 1.96, 1.98, 1.99], "xfs": [1.8, 1.75, 1.85, 1.82, 1.78],
+                           "ext4": [1.8, 1.85, 1.9, 1.75, 1.82]},
+                          {"ferrofs": [120, 121, 122, 123, 124], "xfs": [95, 96, 97, 94, 93],
+                           "ext4": [110, 111, 112, 109, 113]})
+        self.assertEqual(set(self.outcomes(sm).values()), {"met"})
+
+    def test_above_threshold_but_below_xfs_misses(self):
+        # every run above 1.7, yet every XFS run scales better: the XFS half misses
+        sm = self.summary({"ferrofs": [1.75, 1.76, 1.77, 1.78, 1.79], "xfs": [1.9, 1.92, 1.94, 1.96, 1.98],
+                           "ext4": [1.8] * 5}, {fs: [100] * 5 for fs in R.FSS})
+        o, t, d = R.targets(sm, self.PARAMS)[0]
+        self.assertEqual(o, "missed")
+        self.assertIn("≥ 1.7x: met (5 of 5 runs", d)
+        self.assertIn("≥ XFS's 1.94 (1.90–1.98): missed", d)
+
+    def test_noise_is_not_separated(self):
+        # scaling above 1.7 in 4 of 5 runs and tied with XFS; ops/s tied with ext4
+        sm = self.summary({"ferrofs": [1.9, 1.8, 1.95, 1.6, 1.85], "xfs": [1.85, 1.9, 1.8, 1.88, 1.7],
+                           "ext4": [1.8, 1.85, 1.9, 1.75, 1.82]},
+                          {"ferrofs": [100, 110, 105, 95, 108], "xfs": [95, 96, 97, 94, 93],
+                           "ext4": [102, 107, 99, 111, 104]})
+        o = self.outcomes(sm)
+        self.assertEqual(o["2-thread scaling of parallel read faults ≥ 1.7x and ≥ XFS's"], "not separated")
+        self.assertEqual(o["parallel stat, 1 thread, ≥ 1.0x ext4-DAX"], "not separated")
+
+    def test_without_two_threads_not_measured(self):
+        sm = {"ferrofs": {"par_stat_1t": R.summarize(slot([1, 2, 3]))}}
+        o = self.outcomes(sm, {"threads": [1]})
+        self.assertEqual(o["2-thread scaling of parallel stat ≥ 1.7x and ≥ XFS's"], "not measured")
+        self.assertEqual(o["parallel stat, 1 thread, ≥ 1.0x ext4-DAX"], "not measured")  # no ext4 runs
+
+    def test_no_parallel_rows_no_targets(self):
+        self.assertEqual(R.targets({"ferrofs": {"meta_stat": R.summarize(slot([1]))}}, self.PARAMS), [])
+
+    def test_table_carries_targets(self):
+        sm = self.summary({fs: [1.0] * 5 for fs in R.FSS}, {fs: [100] * 5 for fs in R.FSS})
+        res = {"summary": sm, "params": dict(self.PARAMS, seed=1)}
+        t = R.table(res)
+        self.assertIn("Targets: 0 met, 3 missed, 4 not separated", t)
+        self.assertEqual(len(res["targets"]), 7)
+        self.assertIn("parallel: stat scaling, 2 threads / 1 thread (x)", t)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,21 @@ No assumption about the distribution, only that runs are independent
 repetition). Equal values count half (mid-ranks); the p-value then comes
 from the no-ties distribution, which is what the textbook tables give.
 
+Targets (`at_least_value`, `at_least_peer`, `combine`): "is ferrofs's figure
+at least T", T a number (2-thread scaling >= 1.7) or a peer's runs times a
+factor (stat >= 1.0x ext4). Three outcomes: "met" with evidence for,
+"missed" with evidence against, "not separated" when the runs allow both.
+Against a number: an exact one-sided sign test each way (with 5 runs all 5
+on one side of T, p = 1/32; 4 of 5 is p = 0.19, not separated). Against a
+peer: the rank test above, "better" is met, "worse" missed.
+
 Row verdict (`row_verdict`): "better" when ferrofs is significantly better
 than every peer that has figures, "worse" when it is significantly worse
 than at least one, otherwise "tie" (naming the peer it was not separated
 from). Documentation/benchmarks.md explains why.
 """
 from functools import lru_cache
+import math
 import statistics
 
 ALPHA = 0.05
@@ -97,3 +106,50 @@ def ratio_range(f, p):
     if not f or not p or min(p) <= 0:
         return None
     return (statistics.median(f) / statistics.median(p), min(f) / max(p), max(f) / min(p))
+
+
+def sign_p(k, n):
+    """P(X >= k) for X ~ Binomial(n, 1/2): the one-sided p-value of a sign
+    test in which k of n runs fell on the tested side."""
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n
+
+
+def at_least_value(runs, threshold, alpha=ALPHA):
+    """(outcome, p, k) of the target "runs are at least threshold": 'met'
+    when the k runs >= threshold are too many for a median below it (one-sided
+    sign test, p < alpha), 'missed' when the runs below it are too many for a
+    median at or above it, 'not separated' otherwise, 'not measured' without
+    runs. p is that of the outcome (of the likelier side when not
+    separated)."""
+    n = len(runs)
+    if n == 0:
+        return ("not measured", 1.0, 0)
+    k = sum(1 for r in runs if r >= threshold)
+    p_met, p_missed = sign_p(k, n), sign_p(n - k, n)
+    if p_met < alpha:
+        return ("met", p_met, k)
+    if p_missed < alpha:
+        return ("missed", p_missed, k)
+    return ("not separated", min(p_met, p_missed), k)
+
+
+def at_least_peer(f, p, factor=1.0, alpha=ALPHA):
+    """(outcome, p) of the target "ferrofs's runs f are at least factor
+    times the peer's runs p" (higher is better): the rank test of f against
+    p scaled by factor; 'better' is met, 'worse' missed, a tie not
+    separated; 'not measured' when either has no runs."""
+    if not f or not p:
+        return ("not measured", 1.0)
+    q = [factor * x for x in p]
+    v = compare(f, q, "higher", alpha)
+    return ({"better": "met", "worse": "missed", "tie": "not separated"}[v], p_two_sided(f, q))
+
+
+def combine(outcomes):
+    """one outcome for a target made of parts: missed if any part is
+    missed, else not measured if any is, else met if all are, else not
+    separated"""
+    for o in ("missed", "not measured"):
+        if o in outcomes:
+            return o
+    return "met" if all(o == "met" for o in outcomes) else "not separated"
