@@ -334,10 +334,11 @@ fn set_size(inode: &Locked<'_>, size: i64) -> Result {
     inode.newsize_ok(size)?;
     let old = inode.size();
     if size == old {
-        // nothing to change: a truncate(2) to the current size leaves the
-        // times alone too (ftruncate(2) asks for them through ATTR_*TIME,
-        // which setattr_copy applies), as on XFS and ext4
-        return Ok(());
+        // The size stays, but blocks preallocated past EOF (fallocate
+        // KEEP_SIZE) go, as on XFS and ext4 (xfstests generic/092). The
+        // times stay too: ftruncate(2) asks for them through ATTR_*TIME,
+        // which setattr_copy applies; truncate(2) does not.
+        return free_past_eof(inode, size);
     }
     if size > old {
         zero_eof_tail(inode, old, size)?;
@@ -357,6 +358,22 @@ fn set_size(inode: &Locked<'_>, size: i64) -> Result {
         let t = inode.now();
         info_of(inode)?.with_fs_mut(Op::Truncate, |fs| fs.set_size(inode.ino(), size as u64, t))?;
     }
+    refresh(inode)
+}
+
+/// Frees every block past the one holding byte `size - 1`, in stepped
+/// exclusive sections. Nothing past that block can be mapped into a page
+/// table (a fault past EOF is SIGBUS, and a PMD entry never straddles EOF),
+/// so there is nothing to shoot down; the Truncate class retires the extent
+/// caches.
+fn free_past_eof(inode: &Locked<'_>, size: i64) -> Result {
+    let info = info_of(inode)?;
+    let (ino, first) = (inode.ino(), (size as u64).div_ceil(BLOCK));
+    let end = info.with_fs(Op::Size, |fs| fs.mapped_end(ino))?;
+    if end <= first {
+        return Ok(());
+    }
+    info.punch_steps(Op::Truncate, ino, first, end)?;
     refresh(inode)
 }
 
@@ -616,7 +633,7 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
             unmap_blocks(inode, first_full, last_full, inv)?;
             let (l, c) = (first_full as u64 / BLOCK, (last_full - first_full) as u64 / BLOCK);
             if punch {
-                info.with_fs_mut_steps(Op::Space, c, |fs, d, n| fs.punch(ino, l + d, n))?;
+                info.punch_steps(Op::Space, ino, l, l + c)?;
             } else {
                 info.with_fs_mut(Op::Space, |fs| fs.zero_range(ino, l, c))?;
             }

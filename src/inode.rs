@@ -106,7 +106,7 @@ fn free_unlinked(info: &crate::mount::FsInfo, inode: &Inode) -> Result {
     let ino = inode.ino();
     if inode.is_reg() {
         let end = info.with_fs(Op::Evict, |fs| fs.mapped_end(ino))?;
-        info.with_fs_mut_steps(Op::Evict, end, |fs, d, n| fs.punch(ino, d, n))?;
+        info.punch_steps(Op::Evict, ino, 0, end)?;
     }
     info.with_fs_mut(Op::Evict, |fs| fs.evict(ino))
 }

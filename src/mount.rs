@@ -290,6 +290,21 @@ impl FsInfo {
         Ok(())
     }
 
+    /// Frees blocks `[lblk, end)` of `ino` like `with_fs_mut_steps` does
+    /// with `punch`, except that a step starts at the next mapped block: a
+    /// sparse file with one block at 16 TiB is one step, not two million.
+    pub(crate) fn punch_steps(&self, op: Op, ino: u64, lblk: u64, end: u64) -> Result {
+        let mut next = self.with_fs(op, |fs| fs.next_mapped(ino, lblk, end))?;
+        while let Some(s) = next {
+            let n = (end - s).min(STEP_BLOCKS);
+            next = self.with_fs_mut(op, |fs| {
+                fs.punch(ino, s, n)?;
+                fs.next_mapped(ino, s + n, end)
+            })?;
+        }
+        Ok(())
+    }
+
     /// Invalidates every inode's extent cache. Called with the engine lock
     /// held exclusive, which is what makes the new epoch cover the change
     /// (caches fill under the shared lock).

@@ -311,6 +311,12 @@ fn mapped_end_and_stepwise_free() {
     harness::write(&mut fs, a, 0, &[1u8; 10 * 4096], T).unwrap();
     harness::write(&mut fs, a, 700 * 4096, &[2u8; 3 * 4096], T).unwrap();
     assert_eq!(fs.mapped_end(a).unwrap(), 703);
+    // next_mapped skips holes and clamps to the start of the range
+    assert_eq!(fs.next_mapped(a, 0, 703).unwrap(), Some(0));
+    assert_eq!(fs.next_mapped(a, 5, 703).unwrap(), Some(5));
+    assert_eq!(fs.next_mapped(a, 10, 703).unwrap(), Some(700));
+    assert_eq!(fs.next_mapped(a, 10, 700).unwrap(), None, "the range ends before the extent");
+    assert_eq!(fs.next_mapped(a, 703, u64::MAX).unwrap(), None);
     let b = newfile(&mut fs, "b");
     fs.reflink(a, 0, b, 0, 4).unwrap();
     fs.set_size(b, 4 * 4096, T).unwrap();

@@ -388,6 +388,12 @@ impl<M: Media> Fs<M> {
         }
     }
 
+    /// The first mapped block of `ino` in [lblk, end), if any: lets a
+    /// caller that works in steps skip holes.
+    pub fn next_mapped(&self, ino: u64, lblk: u64, end: u64) -> Result<Option<u64>> {
+        Ok(self.ext_first_in(ino, lblk, end)?.map(|e| e.lblk.max(lblk)))
+    }
+
     fn check_range(lblk: u64, count: u64) -> Result<()> {
         if count == 0 {
             return Err(Error::Invalid);

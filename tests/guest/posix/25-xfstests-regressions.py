@@ -7,6 +7,8 @@ sequence that showed it, so `make test` keeps them fixed without xfstests:
   generic/313       truncate up kept the old ctime and mtime
   generic/449       a failed ACL update (ENOSPC) changed the mode anyway
   generic/003       a rename after an extending write moved the file's mtime
+  generic/092       truncate to the current size kept the blocks
+                    preallocated past EOF (fallocate KEEP_SIZE)
 
 And, when an xfstests checkout is handed in (FERROFS_T_XFSTESTS=/path, as
 `make xfstests` does), its own fsx with the options of generic/091 and 263;
@@ -149,6 +151,44 @@ def test_rename_after_extending_write_keeps_mtime():
     assert after.st_ctime_ns > before.st_ctime_ns
     gtest.remount()
     assert os.stat("file1_renamed").st_mtime_ns == before.st_mtime_ns
+
+
+def test_truncate_to_same_size_frees_past_eof():
+    # generic/092: `falloc -k 0 10M; pwrite 0 5M; truncate 5M` then fiemap
+    # showed the unwritten 5M..10M still there; XFS and ext4 free blocks
+    # past EOF on any truncate that does not grow the file.
+    M = 1 << 20
+    fd = os.open("prealloc", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 10 * M)
+    data = pattern(92, 5 * M)
+    os.pwrite(fd, data, 0)
+    before = os.fstat(fd)
+    assert before.st_blocks == 10 * M // 512, before.st_blocks
+    time.sleep(0.05)
+    os.truncate("prealloc", 5 * M)      # truncate(2): no ATTR_*TIME
+    st = os.fstat(fd)
+    assert st.st_size == 5 * M and st.st_blocks == 5 * M // 512, (st.st_size, st.st_blocks)
+    assert (st.st_mtime_ns, st.st_ctime_ns) == (before.st_mtime_ns, before.st_ctime_ns)
+    ext = fiemap(fd)
+    assert sum(e[2] for e in ext) == 5 * M and all(e[0] + e[2] <= 5 * M for e in ext), ext
+    assert not any(e[3] & FIEMAP_EXTENT_UNWRITTEN for e in ext), ext
+    # the second half of the test: preallocate past EOF, grow the size into
+    # it: the part past the new EOF stays (only a non-growing truncate trims)
+    fallocate(fd, FALLOC_FL_KEEP_SIZE, 5 * M, 5 * M)
+    os.ftruncate(fd, 7 * M)
+    ext = fiemap(fd)
+    assert sum(e[2] for e in ext) == 10 * M, ext
+    assert [e[3] & FIEMAP_EXTENT_UNWRITTEN != 0 for e in ext][-1], ext
+    # a partial EOF block keeps its block; the ones after it go
+    os.ftruncate(fd, 5 * M + 100)
+    os.ftruncate(fd, 5 * M + 100)
+    assert os.fstat(fd).st_blocks == (5 * M + B) // 512, os.fstat(fd).st_blocks
+    assert os.pread(fd, 5 * M + 200, 0) == data + bytes(100)
+    gtest.remount()
+    fd2 = os.open("prealloc", os.O_RDONLY)
+    assert os.fstat(fd2).st_blocks == (5 * M + B) // 512
+    assert os.pread(fd2, 5 * M + 200, 0) == data + bytes(100)
+    os.close(fd2)
 
 
 def acl_xattr(entries):

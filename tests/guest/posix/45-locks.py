@@ -8,7 +8,8 @@ exclusive} and map_cache_hits:
   the inode's cache not even a shared one;
 - an allocating write to another file leaves that cache valid;
 - reflink, punch and freeing an unlinked file take the exclusive lock once
-  per 8 MiB step, not once for the whole range;
+  per 8 MiB step, not once for the whole range, and punch and freeing step
+  over holes (a file with a block at 15 TiB is not two million steps);
 - every operation that moves, frees or shares the cached blocks (punch,
   truncate, reflink, collapse) invalidates it: reads see the new state, and
   an overwrite of a block that became shared copies it (the reflinked copy
@@ -177,6 +178,29 @@ def test_long_operations_release_the_lock_between_steps():
     # 4 punch steps and the evict itself
     assert d.get("evict_exclusive") == n // 2048 + 1, f"freeing {n} blocks: {d}"
 
+
+
+def test_freeing_skips_holes():
+    """A block at 0 and one at 15 TiB: a punch of everything after block 0
+    is one step, freeing the unlinked file two (one per mapped block) and
+    the evict; stepping over the 2^32-block hole in 8 MiB steps would take
+    about two million exclusive sections."""
+    far = 15 << 40
+    fd = os.open("sparse", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.pwrite(fd, b"a" * BS, 0)
+    os.pwrite(fd, b"z" * BS, far)
+    a = counters()
+    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, BS, far)
+    d = delta(a, counters())
+    assert d.get("space_exclusive") == 1, f"punch over a 15 TiB hole: {d}"
+    assert os.pread(fd, BS, far) == bytes(BS) and os.pread(fd, BS, 0) == b"a" * BS
+    os.pwrite(fd, b"z" * BS, far)
+    os.close(fd)
+    a = counters()
+    os.unlink("sparse")
+    gtest.drop_caches()
+    d = delta(a, counters())
+    assert d.get("evict_exclusive") == 3, f"freeing a sparse file: {d}"
 
 if __name__ == "__main__":
     gtest.main(globals())
