@@ -15,6 +15,7 @@ use crate::mount::{info_of, Op};
 use crate::vfs::{to_c, Attrs, Dentry, FileAttr, Idmap, Inode, Kstat, Locked};
 use kernel::ffi::{c_int, c_uint};
 use kernel::prelude::*;
+use core::sync::atomic::Ordering;
 
 /// The VFS attributes of an engine inode.
 pub(crate) fn attrs_of(di: &engine::Inode) -> Attrs {
@@ -93,8 +94,15 @@ fn evict(inode: &Inode) {
     let Ok(info) = info_of(inode) else { return };
     info.rmap.lock().forget_inode(inode.ino());
     if inode.nlink() == 0 && !inode.is_bad() && inode.ino() != 0 {
+        if info.is_shut_down() {
+            // Nothing can be written. The inode has been on the orphan list
+            // since its last unlink, so the next mount frees it; umount
+            // says how many (one line, not one per open unlinked file).
+            info.stats.orphans_left.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if let Err(e) = free_unlinked(info, inode) {
-            crate::vfs::fs_err!(inode.sb().id(), "freeing inode {} failed ({:?}); fsck will reclaim it\n", inode.ino(), e);
+            crate::vfs::fs_err!(inode.sb().id(), "freeing inode {} failed ({:?}); it stays on the orphan list for the next mount\n", inode.ino(), e);
         }
     }
 }

@@ -58,6 +58,9 @@ pub(crate) struct Stats {
     /// (allocation failure); memory failure reaches them through the
     /// on-media rmap.
     pub(crate) rmap_unrecorded: AtomicU64,
+    /// Unlinked inodes evicted after a shutdown, left on the on-media
+    /// orphan list for the next mount to free (reported once, at umount).
+    pub(crate) orphans_left: AtomicU64,
 }
 
 /// What an engine call is for: the class its acquisitions of the engine

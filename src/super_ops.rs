@@ -426,6 +426,10 @@ fn free_info(sb: &SuperBlock) {
             crate::vfs::fs_err!(sb.id(), "unmount failed: {:?}\n", e);
         }
     }
+    let orphans = info.stats.orphans_left.load(Ordering::Relaxed);
+    if orphans > 0 {
+        crate::vfs::fs_info!(sb.id(), "{} unlinked inodes not freed after the shutdown; the next mount frees them\n", orphans);
+    }
     drop(info); // releases the dax_device claim
 }
 
