@@ -175,10 +175,16 @@ impl<M: Media> Fs<M> {
             return Ok(None);
         }
         let nchunks = (hi - lo) / HUGE_BLOCKS;
-        let first = if from < lo { 0 } else { ((from - lo) / HUGE_BLOCKS) % nchunks };
+        // No `%` by a variable here: the kernel's objtool (6.12) does not
+        // know rustc's rem-by-zero panic as noreturn and warns that the
+        // function falls through. nchunks >= 1, so checked_rem never fails.
+        let Some(first) = (from.saturating_sub(lo) / HUGE_BLOCKS).checked_rem(nchunks) else {
+            return Ok(None);
+        };
         let mut i = 0;
         while i < nchunks {
-            let c = lo + ((first + i) % nchunks) * HUGE_BLOCKS;
+            let k = first + i; // < 2 * nchunks
+            let c = lo + (if k >= nchunks { k - nchunks } else { k }) * HUGE_BLOCKS;
             let mut ok = true;
             let mut w = 0;
             while w < HUGE_BLOCKS / 64 {
