@@ -133,6 +133,16 @@ pub fn report<M: Media>(media: &M) -> std::result::Result<Vec<Damage>, String> {
         })
         .map_err(|e| format!("rmap btree: {e:?}"))?;
         files.sort_by(|a, b| (a.path.is_none(), &a.path, a.ino, a.start).cmp(&(b.path.is_none(), &b.path, b.ino, b.start)));
+        // one line per contiguous byte range of a file: a file whose every
+        // page is a reflink of the one bad block is one range, not one
+        // line per page
+        files.dedup_by(|next, prev| {
+            let joins = next.ino == prev.ino && next.start == prev.end;
+            if joins {
+                prev.end = next.end;
+            }
+            joins
+        });
         out.push(Damage { pblk, count, files });
     }
     Ok(out)

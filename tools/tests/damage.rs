@@ -72,6 +72,33 @@ fn report_lists_owners_ranges_and_sharing() {
 }
 
 #[test]
+fn many_reflinks_of_one_bad_block_are_one_range() {
+    // every page of /many is a reflink of the one block (the shape of
+    // mf/17-rmap-many-owners): one line for the contiguous range, and one
+    // more for the separate range past a gap
+    let pm = SimPmem::new(8 << 20);
+    let o = FormatOptions { label: b"dmg", uuid: [4; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    Fs::format(&pm, &o).unwrap();
+    let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    let root = fs.root_ino();
+    let f = file(&mut fs, root, b"many", 1);
+    for i in 1..300 {
+        fs.reflink(f, 0, f, i, 1).unwrap();
+    }
+    fs.reflink(f, 0, f, 400, 1).unwrap();
+    let bad = pblk_of(&fs, f, 0);
+    fs.quarantine(bad, 1).unwrap();
+    fs.unmount(1).unwrap();
+    assert_eq!(
+        lines(&pm),
+        vec![
+            format!("damaged block {bad}: /many bytes 0-{} (not shared)", 300 * B - 1),
+            format!("damaged block {bad}: /many bytes {}-{} (not shared)", 400 * B, 401 * B - 1),
+        ]
+    );
+}
+
+#[test]
 fn punched_file_leaves_the_report() {
     let (pm, shared, _, _) = image();
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
