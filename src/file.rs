@@ -578,7 +578,8 @@ fn unmap_blocks(inode: &Locked<'_>, start: i64, end: i64, inv: &InvalidateGuard<
 
 unsafe extern "C" fn fallocate(file: *mut bindings::file, mode: c_int, off: i64, len: i64) -> isize {
     // SAFETY: the VFS holds the file for the call.
-    let inode = unsafe { File::from_raw(file) }.inode();
+    let file = unsafe { File::from_raw(file) };
+    let inode = file.inode();
     let mode = mode as u32;
     let supported = bindings::FALLOC_FL_KEEP_SIZE
         | bindings::FALLOC_FL_PUNCH_HOLE
@@ -594,6 +595,11 @@ unsafe extern "C" fn fallocate(file: *mut bindings::file, mode: c_int, off: i64,
     }
     // exclusive i_rwsem and invalidate lock for block removal and moves
     let l = inode.lock();
+    // like a write, and as XFS does for every mode: suid/sgid go, and
+    // mtime and ctime move (xfstests generic/683)
+    if let Err(e) = file.modified(&l) {
+        return e.to_errno() as isize;
+    }
     let inv = l.invalidate_lock();
     match fallocate_locked(&l, &inv, mode, off, len) {
         Ok(()) => 0,

@@ -446,6 +446,14 @@ impl Kstat {
 }
 
 impl File {
+    /// `file_modified`: strips suid/sgid (and security capabilities) and
+    /// updates mtime and ctime, as a write does; for fallocate.
+    pub(crate) fn modified(&self, _l: &Locked<'_>) -> Result {
+        // SAFETY: the file is live and its inode's i_rwsem is held
+        // exclusively (the parameter), as file_modified requires.
+        check(unsafe { bindings::file_modified(self.as_ptr()) }).map(|_| ())
+    }
+
     /// `generic_file_llseek` (SEEK_SET/CUR/END).
     pub(crate) fn generic_llseek(&self, off: i64, whence: c_int) -> i64 {
         // SAFETY: the file is live; the VFS serialises llseek.

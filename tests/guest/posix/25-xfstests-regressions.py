@@ -9,6 +9,8 @@ sequence that showed it, so `make test` keeps them fixed without xfstests:
   generic/003       a rename after an extending write moved the file's mtime
   generic/092       truncate to the current size kept the blocks
                     preallocated past EOF (fallocate KEEP_SIZE)
+  generic/683       fallocate by another user kept the file's suid and
+                    sgid bits (and its mtime)
 
 And, when an xfstests checkout is handed in (FERROFS_T_XFSTESTS=/path, as
 `make xfstests` does), its own fsx with the options of generic/091 and 263;
@@ -189,6 +191,39 @@ def test_truncate_to_same_size_frees_past_eof():
     assert os.fstat(fd2).st_blocks == (5 * M + B) // 512
     assert os.pread(fd2, 5 * M + 200, 0) == data + bytes(100)
     os.close(fd2)
+
+
+def test_fallocate_drops_suid_sgid_and_moves_mtime():
+    # generic/683: fallocate is a modification like a write: an unprivileged
+    # caller's fallocate strips S_ISUID and S_ISGID and updates mtime/ctime
+    os.mkdir("g683")
+    os.chmod("g683", 0o777)
+    name = os.path.abspath("g683/a")
+    for mode, want in ((0o6666, 0o666), (0o6676, 0o676), (0o6766, 0o766)):
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.pwrite(fd, b"X" * (192 << 10), 0)
+        os.close(fd)
+        os.chmod(name, mode)
+        before = os.stat(name)
+        time.sleep(0.05)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                f = os.open(name, os.O_RDWR)
+                fallocate(f, 0, 64 << 10, 64 << 10)
+                os._exit(0)
+            except BaseException as e:  # noqa: BLE001 - report anything in the child
+                print(repr(e), flush=True)
+                os._exit(1)
+        _, st = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(st) == 0
+        after = os.stat(name)
+        assert stat.S_IMODE(after.st_mode) == want, (oct(mode), oct(after.st_mode))
+        assert after.st_mtime_ns > before.st_mtime_ns and after.st_ctime_ns > before.st_ctime_ns
+    gtest.remount()
+    assert stat.S_IMODE(os.stat(name).st_mode) == 0o766
 
 
 def acl_xattr(entries):
