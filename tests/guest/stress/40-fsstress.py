@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -34,19 +33,10 @@ def main():
     total = unexpected = 0
     t0 = time.time()
     for p in range(passes):
-        stop = threading.Event()
-
-        def dropper():
-            while not stop.wait(3):
-                with open("/proc/sys/vm/drop_caches", "w") as f:
-                    f.write("3")
-
-        th = threading.Thread(target=dropper, daemon=True)
-        th.start()
+        stop = S.cache_dropper()
         r = subprocess.run([exe, f"{S.MNT}/run", str(procs), str(secs), str(seed + p)],
                            capture_output=True, text=True, timeout=secs + 300)
-        stop.set()
-        th.join()
+        stop()
         print(r.stdout, end="")
         if r.stderr:
             print(r.stderr, end="")

@@ -55,14 +55,8 @@ MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 def knob(name, short, long=None):
-    """FERROFS_T_PAR_<NAME>, or the short default; FERROFS_T_STRESS_LONG=1
-    selects the long one."""
-    v = os.environ.get("FERROFS_T_PAR_" + name)
-    if v is not None:
-        return type(short)(v)
-    if os.environ.get("FERROFS_T_STRESS_LONG") == "1" and long is not None:
-        return long
-    return short
+    """FERROFS_T_PAR_<NAME> (stresslib.knob with this test's prefix)."""
+    return S.knob(name, short, long, prefix="FERROFS_T_PAR_")
 
 
 def fsx_main(d, seed, nops, nfiles):
@@ -230,15 +224,7 @@ def main():
                for t in (ref.pread_thread, ref.map_thread, ref.mutator_thread)]
     for t in threads:
         t.start()
-    stop_drop = threading.Event()
-
-    def dropper():
-        while not stop_drop.wait(3):
-            with open("/proc/sys/vm/drop_caches", "w") as f:
-                f.write("3")
-
-    drop = threading.Thread(target=dropper, daemon=True)
-    drop.start()
+    stop_drop = S.cache_dropper()
     t0 = time.time()
     logs = {}
     procs_ = {}
@@ -265,10 +251,9 @@ def main():
         time.sleep(1)
     reader_stopped_early = ref.stop.is_set()
     ref.stop.set()
-    stop_drop.set()
+    stop_drop()
     for t in threads:
         t.join(60)
-    drop.join()
     for n, p in procs_.items():
         if p.poll() is None:
             p.kill()

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.environ.get("FERROFS_SRC", "."), "tests/guest"))
 
@@ -22,10 +23,11 @@ BAD = re.compile(r"Oops|BUG:|WARNING:|Kernel panic|general protection fault|poss
                  r"refcount_t:|kernel BUG|Call Trace")
 
 
-def knob(name, short, long=None):
-    """FERROFS_T_STRESS_<NAME>, or the short default; FERROFS_T_STRESS_LONG=1
-    selects the long default."""
-    v = os.environ.get("FERROFS_T_STRESS_" + name)
+def knob(name, short, long=None, prefix="FERROFS_T_STRESS_"):
+    """<prefix><NAME> (FERROFS_T_STRESS_<NAME> unless a test has its own
+    prefix), or the short default; FERROFS_T_STRESS_LONG=1 selects the
+    long default."""
+    v = os.environ.get(prefix + name)
     if v is not None:
         return type(short)(v)
     if os.environ.get("FERROFS_T_STRESS_LONG") == "1" and long is not None:
@@ -68,6 +70,25 @@ class Kmsg:
         self.new()
         if self.bad:
             raise AssertionError(f"kernel log is not clean after {context}:\n" + "\n".join(self.bad[:20]))
+
+
+def cache_dropper(seconds=3):
+    """Starts a daemon thread that drops the page, dentry and inode caches
+    every `seconds`; returns the function that stops it and waits for it."""
+    stop = threading.Event()
+
+    def dropper():
+        while not stop.wait(seconds):
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3")
+
+    th = threading.Thread(target=dropper, daemon=True)
+    th.start()
+
+    def halt():
+        stop.set()
+        th.join()
+    return halt
 
 
 def mark(msg):
