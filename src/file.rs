@@ -368,12 +368,10 @@ fn set_size(inode: &Locked<'_>, size: i64) -> Result {
 /// caches.
 fn free_past_eof(inode: &Locked<'_>, size: i64) -> Result {
     let info = info_of(inode)?;
-    let (ino, first) = (inode.ino(), (size as u64).div_ceil(BLOCK));
-    let end = info.with_fs(Op::Size, |fs| fs.mapped_end(ino))?;
-    if end <= first {
+    let first = (size as u64).div_ceil(BLOCK);
+    if !info.punch_steps(Op::Truncate, inode.ino(), first, engine::MAX_LBLK)? {
         return Ok(());
     }
-    info.punch_steps(Op::Truncate, ino, first, end)?;
     refresh(inode)
 }
 

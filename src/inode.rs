@@ -113,8 +113,7 @@ fn evict(inode: &Inode) {
 fn free_unlinked(info: &crate::mount::FsInfo, inode: &Inode) -> Result {
     let ino = inode.ino();
     if inode.is_reg() {
-        let end = info.with_fs(Op::Evict, |fs| fs.mapped_end(ino))?;
-        info.punch_steps(Op::Evict, ino, 0, end)?;
+        info.punch_steps(Op::Evict, ino, 0, engine::MAX_LBLK)?;
     }
     info.with_fs_mut(Op::Evict, |fs| fs.evict(ino))
 }

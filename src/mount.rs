@@ -296,8 +296,10 @@ impl FsInfo {
     /// Frees blocks `[lblk, end)` of `ino` like `with_fs_mut_steps` does
     /// with `punch`, except that a step starts at the next mapped block: a
     /// sparse file with one block at 16 TiB is one step, not two million.
-    pub(crate) fn punch_steps(&self, op: Op, ino: u64, lblk: u64, end: u64) -> Result {
+    /// Returns whether anything was mapped there.
+    pub(crate) fn punch_steps(&self, op: Op, ino: u64, lblk: u64, end: u64) -> Result<bool> {
         let mut next = self.with_fs(op, |fs| fs.next_mapped(ino, lblk, end))?;
+        let any = next.is_some();
         while let Some(s) = next {
             let n = (end - s).min(STEP_BLOCKS);
             next = self.with_fs_mut(op, |fs| {
@@ -305,7 +307,7 @@ impl FsInfo {
                 fs.next_mapped(ino, s + n, end)
             })?;
         }
-        Ok(())
+        Ok(any)
     }
 
     /// Invalidates every inode's extent cache. Called with the engine lock
