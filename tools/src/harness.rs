@@ -63,6 +63,17 @@ pub fn truncate<M: Media>(fs: &mut Fs<M>, ino: u64, size: u64, t: Time) -> Resul
     fs.set_size(ino, size, t)
 }
 
+/// Defragment a whole file the way the kernel does: `defrag_step` until
+/// the range is done, one transaction per step.
+pub fn defrag<M: Media>(fs: &mut Fs<M>, ino: u64) -> Result<Defrag> {
+    let mut d = Defrag::default();
+    let mut cur = 0;
+    while let Some(next) = fs.defrag_step(ino, cur, MAX_LBLK, &mut d)? {
+        cur = next;
+    }
+    Ok(d)
+}
+
 /// Read a whole file.
 pub fn read_all<M: Media>(fs: &Fs<M>, ino: u64) -> Result<Vec<u8>> {
     let size = fs.read_inode(ino)?.size;

@@ -325,9 +325,15 @@ fn run_seed(seed: u64, steps: usize) {
                 fd[(dl * BLOCK_SIZE) as usize..end as usize].copy_from_slice(&data);
             }
         } else if op < 63 {
-            what = "unshare";
             let Some(f) = pick(&mut r, &files) else { continue };
-            fs.unshare(f, r.below(20), 1 + r.below(10)).unwrap();
+            if r.one_in(2) {
+                // changes where blocks are, never what the file holds
+                what = "defrag";
+                harness::defrag(&mut fs, f).unwrap();
+            } else {
+                what = "unshare";
+                fs.unshare(f, r.below(20), 1 + r.below(10)).unwrap();
+            }
         } else if op < 73 {
             what = "rename";
             let ents: Vec<(u64, Vec<u8>)> = dirs.iter().flat_map(|&dd| md.dir(dd).keys().map(move |n| (dd, n.clone())).collect::<Vec<_>>()).collect();

@@ -121,7 +121,7 @@ impl<M: Media> Fs<M> {
     }
 
     /// Length of the free run starting at `s` (at most `max`).
-    fn free_run(&self, s: u64, max: u64) -> Result<u64> {
+    pub(crate) fn free_run(&self, s: u64, max: u64) -> Result<u64> {
         let lim = self.sb.total_blocks - 1;
         let mut b = s;
         while b < lim && b - s < max {
@@ -258,9 +258,24 @@ impl<M: Media> Fs<M> {
 
     /// Allocate exactly `n` contiguous blocks (xattr values).
     pub(crate) fn alloc_exact(&mut self, n: u64) -> Result<u64> {
-        let lo = self.sb.data_start;
+        // alloc_blocks stays out of the reserve: a free run found inside it
+        // is no space, not a bitmap that disagrees with itself
+        if self.sb.free_blocks.saturating_sub(self.metadata_reserve()) < n {
+            return Err(Error::NoSpace);
+        }
+        let f = self.find_run(n)?.ok_or(Error::NoSpace)?;
+        let (s, got) = self.alloc_blocks(f, n, false)?;
+        if s == f && got == n {
+            return Ok(s);
+        }
+        corrupt("free space bitmap", s)
+    }
+
+    /// The first run of `n` free blocks in the data region, if any (first
+    /// fit, from the start of the region; nothing is allocated).
+    pub(crate) fn find_run(&self, n: u64) -> Result<Option<u64>> {
         let hi = self.sb.total_blocks - 1;
-        let mut b = lo;
+        let mut b = self.sb.data_start;
         while b < hi {
             let f = match self.find_free(b)? {
                 Some(f) if f >= b => f,
@@ -268,15 +283,11 @@ impl<M: Media> Fs<M> {
             };
             let r = self.free_run(f, n)?;
             if r >= n {
-                let (s, got) = self.alloc_blocks(f, n, false)?;
-                if s == f && got == n {
-                    return Ok(s);
-                }
-                return corrupt("free space bitmap", s);
+                return Ok(Some(f));
             }
             b = f + r.max(1);
         }
-        Err(Error::NoSpace)
+        Ok(None)
     }
 
     /// Allocate one metadata block (a btree node), zeroed. May use the

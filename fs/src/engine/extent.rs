@@ -53,6 +53,20 @@ pub struct AllocFlags {
     pub cow_unit: bool,
 }
 
+/// Blocks one defragmentation step copies at most (2 MiB, a PMD copy-on-write).
+pub(crate) const DEFRAG_MOVE: u64 = 512;
+
+/// Progress of an online defragmentation (`Fs::defrag_step`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Defrag {
+    /// Blocks moved.
+    pub moved: u64,
+    /// Runs left fragmented because no free run was long enough.
+    pub no_space: u64,
+    /// The run being laid out: file block `.0` goes to block `.1` next.
+    next: Option<(u64, u64)>,
+}
+
 /// One extent record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Extent {
@@ -869,6 +883,138 @@ impl<M: Media> Fs<M> {
             }
             Ok(())
         })
+    }
+
+    /// One step of online defragmentation of file blocks `[cur, end)`: moves
+    /// one extent, or its first `DEFRAG_MOVE` blocks, in one transaction,
+    /// and returns where the next step starts (None when the range is
+    /// done). `d` carries the run being laid out from one step to the next
+    /// and counts what was done.
+    ///
+    /// A run is a sequence of extents that follow each other in the file
+    /// with no hole between them, all written or all unwritten, none of
+    /// their blocks shared, each wholly inside the range, at most
+    /// `MAX_EXTENT_LEN` blocks in all. A run of two or more extents that are
+    /// not already physically contiguous gets one free run of its length
+    /// (first fit), and its extents move there one step at a time: data
+    /// copied and flushed into blocks that were free, then the old mapping
+    /// replaced by the new in the same transaction (the old blocks are freed
+    /// at its commit), so a crash leaves every extent either where it was or
+    /// where it went, the file's data the same either way. The moved
+    /// extents merge into one. Shared extents are left alone (moving one
+    /// would unshare it and use more space); so is a run when no free run
+    /// is long enough (`no_space`). The next step checks again that its
+    /// target is still free: if another allocation took it meanwhile (the
+    /// caller may let others in between steps), the run starts over there.
+    /// File size, times and block count do not change.
+    pub fn defrag_step(&mut self, ino: u64, cur: u64, end: u64, d: &mut Defrag) -> Result<Option<u64>> {
+        if cur >= end.min(MAX_LBLK) {
+            return Ok(None);
+        }
+        self.data_inode(ino)?;
+        let end = end.min(MAX_LBLK);
+        self.run(|fs| fs.defrag_inner(ino, cur, end, d))
+    }
+
+    #[inline(never)]
+    fn defrag_inner(&mut self, ino: u64, cur: u64, end: u64, d: &mut Defrag) -> Result<Option<u64>> {
+        let e = match self.ext_first_in(ino, cur, end)? {
+            Some(e) => e,
+            None => return Ok(None),
+        };
+        if e.lblk < cur {
+            // straddles the start: not ours to move
+            d.next = None;
+            return Ok(Some(e.lblk + e.len));
+        }
+        if e.lblk + e.len > end {
+            return Ok(None);
+        }
+        if !self.unshared(&e)? {
+            d.next = None;
+            return Ok(Some(e.lblk + e.len));
+        }
+        let target = match d.next {
+            Some((l, p)) if l == e.lblk && self.free_run(p, e.len)? == e.len => p,
+            _ => {
+                d.next = None;
+                let (n, len, contiguous) = self.defrag_run(ino, &e, end)?;
+                if n < 2 || contiguous {
+                    return Ok(Some(e.lblk + len));
+                }
+                let rest = len - e.len;
+                if self.free_run(e.pblk + e.len, rest)? == rest {
+                    // the blocks after the first extent are free: it stays,
+                    // the others move up behind it
+                    d.next = Some((e.lblk + e.len, e.pblk + e.len));
+                    return Ok(Some(e.lblk + e.len));
+                }
+                let avail = self.sb.free_blocks.saturating_sub(self.metadata_reserve());
+                match self.find_run(len)? {
+                    Some(p) if avail >= len => p,
+                    _ => {
+                        d.no_space += 1;
+                        return Ok(Some(e.lblk + len));
+                    }
+                }
+            }
+        };
+        // at most DEFRAG_MOVE blocks per step: the copy runs under the
+        // caller's exclusive engine lock
+        let n = e.len.min(DEFRAG_MOVE);
+        let (p, got) = self.alloc_blocks(target, n, false)?;
+        if p != target || got != n {
+            // the target was checked free and the reserve covers the run
+            return corrupt("free space bitmap", target);
+        }
+        if e.flags & EXT_UNWRITTEN != 0 {
+            // unwritten blocks are kept zeroed on the media, as cow does
+            self.zero_blocks(p, n);
+        } else {
+            self.m
+                .copy(p * BLOCK_SIZE, e.pblk * BLOCK_SIZE, n * BLOCK_SIZE)
+                .map_err(|err| Error::Io { block: err.offset / BLOCK_SIZE })?;
+            self.m.flush(p * BLOCK_SIZE, n * BLOCK_SIZE);
+        }
+        let mut l = e.lblk;
+        while l < e.lblk + n {
+            match self.unmap_step(ino, l, e.lblk + n)? {
+                Some(next) => l = next,
+                None => break,
+            }
+        }
+        self.ext_insert(ino, e.lblk, p, n, e.flags)?;
+        self.blocks_add(ino, n as i64)?;
+        d.moved += n;
+        d.next = Some((e.lblk + n, p + n));
+        Ok(Some(e.lblk + n))
+    }
+
+    /// Whether none of the extent's blocks is shared.
+    fn unshared(&self, e: &Extent) -> Result<bool> {
+        let (rc, run) = self.rc_run(e.pblk, e.len)?;
+        Ok(rc.is_none() && run == e.len)
+    }
+
+    /// The defragmentation run that starts with extent `e` (see
+    /// `defrag_step`): (extents, blocks, already physically contiguous).
+    fn defrag_run(&self, ino: u64, e: &Extent, end: u64) -> Result<(u64, u64, bool)> {
+        let (mut n, mut len, mut contiguous, mut prev) = (1, e.len, true, *e);
+        while let Some(x) = self.ext_next(ino, prev.lblk + prev.len)? {
+            if x.lblk != prev.lblk + prev.len
+                || x.flags != e.flags
+                || x.lblk + x.len > end
+                || len + x.len > MAX_EXTENT_LEN
+                || !self.unshared(&x)?
+            {
+                break;
+            }
+            contiguous &= x.pblk == prev.pblk + prev.len;
+            n += 1;
+            len += x.len;
+            prev = x;
+        }
+        Ok((n, len, contiguous))
     }
 
     /// Every owner of physical blocks [pblk, pblk+count), from the rmap btree:

@@ -18,7 +18,7 @@ pub use self::media::{Media, MediaError};
 pub use self::layout::*;
 pub use self::fs::*;
 pub use self::btree::Key;
-pub use self::extent::{AllocFlags, BlockUse, Extent, MapKind, Mapping};
+pub use self::extent::{AllocFlags, BlockUse, Defrag, Extent, MapKind, Mapping};
 pub use self::namei::{DirEmit, NewInode, RenameFlags, POS_DOT, POS_DOTDOT};
 pub use self::xattr::XattrMode;
 pub use self::journal::{committed_seq, committed_word, LoggedBlock};
