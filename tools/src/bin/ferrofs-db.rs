@@ -2,12 +2,39 @@
 //! right (tests use it to build images with one specific defect).
 //!
 //!   ferrofs-db DEVICE|FILE print
+//!   ferrofs-db DEVICE|FILE get FIELD
 //!   ferrofs-db DEVICE|FILE set FIELD VALUE      (FIELD: feature_incompat,
 //!       feature_ro_compat, feature_compat, total_blocks, version, state)
+//!
+//! `get state` is what xfstests' log-state probe reads (tests/xfstests/
+//! prepare-tree): 1 after a clean unmount, 2 while mounted or after a crash
+//! or shutdown, when the next mount recovers.
 use ferrofs_engine::{Superblock, SB_SIZE};
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::process::exit;
+
+const USAGE: &str = "usage: ferrofs-db DEVICE print | get FIELD | set FIELD VALUE";
+const FIELDS: [&str; 6] = ["feature_incompat", "feature_ro_compat", "feature_compat", "total_blocks", "version", "state"];
+
+extern "C" {
+    fn posix_fadvise(fd: i32, offset: i64, len: i64, advice: i32) -> i32;
+}
+const POSIX_FADV_DONTNEED: i32 = 4;
+
+/// The superblock field named `name`, as a number.
+fn field(sb: &Superblock, name: &str) -> Option<u64> {
+    Some(match name {
+        "feature_incompat" => sb.incompat,
+        "feature_ro_compat" => sb.ro_compat,
+        "feature_compat" => sb.compat,
+        "total_blocks" => sb.total_blocks,
+        "version" => sb.version as u64,
+        "state" => sb.state as u64,
+        _ => return None,
+    })
+}
 
 fn parse(v: &str) -> u64 {
     let r = match v.strip_prefix("0x") {
@@ -23,18 +50,19 @@ fn parse(v: &str) -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if matches!(args.get(1).map(String::as_str), Some("-h" | "--help")) {
-        println!("usage: ferrofs-db DEVICE print | set FIELD VALUE");
+        println!("{USAGE}");
         println!("Print or patch the primary superblock of a ferrofs, keeping its checksum right.");
         println!("  print               print every superblock field");
-        println!("  set FIELD VALUE     set FIELD to VALUE (decimal, or hex with 0x); FIELD is one of");
-        println!("                      feature_incompat feature_ro_compat feature_compat total_blocks version state");
+        println!("  get FIELD           print FIELD's value in decimal (state: 1 clean, 2 dirty)");
+        println!("  set FIELD VALUE     set FIELD to VALUE (decimal, or hex with 0x)");
+        println!("FIELD is one of {}", FIELDS.join(" "));
         println!("  -h, --help          print this help and exit");
         println!("For building test images: a patched superblock can make the filesystem unmountable.");
         println!("See ferrofs-db(8).");
         return;
     }
     if args.len() < 3 {
-        eprintln!("usage: ferrofs-db DEVICE print | set FIELD VALUE");
+        eprintln!("{USAGE}");
         exit(8);
     }
     let dev = &args[1];
@@ -42,6 +70,12 @@ fn main() {
         eprintln!("ferrofs-db: {dev}: {e}");
         exit(8)
     });
+    // A mounted (or just unmounted) ferrofs writes its superblock through
+    // DAX, never through the block device's page cache: drop what an
+    // earlier reader (mkfs, blkid) left cached there, or we would read it.
+    // SAFETY: plain syscall on an open descriptor; it only drops clean
+    // cached pages.
+    unsafe { posix_fadvise(f.as_raw_fd(), 0, 0, POSIX_FADV_DONTNEED) };
     let mut b = [0u8; SB_SIZE];
     if let Err(e) = f.read_exact(&mut b) {
         eprintln!("ferrofs-db: {dev}: reading the superblock: {e}");
@@ -53,6 +87,13 @@ fn main() {
     });
     match (args[2].as_str(), args.get(3), args.get(4)) {
         ("print", None, None) => println!("{sb:#?}"),
+        ("get", Some(name), None) => match field(&sb, name) {
+            Some(v) => println!("{v}"),
+            None => {
+                eprintln!("ferrofs-db: unknown field {name} (one of {})", FIELDS.join(" "));
+                exit(8)
+            }
+        },
         ("set", Some(field), Some(value)) => {
             let v = parse(value);
             match field.as_str() {
@@ -63,7 +104,7 @@ fn main() {
                 "version" => sb.version = v as u32,
                 "state" => sb.state = v as u32,
                 other => {
-                    eprintln!("ferrofs-db: unknown field {other}");
+                    eprintln!("ferrofs-db: unknown field {other} (one of {})", FIELDS.join(" "));
                     exit(8)
                 }
             }
@@ -75,7 +116,7 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: ferrofs-db DEVICE print | set FIELD VALUE");
+            eprintln!("{USAGE}");
             exit(8)
         }
     }
