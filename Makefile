@@ -11,7 +11,8 @@
 #                     exact rustc) and stops with one line naming the problem.
 #   make install      the module through the kernel's modules_install
 #                     (INSTALL_MOD_PATH, default $(DESTDIR)) and depmod;
-#                     mkfs.ferrofs, fsck.ferrofs, ferrofs-db into $(SBINDIR),
+#                     mkfs.ferrofs, fsck.ferrofs, ferrofs-db, ferrofs-defrag
+#                     into $(SBINDIR),
 #                     ferrofs-du into $(BINDIR), man pages into $(MANDIR);
 #                     DESTDIR stages, PREFIX (default /usr) moves. Builds
 #                     nothing: run `make` first (as your user, then
@@ -38,11 +39,11 @@ INSTALL_MOD_PATH ?= $(DESTDIR)
 DEPMOD ?= depmod
 VM_ARGS ?=
 
-SBIN_TOOLS := mkfs.ferrofs fsck.ferrofs ferrofs-db
+SBIN_TOOLS := mkfs.ferrofs fsck.ferrofs ferrofs-db ferrofs-defrag
 BIN_TOOLS := ferrofs-du
 MAN1 := man/ferrofs-du.1
 MAN5 := man/ferrofs.5
-MAN8 := man/mkfs.ferrofs.8 man/fsck.ferrofs.8 man/ferrofs-db.8
+MAN8 := man/mkfs.ferrofs.8 man/fsck.ferrofs.8 man/ferrofs-db.8 man/ferrofs-defrag.8
 
 # Shell prologue of the recipes that need the kernel tree: sets $kdir (KDIR,
 # else FERROFS_KERNEL, else for install/uninstall the tree the module was

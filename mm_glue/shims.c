@@ -15,6 +15,7 @@
 #include <linux/posix_acl.h>
 #include <linux/posix_acl_xattr.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/debugfs.h>
 #include <linux/fault-inject.h>
 #include <linux/fsnotify.h>
@@ -73,6 +74,12 @@ u32 ferrofs_encode_dev(dev_t dev) { return new_encode_dev(dev); }
 void ferrofs_sb_start_pagefault(struct super_block *sb) { sb_start_pagefault(sb); }
 void ferrofs_sb_end_pagefault(struct super_block *sb) { sb_end_pagefault(sb); }
 void ferrofs_file_accessed(struct file *file) { file_accessed(file); }
+bool ferrofs_file_writable(const struct file *file) { return file->f_mode & FMODE_WRITE; }
+bool ferrofs_inode_append_or_immutable(const struct inode *inode)
+{
+	return IS_APPEND(inode) || IS_IMMUTABLE(inode);
+}
+bool ferrofs_fatal_signal_pending(void) { return fatal_signal_pending(current); }
 ssize_t ferrofs_generic_write_sync(struct kiocb *iocb, ssize_t count) { return generic_write_sync(iocb, count); }
 struct inode *ferrofs_vmf_inode(struct vm_fault *vmf) { return file_inode(vmf->vma->vm_file); }
 bool ferrofs_vmf_write_shared(struct vm_fault *vmf)

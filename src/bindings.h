@@ -34,6 +34,7 @@
 #include <linux/uuid.h>
 #include <linux/crc32c.h>
 #include <linux/exportfs.h>
+#include <linux/mount.h>
 #include "../mm_glue/shims.h"
 
 /*

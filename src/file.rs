@@ -704,6 +704,64 @@ fn shift_range(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, insert: bool, off:
     r2
 }
 
+/// What online defragmentation did (`FERROFS_IOC_DEFRAG`).
+pub(crate) struct Defragged {
+    /// Bytes moved.
+    pub(crate) moved: u64,
+    /// Runs left fragmented for want of contiguous free space.
+    pub(crate) no_space: u64,
+}
+
+/// `FERROFS_IOC_DEFRAG` on bytes `[start, start + len)` of an open regular
+/// file (`len` 0: to the largest file offset, blocks past EOF included).
+/// Only extents wholly inside the range, widened to whole blocks, move
+/// (`engine::Fs::defrag_step`).
+///
+/// Like XFS's and ext4's extent swaps it needs the file open for writing
+/// (EBADF), a writable mount (EROFS, and freeze protection), and refuses
+/// append-only and immutable files (EPERM). Moving blocks under a DAX
+/// mapping is a truncate as far as page tables go: with i_rwsem and the
+/// invalidate lock exclusive, the range's layouts are broken, its pages
+/// unmapped from every page table and its per-PFN owners forgotten, then
+/// the engine moves one extent per exclusive section, so other files' work
+/// goes on between steps. A fatal signal stops it between two steps with
+/// EINTR; what moved stays moved. Times, size and i_blocks do not change.
+pub(crate) fn defrag(file: &File, start: u64, len: u64) -> Result<Defragged> {
+    let inode = file.inode();
+    if !inode.is_reg() {
+        return Err(EINVAL);
+    }
+    if !file.is_writable() {
+        return Err(EBADF);
+    }
+    let _write = file.want_write()?;
+    if inode.is_append_or_immutable() {
+        return Err(EPERM);
+    }
+    let first = start / BLOCK;
+    let end = if len == 0 { engine::MAX_LBLK } else { start.saturating_add(len).div_ceil(BLOCK).min(engine::MAX_LBLK) };
+    let l = inode.lock();
+    let inv = l.invalidate_lock();
+    let info = info_of(&l)?;
+    if first >= end {
+        return Ok(Defragged { moved: 0, no_space: 0 });
+    }
+    unmap_blocks(&l, (first * BLOCK) as i64, (end * BLOCK) as i64, &inv)?;
+    let ino = l.ino();
+    let mut d = engine::Defrag::default();
+    let mut cur = first;
+    while let Some(next) = info.with_fs_mut(Op::Space, |fs| fs.defrag_step(ino, cur, end, &mut d))? {
+        cur = next;
+        // SAFETY: reads the current task's signal state.
+        if unsafe { bindings::ferrofs_fatal_signal_pending() } {
+            return Err(EINTR);
+        }
+        // SAFETY: a scheduling point; we hold sleeping locks only.
+        unsafe { bindings::ferrofs_cond_resched() };
+    }
+    Ok(Defragged { moved: d.moved * BLOCK, no_space: d.no_space })
+}
+
 /// FICLONE, FICLONERANGE, FIDEDUPERANGE and copy_file_range: share the
 /// source's extents into the destination (O(extents), never O(bytes)).
 unsafe extern "C" fn remap_file_range(

@@ -17,6 +17,12 @@
 //!   at once. ferrofs commits each metadata transaction before returning,
 //!   so there is no log to flush and the last two are the same: what was
 //!   fsync'd before the call survives, what was not may not.
+//! - `FERROFS_IOC_DEFRAG` (`_IOWR(0xF4, 1, struct ferrofs_defrag)`, a type
+//!   byte Documentation/userspace-api/ioctl/ioctl-number.rst leaves free):
+//!   online defragmentation of a file (`crate::file::defrag`), for
+//!   ferrofs-defrag(8). `struct ferrofs_defrag` is five `__u64`: start, len
+//!   (0: to the end), flags (must be 0) in; bytes moved and runs left
+//!   fragmented for want of contiguous space out.
 
 use crate::bindings;
 use crate::mount::FsInfo;
@@ -29,14 +35,17 @@ const FS_IOC_SHUTDOWN: c_uint = 0x8004_587d;
 const FS_SHUTDOWN_FLAGS_DEFAULT: u32 = 0;
 const FS_SHUTDOWN_FLAGS_LOGFLUSH: u32 = 1;
 const FS_SHUTDOWN_FLAGS_NOLOGFLUSH: u32 = 2;
+const FERROFS_IOC_DEFRAG: c_uint = 0xc028_f401;
+const DEFRAG_ARG_SIZE: usize = 5 * core::mem::size_of::<u64>();
 
 /// `file_operations.unlocked_ioctl` of files and directories.
 pub(crate) unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: the VFS holds a reference on the file for the call, and so on
     // its inode and super_block.
-    let inode = unsafe { File::from_raw(file) }.inode();
+    let file = unsafe { File::from_raw(file) };
     let r = match cmd {
-        FS_IOC_SHUTDOWN => shutdown(inode, arg as usize),
+        FS_IOC_SHUTDOWN => shutdown(file.inode(), arg as usize),
+        FERROFS_IOC_DEFRAG => defrag(file, arg as usize),
         _ => return -(bindings::ENOIOCTLCMD as c_long),
     };
     match r {
@@ -69,6 +78,19 @@ fn shutdown(inode: &Inode, arg: usize) -> Result {
         info.shutdown(how);
     } else {
         info.shutdown(how);
+    }
+    Ok(())
+}
+
+fn defrag(file: &File, arg: usize) -> Result {
+    let (mut r, mut w) = UserSlice::new(arg, DEFRAG_ARG_SIZE).reader_writer();
+    let (start, len, flags) = (r.read::<u64>()?, r.read::<u64>()?, r.read::<u64>()?);
+    if flags != 0 {
+        return Err(EINVAL);
+    }
+    let d = crate::file::defrag(file, start, len)?;
+    for v in [start, len, flags, d.moved, d.no_space] {
+        w.write(&v)?;
     }
     Ok(())
 }

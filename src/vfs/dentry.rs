@@ -125,6 +125,25 @@ impl File {
         unsafe { Inode::from_raw(bindings::ferrofs_file_inode(self.as_ptr())) }
     }
 
+    /// Whether the file was opened for writing (`FMODE_WRITE`).
+    pub(crate) fn is_writable(&self) -> bool {
+        // SAFETY: reads f_mode of a live file.
+        unsafe { bindings::ferrofs_file_writable(self.as_ptr()) }
+    }
+
+    /// `mnt_want_write_file`: EROFS on a read-only mount, and freeze
+    /// protection until the guard drops (`mnt_drop_write_file`). For ioctls
+    /// that change a file; the VFS takes it itself for write, fallocate and
+    /// setattr.
+    pub(crate) fn want_write(&self) -> Result<WriteAccess<'_>> {
+        // SAFETY: a live file; on success the guard pairs the drop.
+        let r = unsafe { bindings::mnt_want_write_file(self.as_ptr()) };
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(WriteAccess(self))
+    }
+
     /// `file_accessed` (atime).
     pub(crate) fn accessed(&self) {
         // SAFETY: a live file.
@@ -148,6 +167,16 @@ impl File {
             return Err(Error::from_errno(r));
         }
         Ok(())
+    }
+}
+
+/// Write access to a file's mount, from `File::want_write`.
+pub(crate) struct WriteAccess<'a>(&'a File);
+
+impl Drop for WriteAccess<'_> {
+    fn drop(&mut self) {
+        // SAFETY: pairs the successful mnt_want_write_file of `want_write`.
+        unsafe { bindings::mnt_drop_write_file(self.0.as_ptr()) };
     }
 }
 

@@ -246,6 +246,13 @@ impl Inode {
         unsafe { bindings::is_bad_inode(self.as_ptr()) }
     }
 
+    /// Whether the inode is append-only or immutable (`IS_APPEND`,
+    /// `IS_IMMUTABLE`): its blocks must not be rewritten.
+    pub(crate) fn is_append_or_immutable(&self) -> bool {
+        // SAFETY: reads i_flags and the superblock flags of a live inode.
+        unsafe { bindings::ferrofs_inode_append_or_immutable(self.as_ptr()) }
+    }
+
     pub(crate) fn is_dax(&self) -> bool {
         // SAFETY: reads i_flags.
         unsafe { bindings::ferrofs_is_dax(self.as_ptr()) }

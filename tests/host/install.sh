@@ -15,11 +15,11 @@ stage=$scratch/stage
 out=$(mk install DESTDIR="$stage" 2>&1); rc=$?
 check "make install DESTDIR=stage succeeds${out:+ (last line: $(printf '%s\n' "$out" | tail -1))}" [ "$rc" = 0 ]
 
-for t in usr/sbin/mkfs.ferrofs usr/sbin/fsck.ferrofs usr/sbin/ferrofs-db usr/bin/ferrofs-du; do
+for t in usr/sbin/mkfs.ferrofs usr/sbin/fsck.ferrofs usr/sbin/ferrofs-db usr/sbin/ferrofs-defrag usr/bin/ferrofs-du; do
   check "$t: installed, executable, the built binary" \
     bash -c '[ -x "$1/$2" ] && cmp -s "$1/$2" "out/bin/$(basename "$2")"' _ "$stage" "$t"
 done
-for m in man1/ferrofs-du.1 man5/ferrofs.5 man8/mkfs.ferrofs.8 man8/fsck.ferrofs.8 man8/ferrofs-db.8; do
+for m in man1/ferrofs-du.1 man5/ferrofs.5 man8/mkfs.ferrofs.8 man8/fsck.ferrofs.8 man8/ferrofs-db.8 man8/ferrofs-defrag.8; do
   check "usr/share/man/$m: installed mode 644" \
     bash -c '[ "$(stat -c %a "$1")" = 644 ] && cmp -s "$1" "man/$(basename "$1")"' _ "$stage/usr/share/man/$m"
 done
@@ -37,7 +37,7 @@ check "modprobe resolves ferrofs in the staged tree" \
 
 # nothing but these paths
 extra=$(cd "$stage" && find . -type f | sed 's|^\./||' | grep -Ev \
-  "^(usr/s?bin/(mkfs.ferrofs|fsck.ferrofs|ferrofs-db|ferrofs-du)|usr/share/man/man[158]/[a-z.-]+\.[158]|lib/modules/$krel/(updates/ferrofs.ko|modules\.[a-z.]+))$")
+  "^(usr/s?bin/(mkfs.ferrofs|fsck.ferrofs|ferrofs-db|ferrofs-defrag|ferrofs-du)|usr/share/man/man[158]/[a-z.-]+\.[158]|lib/modules/$krel/(updates/ferrofs.ko|modules\.[a-z.]+))$")
 check "no other file staged${extra:+ (found: $extra)}" [ -z "$extra" ]
 
 # PREFIX and INSTALL_MOD_PATH

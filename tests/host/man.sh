@@ -28,7 +28,7 @@ in_page() { plain "$1" | grep -qE -- "(^|[^A-Za-z0-9-])$2([^A-Za-z0-9-]|\$)"; }
 # options a --help text mentions
 help_opts() { grep -oE '(^|[ ,(])--?[A-Za-z][A-Za-z-]*' | tr -d ' ,(' | sort -u; }
 
-for tool in mkfs.ferrofs fsck.ferrofs ferrofs-du ferrofs-db; do
+for tool in mkfs.ferrofs fsck.ferrofs ferrofs-du ferrofs-db ferrofs-defrag; do
   page=$(ls man/"$tool".[158])
   bin=out/bin/$tool
   if [ ! -x "$bin" ]; then not_ok "$tool: no $bin (run make tools)"; continue; fi
@@ -51,7 +51,7 @@ done 2>&1
 
 # ferrofs-db's subcommands and fields: the same words in both
 dbhelp=$(out/bin/ferrofs-db --help 2>/dev/null)
-for w in print set feature_incompat feature_ro_compat feature_compat total_blocks version state; do
+for w in print get set feature_incompat feature_ro_compat feature_compat total_blocks version state; do
   check "ferrofs-db: '$w' is in --help and in ferrofs-db.8" \
     bash -c 'printf "%s\n" "$1" | grep -qw -- "$2" && grep -qw -- "$2" man/ferrofs-db.8' _ "$dbhelp" "$w"
 done

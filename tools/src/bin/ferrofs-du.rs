@@ -20,16 +20,11 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::exit;
 
-const FS_IOC_FIEMAP: u64 = 0xC020_660B;
-const FIEMAP_FLAG_SYNC: u32 = 1;
-const FIEMAP_EXTENT_LAST: u32 = 0x1;
-const FIEMAP_EXTENT_UNKNOWN: u32 = 0x2;
-const FIEMAP_EXTENT_DELALLOC: u32 = 0x4;
-const FIEMAP_EXTENT_SHARED: u32 = 0x2000;
-const BATCH: usize = 128;
+#[path = "../uapi.rs"]
+mod uapi;
+use uapi::extents;
 
 extern "C" {
-    fn ioctl(fd: i32, request: u64, ...) -> i32;
     fn posix_fadvise(fd: i32, offset: i64, len: i64, advice: i32) -> i32;
 }
 const POSIX_FADV_DONTNEED: i32 = 4;
@@ -68,61 +63,6 @@ fn damaged(dev: &str) -> ! {
         Err(e) => {
             eprintln!("ferrofs-du: {dev}: {e}");
             exit(2);
-        }
-    }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Extent {
-    logical: u64,
-    physical: u64,
-    length: u64,
-    reserved64: [u64; 2],
-    flags: u32,
-    reserved: [u32; 3],
-}
-
-#[repr(C)]
-struct Fiemap {
-    start: u64,
-    length: u64,
-    flags: u32,
-    mapped_extents: u32,
-    extent_count: u32,
-    reserved: u32,
-    extents: [Extent; BATCH],
-}
-
-/// (physical, length, shared) of every mapped extent of `f`.
-fn extents(f: &File) -> std::io::Result<Vec<(u64, u64, bool)>> {
-    let mut out = Vec::new();
-    let mut start = 0u64;
-    loop {
-        let mut fm = Fiemap {
-            start,
-            length: u64::MAX - start,
-            flags: FIEMAP_FLAG_SYNC,
-            mapped_extents: 0,
-            extent_count: BATCH as u32,
-            reserved: 0,
-            extents: [Extent::default(); BATCH],
-        };
-        // SAFETY: FS_IOC_FIEMAP reads and writes a struct fiemap followed by
-        // extent_count extents, which is exactly the layout of `fm`.
-        let r = unsafe { ioctl(f.as_raw_fd(), FS_IOC_FIEMAP, &mut fm as *mut Fiemap) };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let n = fm.mapped_extents as usize;
-        for e in &fm.extents[..n.min(BATCH)] {
-            if e.flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC) == 0 {
-                out.push((e.physical, e.length, e.flags & FIEMAP_EXTENT_SHARED != 0));
-            }
-        }
-        match fm.extents[..n.min(BATCH)].last() {
-            Some(e) if e.flags & FIEMAP_EXTENT_LAST == 0 && n == BATCH => start = e.logical + e.length,
-            _ => return Ok(out),
         }
     }
 }
