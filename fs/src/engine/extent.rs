@@ -525,27 +525,36 @@ impl<M: Media> Fs<M> {
         }
     }
 
+    /// File blocks `[lblk, lblk + n)`, now at `old`, to the freshly
+    /// allocated `p`: the data copied and flushed (an unwritten source: `p`
+    /// zeroed, unwritten blocks being kept zeroed on the media), the old
+    /// mapping unmapped (its blocks freed at commit if no one else owns
+    /// them) and `p` inserted with `flags`. One transaction's work.
+    fn relocate(&mut self, ino: u64, lblk: u64, old: u64, p: u64, n: u64, unwritten: bool, flags: u32) -> Result<()> {
+        if unwritten {
+            self.zero_blocks(p, n);
+        } else {
+            self.m
+                .copy(p * BLOCK_SIZE, old * BLOCK_SIZE, n * BLOCK_SIZE)
+                .map_err(|e| Error::Io { block: e.offset / BLOCK_SIZE })?;
+            self.m.flush(p * BLOCK_SIZE, n * BLOCK_SIZE);
+        }
+        let mut cur = lblk;
+        while cur < lblk + n {
+            match self.unmap_step(ino, cur, lblk + n)? {
+                Some(next) => cur = next,
+                None => break,
+            }
+        }
+        self.ext_insert(ino, lblk, p, n, flags)?;
+        self.blocks_add(ino, n as i64)
+    }
+
     /// Copy a shared piece to new blocks and remap it.
     #[inline(never)]
     fn cow(&mut self, ino: u64, m: &Mapping) -> Result<Mapping> {
         let (p, got) = self.alloc_blocks(m.pblk, m.count, false)?;
-        if m.kind == MapKind::Unwritten {
-            self.zero_blocks(p, got);
-        } else {
-            self.m
-                .copy(p * BLOCK_SIZE, m.pblk * BLOCK_SIZE, got * BLOCK_SIZE)
-                .map_err(|e| Error::Io { block: e.offset / BLOCK_SIZE })?;
-            self.m.flush(p * BLOCK_SIZE, got * BLOCK_SIZE);
-        }
-        let mut cur = m.lblk;
-        while cur < m.lblk + got {
-            match self.unmap_step(ino, cur, m.lblk + got)? {
-                Some(n) => cur = n,
-                None => break,
-            }
-        }
-        self.ext_insert(ino, m.lblk, p, got, 0)?;
-        self.blocks_add(ino, got as i64)?;
+        self.relocate(ino, m.lblk, m.pblk, p, got, m.kind == MapKind::Unwritten, 0)?;
         Ok(Mapping { kind: MapKind::Written, lblk: m.lblk, pblk: p, count: got, shared: false })
     }
 
@@ -967,24 +976,7 @@ impl<M: Media> Fs<M> {
             // the target was checked free and the reserve covers the run
             return corrupt("free space bitmap", target);
         }
-        if e.flags & EXT_UNWRITTEN != 0 {
-            // unwritten blocks are kept zeroed on the media, as cow does
-            self.zero_blocks(p, n);
-        } else {
-            self.m
-                .copy(p * BLOCK_SIZE, e.pblk * BLOCK_SIZE, n * BLOCK_SIZE)
-                .map_err(|err| Error::Io { block: err.offset / BLOCK_SIZE })?;
-            self.m.flush(p * BLOCK_SIZE, n * BLOCK_SIZE);
-        }
-        let mut l = e.lblk;
-        while l < e.lblk + n {
-            match self.unmap_step(ino, l, e.lblk + n)? {
-                Some(next) => l = next,
-                None => break,
-            }
-        }
-        self.ext_insert(ino, e.lblk, p, n, e.flags)?;
-        self.blocks_add(ino, n as i64)?;
+        self.relocate(ino, e.lblk, e.pblk, p, n, e.flags & EXT_UNWRITTEN != 0, e.flags)?;
         d.moved += n;
         d.next = Some((e.lblk + n, p + n));
         Ok(Some(e.lblk + n))
