@@ -206,3 +206,35 @@ fn dax_flag_inheritance() {
     ns.dedup();
     assert_eq!(ns, vec![XATTR_NS_USER, XATTR_NS_TRUSTED, XATTR_NS_SECURITY, XATTR_NS_ACL_ACCESS, XATTR_NS_ACL_DEFAULT]);
 }
+
+/// A quarantined block is never copied as if it held the file's bytes: an
+/// unshare or a defragmentation over it fails with EIO and moves nothing,
+/// so the damage stays where the report and the readers see it.
+#[test]
+fn unshare_and_defrag_do_not_copy_a_lost_block() {
+    let (pm, bad_shared, _, _) = image();
+    let before = lines(&pm);
+    let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    let d = fs.lookup(fs.root_ino(), b"d").unwrap().unwrap();
+    let c1 = fs.lookup(d, b"clone1").unwrap().unwrap();
+    assert!(matches!(fs.unshare(c1, 0, 4), Err(Error::Io { block }) if block == bad_shared));
+    assert_eq!(pblk_of(&fs, c1, 1), bad_shared);
+    fs.unmount(2).unwrap();
+    assert_eq!(lines(&pm), before);
+    let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    // a file in four one-block extents (another file's blocks between),
+    // its block 2 lost: defrag would lay the four out as one run
+    let (f, _) = fs.create(d, b"frag", &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap();
+    let (x, _) = fs.create(d, b"x", &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap();
+    for l in 0..4 {
+        harness::write(&mut fs, f, l * B, &[l as u8; B as usize], T).unwrap();
+        harness::write(&mut fs, x, l * B, &[7u8; B as usize], T).unwrap();
+    }
+    let lost = pblk_of(&fs, f, 2);
+    fs.quarantine(lost, 1).unwrap();
+    let r = harness::defrag(&mut fs, f);
+    assert!(matches!(r, Err(Error::Io { .. })), "{r:?}");
+    assert_eq!(pblk_of(&fs, f, 2), lost);
+    assert_eq!(harness::read_all(&fs, x).unwrap(), [7u8; 4 * B as usize]);
+    fs.unmount(3).unwrap();
+}

@@ -531,6 +531,12 @@ impl<M: Media> Fs<M> {
     /// mapping unmapped (its blocks freed at commit if no one else owns
     /// them) and `p` inserted with `flags`. One transaction's work.
     fn relocate(&mut self, ino: u64, lblk: u64, old: u64, p: u64, n: u64, unwritten: bool, flags: u32) -> Result<()> {
+        // A quarantined block stands for bytes lost to a memory failure: a
+        // copy would hand on whatever it holds as if it were the file's
+        // (and an unshare or defrag "repair" it silently). EIO, like a read.
+        if !unwritten && self.has_bad_block(old, n)? {
+            return Err(Error::Io { block: old });
+        }
         if unwritten {
             self.zero_blocks(p, n);
         } else {
