@@ -131,7 +131,11 @@ fn map_blocks(inode: &Inode, pos: i64, length: i64, flags: c_uint, iomap: &mut I
         // blocks (other owners keep theirs).
         f |= bindings::IOMAP_F_SHARED as u16;
     }
-    let addr = info.dax.start_off + m.pblk * BLOCK;
+    // A byte offset on the dax device for the DAX paths, on the block
+    // device for the others (FIEMAP's fe_physical), as XFS adds the
+    // partition offset only under IOMAP_DAX.
+    let part = if flags & bindings::IOMAP_DAX != 0 { info.dax.start_off } else { 0 };
+    let addr = part + m.pblk * BLOCK;
     iomap.set(kind, (m.lblk * BLOCK) as i64, m.count * BLOCK, addr, f, inode.sb().bdev(), info.dax.dev());
     if cow {
         iomap.copy_to(srcmap);
@@ -315,6 +319,7 @@ fn write_locked(inode: &Locked<'_>, iocb: &Kiocb, from: &IovIter) -> Result<isiz
     let pos = iocb.pos();
     zero_eof_tail(inode, old, pos)?;
     replace_damaged(inode, pos, n as i64)?;
+    unshare_cow_units(inode, old, pos, n as i64)?;
     let done = iocb.dax_write(from, &IOMAP_OPS, inode);
     let end = iocb.pos();
     if done > 0 && end > inode.size() {
@@ -928,6 +933,99 @@ fn replace_damaged(inode: &Locked<'_>, pos: i64, len: i64) -> Result {
         crate::vfs::fs_info!(info.dev(), "inode {}: bytes {}-{} lost to a memory failure are being overwritten; the damaged block stays quarantined\n", ino, l * BLOCK, (l + n) * BLOCK - 1);
         Ok(())
     })
+}
+
+/// The copy-on-write unit of a file without a CoW extent size hint, in
+/// blocks: XFS's default (`XFS_DEFAULT_COWEXTSZ_HINT`, 128 KiB).
+const DEFAULT_COW_UNIT: u64 = 32;
+
+/// Before a write of bytes [pos, pos+len) whose first or last block is
+/// shared: every shared block of the aligned CoW unit around each end gets
+/// its private copy first (fallocate UNSHARE of those blocks), so that small
+/// writes into a reflinked file leave it in unit-sized extents instead of
+/// one extent per block (xfstests generic/301, 302). The unit is the file's
+/// CoW extent size hint, else 32 blocks, as on XFS. The middle of a long
+/// write needs nothing: its blocks are copied in runs as long as the write.
+///
+/// XFS stages the unit in its CoW fork and remaps only what is written;
+/// ferrofs copies the unit's shared blocks at once, which needs their old
+/// mappings gone from every page table first. So this runs here, where
+/// i_rwsem is held and the invalidate lock can be taken exclusive, and not
+/// in `iomap_begin`, which write faults reach holding it shared (a write
+/// fault still copies just its page or PMD). Without the free space for a
+/// unit's copy, the write goes on as if there were no unit.
+fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Result {
+    let info = info_of(inode)?;
+    // blocks wholly past EOF are never shared (a remap extends the size
+    // over what it shares): an append costs no lookup
+    if pos < 0 || len <= 0 || pos as u64 >= (size.max(0) as u64).div_ceil(BLOCK) * BLOCK {
+        return Ok(());
+    }
+    let first = pos as u64 / BLOCK;
+    let last = (pos as u64).saturating_add(len as u64 - 1) / BLOCK;
+    // an overwrite of cached, written, unshared blocks costs no engine call
+    if cached_mapping(info, inode, first, 1).is_some() && cached_mapping(info, inode, last, 1).is_some() {
+        return Ok(());
+    }
+    let ino = inode.ino();
+    let poisoned = info.stats.poisoned_blocks.load(Ordering::Relaxed) != 0;
+    // (shared, lost to a memory failure) for block b
+    let state = |fs: &engine::Fs<crate::dax::PmemMedia>, b: u64| -> core::result::Result<(bool, bool), engine::Error> {
+        let m = fs.map(ino, b, 1)?;
+        let mapped = m.kind != engine::MapKind::Hole;
+        Ok((m.shared && mapped, poisoned && mapped && fs.has_bad_block(m.pblk, 1)?))
+    };
+    let unit = info.with_fs(Op::Map, |fs| {
+        let (a, b) = (state(fs, first)?, state(fs, last)?);
+        // nothing shared, or a write that fails with EIO (it covers part
+        // of a lost block): no copies for it
+        if !(a.0 || b.0) || a.1 || b.1 {
+            return Ok(0);
+        }
+        Ok(match fs.read_inode(ino)?.cowextsize_hint() {
+            0 => DEFAULT_COW_UNIT,
+            u => u,
+        })
+    })?;
+    if unit <= 1 {
+        return Ok(());
+    }
+    let around = |b: u64| (b / unit * unit, (b / unit + 1).saturating_mul(unit).min(engine::MAX_LBLK));
+    let (a, b) = (around(first), around(last));
+    let spans: [(u64, u64); 2] = if a.1 >= b.0 { [(a.0, b.1), (0, 0)] } else { [a, b] };
+    // Faults are kept out from here on, so the shared runs found below are
+    // the ones moved: none can turn private (and dirty) in between.
+    let inv = inode.invalidate_lock();
+    let mut runs: KVec<(u64, u64)> = KVec::new();
+    info.with_fs(Op::Map, |fs| {
+        for &(s, e) in spans.iter().filter(|(s, e)| s < e) {
+            let mut cur = s;
+            while cur < e {
+                let m = fs.map(ino, cur, e - cur)?;
+                // a run holding a block lost to a memory failure stays
+                // shared: the write fails on it (EIO) if it touches it
+                if m.shared && m.kind != engine::MapKind::Hole && !(poisoned && fs.has_bad_block(m.pblk, m.count)?) {
+                    runs.push((m.lblk, m.count), GFP_KERNEL).map_err(|_| engine::Error::NoSpace)?;
+                }
+                cur = m.lblk + m.count.max(1);
+            }
+        }
+        Ok(())
+    })?;
+    for &(l, n) in runs.iter() {
+        unmap_blocks(inode, (l * BLOCK) as i64, ((l + n) * BLOCK) as i64, &inv)?;
+        // a unit can be a large hint: bounded exclusive sections
+        match info.with_fs_mut_steps(Op::Space, n, |fs, d, k| fs.unshare(ino, l + d, k)) {
+            Ok(()) => {}
+            // the write copies what it covers, block by block (and fails
+            // with EIO where that is a block lost to a memory failure)
+            Err(e) if e == ENOSPC || e == EIO => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let blocks = info.with_fs(Op::Inode, |fs| Ok(fs.read_inode(ino)?.blocks))?;
+    inode.state().set_blocks(blocks);
+    Ok(())
 }
 
 static DAX_AOPS: bindings::address_space_operations = bindings::address_space_operations {

@@ -34,13 +34,15 @@ def test_clone_then_cow_write():
     assert read_all(b) == data
     assert gtest.statfs_free() == free0, "reflink allocated data blocks"
     assert shared_bytes(a) == 64 * B and shared_bytes(b) == 64 * B, (extents(a), extents(b))
-    os.pwrite(b, b"X" * 10, 5 * B + 100)  # CoW of one block
-    assert gtest.statfs_free() == free0 - 1, (free0, gtest.statfs_free())
+    # CoW of the 32-block (128 KiB) CoW unit around the write, XFS's
+    # default: reflink/50-cow-unit.py
+    os.pwrite(b, b"X" * 10, 5 * B + 100)
+    assert gtest.statfs_free() == free0 - 32, (free0, gtest.statfs_free())
     assert read_all(a) == data, "the source changed"
     want = bytearray(data)
     want[5 * B + 100:5 * B + 110] = b"X" * 10
     assert read_all(b) == bytes(want)
-    assert shared_bytes(b) == 63 * B
+    assert shared_bytes(b) == 32 * B and shared_bytes(a) == 32 * B, (extents(a), extents(b))
     gtest.remount()
     a, b = os.open("a", os.O_RDONLY), os.open("b", os.O_RDONLY)
     assert read_all(a) == data and read_all(b) == bytes(want)
@@ -226,13 +228,15 @@ def test_ferrofs_du_reports_shared_and_exclusive():
     os.mkdir("d")
     b = os.open("d/b", os.O_RDWR | os.O_CREAT, 0o644)
     clone(a, b)
-    os.pwrite(b, b"z", 10 * B)  # one block of b is now its own, and one of a
+    # the write copies b's 32-block CoW unit around block 10: 32 blocks of
+    # b are now its own, and so are the 32 of a they were shared with
+    os.pwrite(b, b"z", 10 * B)
     os.fsync(b)
     out = subprocess.run(["ferrofs-du", "."], capture_output=True, text=True, check=True).stdout
     rows = {l.split()[3]: tuple(int(x) for x in l.split()[:3]) for l in out.splitlines()[1:-2]}
-    assert rows["./a"] == (255 * B, B, 256 * B), out
-    assert rows["./d/b"] == (255 * B, B, 256 * B), out
-    assert out.splitlines()[-1].split()[0] == str(257 * B), out  # on media
+    assert rows["./a"] == (224 * B, 32 * B, 256 * B), out
+    assert rows["./d/b"] == (224 * B, 32 * B, 256 * B), out
+    assert out.splitlines()[-1].split()[0] == str(288 * B), out  # on media
 
 
 if __name__ == "__main__":
