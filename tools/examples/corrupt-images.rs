@@ -481,7 +481,7 @@ pub fn generate(out: &std::path::Path, random: u64, seed: u64, short: bool) -> u
         inode_edit(&mut g, &format!("inode-mode:{nm} symlink"), "any", ino, |v| put32(v, 0, S_IFLNK | 0o777));
         inode_edit(&mut g, &format!("inode-size:{nm} u64 max"), "any", ino, |v| put64(v, 24, u64::MAX));
         inode_edit(&mut g, &format!("inode-size:{nm} 2^63"), "any", ino, |v| put64(v, 24, 1 << 63));
-        inode_edit(&mut g, &format!("inode-size:{nm} 16 TiB + 1"), "any", ino, |v| put64(v, 24, (1 << 44) + 1));
+        inode_edit(&mut g, &format!("inode-size:{nm} 2^63"), "any", ino, |v| put64(v, 24, 1 << 63));
         inode_edit(&mut g, &format!("inode-nlink:{nm} 0 (not an orphan)"), "any", ino, |v| put32(v, 16, 0));
         inode_edit(&mut g, &format!("inode-nlink:{nm} u32 max"), "any", ino, |v| put32(v, 16, u32::MAX));
         inode_edit(&mut g, &format!("inode-blocks:{nm} u64 max"), "any", ino, |v| put64(v, 32, u64::MAX));
@@ -608,12 +608,12 @@ pub fn generate(out: &std::path::Path, random: u64, seed: u64, short: bool) -> u
         extent_edit(&mut g, &format!("extent-flags:{nm} unwritten"), "any", ino, &|v, _| put32(v, 12, EXT_UNWRITTEN));
         extent_edit(&mut g, &format!("extent-flags:{nm} all bits"), "any", ino, &|v, _| put32(v, 12, u32::MAX));
     }
-    g.api("extent-lblk:beyond 2^32", "any", |fs, b| {
+    g.api("extent-lblk:beyond 2^51", "any", |fs, b| {
         let mut v = [0u8; 16];
         let p = fs.map(b.big, 0, 1).unwrap().pblk;
         put64(&mut v, 0, p);
         put32(&mut v, 8, 8);
-        fs.tree_insert(TreeId::Extent, Key::new(b.big, (1 << 32) - 2, 0), &v).unwrap();
+        fs.tree_insert(TreeId::Extent, Key::new(b.big, (1 << 51) - 2, 0), &v).unwrap();
     });
     g.api("extent-cross-link:two files own one block", "any", |fs, b| {
         let mut v = [0u8; 16];

@@ -516,6 +516,12 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         } else if sb.version < 2 && (i.extsize != 0 || i.cowextsize != 0) {
             ck.prob("inode btree", k.a, format!("inode {} has extent size hints on a version {} filesystem", k.a, sb.version));
         }
+        // files past 16 TiB (format v3): the first raises the version
+        if i.size > MAX_BYTES {
+            ck.prob("inode btree", k.a, format!("inode {} size {} is past the largest file", k.a, i.size));
+        } else if sb.version < 3 && i.size > V2_MAX_LBLK * BLOCK_SIZE {
+            ck.prob("inode btree", k.a, format!("inode {} is larger than 16 TiB on a version {} filesystem", k.a, sb.version));
+        }
         inodes.insert(k.a, (i, v.clone()));
     }
     if !inodes.get(&ROOT_INO).is_some_and(|x| x.0.is_dir()) {
@@ -533,6 +539,9 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
         if k.c != 0 || l == 0 || l > MAX_EXTENT_LEN || f & !EXT_UNWRITTEN != 0 || !in_data(p, l) || k.b.saturating_add(l) > MAX_LBLK {
             ck.prob("extent btree", p, format!("bad extent record ino {} lblk {} pblk {p} len {l}", k.a, k.b));
             continue;
+        }
+        if sb.version < 3 && k.b + l > V2_MAX_LBLK {
+            ck.prob("extent btree", p, format!("extent of inode {} at block {} is past 16 TiB on a version {} filesystem", k.a, k.b, sb.version));
         }
         match inodes.get(&k.a) {
             Some((i, _)) if i.is_reg() || i.is_symlink() => {}

@@ -404,10 +404,10 @@ fn impossible_inode_fields_are_corrupt() {
     let base = populated();
     for (what, off, val) in [
         ("size u64 max", 24usize, u64::MAX),
-        ("size 16 TiB + 1", 24, (1 << 44) + 1),
+        ("size 2^63", 24, 1 << 63),
         ("mode 0", 0, 0),
         ("blocks u64 max", 32, u64::MAX),
-        ("blocks 2^32 + 1", 32, (1 << 32) + 1),
+        ("blocks 2^51 + 1", 32, (1 << 51) + 1),
     ] {
         let pm = SimPmem::from_image(base.img.clone(), false);
         let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();

@@ -5,7 +5,9 @@
 use ferrofs_engine::*;
 use ferrofs_tools::fsck::{fsck, FsckOptions};
 use ferrofs_tools::harness::{read_all, write};
-use ferrofs_tools::SimPmem;
+use ferrofs_tools::{CrashMode, CrashView, SimPmem};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 const MB: u64 = 1 << 20;
 const T: Time = Time { sec: 7, nsec: 0 };
@@ -284,16 +286,109 @@ fn version_1_images_mount_without_hints_and_upgrade_at_the_first() {
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     assert_eq!(fs.superblock().version, 1);
     fs.set_flags_hints(g, IFLAG_EXTSIZE, 4, 0, T).unwrap();
-    assert_eq!(fs.superblock().version, FORMAT_VERSION);
+    assert_eq!(fs.superblock().version, 2);
     let fs = remount(&pm, fs);
     assert_eq!(fs.superblock().version, 2);
     assert_eq!(fs.read_inode(g).unwrap().extsize, 4);
     fs.unmount(3).unwrap();
     // a version from the future is refused before anything is written
     set_version(&pm, FORMAT_VERSION + 1);
-    assert!(matches!(Fs::mount(&pm, &MountOptions::default()), Err(Error::BadVersion { version: 3 })));
+    assert!(matches!(Fs::mount(&pm, &MountOptions::default()), Err(Error::BadVersion { version: 4 })));
     set_version(&pm, 0);
     assert!(matches!(Fs::mount(&pm, &MountOptions::default()), Err(Error::BadVersion { version: 0 })));
+}
+
+/// Format version 3 lifted the largest file from 16 TiB to 2^63 - 1 bytes:
+/// a version 2 image stays version 2 until the first size or extent past
+/// 16 TiB, whose transaction raises it; fsck reports such a record on a
+/// version 2 image; the largest file works at its last byte.
+#[test]
+fn version_2_images_upgrade_at_the_first_record_past_16_tib() {
+    const TIB16: u64 = 1 << 44;
+    let pm = SimPmem::new(16 * MB);
+    let mut fs = new_fs(&pm);
+    assert_eq!(fs.superblock().version, FORMAT_VERSION);
+    let (f, _) = fs.create(ROOT_INO, b"f", &reg()).unwrap();
+    let (g, _) = fs.create(ROOT_INO, b"g", &reg()).unwrap();
+    fs.unmount(1).unwrap();
+    set_version(&pm, 2);
+    let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    // exactly 16 TiB, and a block ending at it, were always allowed
+    fs.set_size(f, TIB16, T).unwrap();
+    write(&mut fs, f, TIB16 - BS, b"last", T).unwrap();
+    assert_eq!(fs.superblock().version, 2);
+    // one byte more raises the version in the same transaction
+    fs.set_size(f, TIB16 + 1, T).unwrap();
+    assert_eq!(fs.superblock().version, 3);
+    let fs = remount(&pm, fs);
+    assert_eq!(fs.superblock().version, 3);
+    // an extent past block 2^32 does too (the size with it)
+    fs.unmount(2).unwrap();
+    set_version(&pm, 2);
+    let rep = fsck(&pm, FsckOptions::default());
+    assert_ne!(rep.exit_code, 0, "a 16 TiB + 1 file on a version 2 image passed fsck");
+    assert!(rep.describe().contains("larger than 16 TiB on a version 2 filesystem"), "{}", rep.describe());
+    let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    fs.set_size(f, 0, T).unwrap();
+    assert_eq!(fs.superblock().version, 2);
+    write(&mut fs, g, TIB16, b"past", T).unwrap();
+    assert_eq!(fs.superblock().version, 3);
+    let mut fs = remount(&pm, fs);
+    // the largest file: its last byte, then a truncate back over 2^51
+    // blocks of address space that maps two blocks (extent seeks)
+    let top = MAX_BYTES;
+    assert_eq!(top, (1u64 << 63) - 1);
+    write(&mut fs, f, top - 3, b"end", T).unwrap();
+    assert_eq!(fs.read_inode(f).unwrap().size, top);
+    assert!(matches!(fs.set_size(f, top + 1, T), Err(Error::FileTooBig)));
+    assert!(matches!(write(&mut fs, f, top, b"x", T), Err(Error::FileTooBig)));
+    let mut fs = remount(&pm, fs);
+    let m = fs.map(f, (top - 1) / BS, 1).unwrap();
+    assert_eq!((m.kind, m.lblk), (MapKind::Written, MAX_LBLK - 1));
+    assert_eq!(pm.peek(m.pblk * BS + (top - 3) % BS, 3), b"end");
+    fs.set_size(f, 0, T).unwrap();
+    assert!(extents(&fs, f).is_empty());
+    assert_eq!(fs.read_inode(f).unwrap().blocks, 0);
+    let fs = remount(&pm, fs);
+    let m = fs.map(g, TIB16 / BS, 1).unwrap();
+    assert_eq!(m.kind, MapKind::Written);
+    assert_eq!(pm.peek(m.pblk * BS, 4), b"past");
+}
+
+/// Crash at every fence of the transaction that first takes a version 2
+/// image past 16 TiB (an extent past block 2^32 and the size with it):
+/// every state is either the old file on a version 2 superblock or the new
+/// one on version 3, never a record past 16 TiB on version 2, and fsck
+/// passes each.
+#[test]
+fn crash_while_raising_the_version_to_3() {
+    let pm = SimPmem::new(16 * MB);
+    let mut fs = new_fs(&pm);
+    let (f, _) = fs.create(ROOT_INO, b"f", &reg()).unwrap();
+    write(&mut fs, f, 0, b"low", T).unwrap();
+    fs.unmount(1).unwrap();
+    set_version(&pm, 2);
+    let tp = SimPmem::from_image(pm.snapshot(), true);
+    let mut fs = Fs::mount(&tp, &MountOptions::default()).unwrap();
+    let checked = Rc::new(RefCell::new((0u64, 0u64)));
+    let ck = checked.clone();
+    tp.set_fence_hook(Some(Box::new(move |v: &CrashView| {
+        for mode in [CrashMode::DurableOnly, CrashMode::AllStored, CrashMode::Random(v.fence_no)] {
+            let p = SimPmem::from_image(v.image(mode), false);
+            let fs = Fs::mount(&p, &MountOptions::default()).unwrap();
+            let rep = fsck(&p, FsckOptions::default());
+            assert_eq!(rep.exit_code, 0, "fence {} {mode:?}:\n{}", v.fence_no, rep.describe());
+            let big = fs.read_inode(f).unwrap().size > 1 << 44 || !extents(&fs, f).iter().all(|e| e.lblk + e.len <= 1 << 32);
+            assert_eq!(fs.superblock().version, if big { 3 } else { 2 }, "fence {} {mode:?}", v.fence_no);
+            let mut c = ck.borrow_mut();
+            if big { c.1 += 1 } else { c.0 += 1 }
+        }
+    })));
+    write(&mut fs, f, 1 << 44, b"high", T).unwrap();
+    tp.set_fence_hook(None);
+    let (old, new) = *checked.borrow();
+    assert!(old > 0 && new > 0, "crash states: {old} before the raise, {new} after");
+    eprintln!("version-raise crash states checked: {}", old + new);
 }
 
 #[test]

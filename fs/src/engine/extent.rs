@@ -260,6 +260,9 @@ impl<M: Media> Fs<M> {
 
     /// Insert an extent record and its rmap record (no merging).
     fn ext_put(&mut self, ino: u64, l: u64, p: u64, n: u64, flags: u32) -> Result<()> {
+        if l + n > V2_MAX_LBLK {
+            self.need_version(3);
+        }
         self.bt_insert(TreeId::Extent, Key::new(ino, l, 0), &ext_val(p, n, flags))?;
         self.bt_insert(TreeId::Rmap, Key::new(p, ino, l), &n.to_le_bytes())
     }
@@ -618,7 +621,7 @@ impl<M: Media> Fs<M> {
     /// partial block is the caller's job (the kernel does it through the
     /// page / dax mapping).
     pub fn set_size(&mut self, ino: u64, size: u64, t: Time) -> Result<()> {
-        if size > MAX_LBLK * BLOCK_SIZE {
+        if size > MAX_BYTES {
             return Err(Error::FileTooBig);
         }
         self.data_inode(ino)?;
@@ -697,7 +700,7 @@ impl<M: Media> Fs<M> {
             fs.prealloc(ino, lblk, count)?;
             if !keep_size {
                 let mut i = fs.inode_get(ino)?;
-                let end = (lblk + count) * BLOCK_SIZE;
+                let end = ((lblk + count) * BLOCK_SIZE).min(MAX_BYTES);
                 if end > i.size {
                     i.size = end;
                     fs.inode_put(ino, &i)?;
@@ -742,7 +745,7 @@ impl<M: Media> Fs<M> {
             return Err(Error::Invalid);
         }
         if insert {
-            if i.size.saturating_add(count * BLOCK_SIZE) > MAX_LBLK * BLOCK_SIZE {
+            if i.size.saturating_add(count * BLOCK_SIZE) > MAX_BYTES {
                 return Err(Error::FileTooBig);
             }
             if lblk.saturating_mul(BLOCK_SIZE) >= i.size {

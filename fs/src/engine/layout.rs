@@ -12,8 +12,9 @@ pub const BLOCK_SHIFT: u32 = 12;
 /// Superblock magic, bytes 0..8 of block 0 and of the backup.
 pub const SB_MAGIC: u64 = u64::from_le_bytes(*b"FerroFS1");
 /// Current format version: 2 added the extent size hints in inode bytes
-/// 104..112 (Documentation/on-disk-format.md, "Format versions").
-pub const FORMAT_VERSION: u32 = 2;
+/// 104..112; 3 lifted the largest file from 16 TiB (2^32 blocks) to
+/// 2^63 - 1 bytes (Documentation/on-disk-format.md, "Format versions").
+pub const FORMAT_VERSION: u32 = 3;
 /// Oldest format version mount and fsck accept. A version 1 image has zero
 /// in bytes 104..112 of every non-symlink inode (the engine always wrote
 /// whole zeroed records), which version 2 reads as "no hints"; the first
@@ -89,8 +90,16 @@ pub const NAME_MAX: usize = 255;
 pub const SYMLINK_MAX: usize = 4095;
 /// Maximum blocks in one extent record.
 pub const MAX_EXTENT_LEN: u64 = 8192;
-/// Maximum logical block (exclusive): files up to 16 TiB.
-pub const MAX_LBLK: u64 = 1 << 32;
+/// Maximum logical block (exclusive): 2^63 bytes. The largest file is
+/// `MAX_BYTES`, one byte short of that (i_size is a signed 64-bit value).
+pub const MAX_LBLK: u64 = 1 << 51;
+/// The largest file size in bytes (the kernel's MAX_LFS_FILESIZE, XFS's).
+pub const MAX_BYTES: u64 = i64::MAX as u64;
+/// Format versions 1 and 2 ended files at this block (16 TiB): the first
+/// record past it (a size or an extent) raises the superblock to version 3,
+/// so that older modules and tools refuse the image instead of calling
+/// such records corrupt.
+pub const V2_MAX_LBLK: u64 = 1 << 32;
 /// Extent flag: unwritten (reads as zeroes).
 pub const EXT_UNWRITTEN: u32 = 1;
 /// Maximum xattr value size.

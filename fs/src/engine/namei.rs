@@ -75,7 +75,7 @@ impl<M: Media> Fs<M> {
         // Hints no operation can produce (a 2^32-block unit would wreck
         // the allocator's arithmetic; a flag on the wrong type or without
         // its value) are refused too, as XFS's inode verifier does.
-        if !known || i.size > MAX_LBLK * BLOCK_SIZE || i.blocks > MAX_LBLK || i.check_hints().is_err() {
+        if !known || i.size > MAX_BYTES || i.blocks > MAX_LBLK || i.check_hints().is_err() {
             return corrupt("inode btree record", ino);
         }
         Ok(i)
@@ -88,7 +88,20 @@ impl<M: Media> Fs<M> {
             return Err(Error::NotFound);
         }
         i.encode(&mut v);
-        self.bt_update(TreeId::Inode, Key::new(ino, 0, 0), &v)
+        self.bt_update(TreeId::Inode, Key::new(ino, 0, 0), &v)?;
+        if i.size > V2_MAX_LBLK * BLOCK_SIZE {
+            self.need_version(3);
+        }
+        Ok(())
+    }
+
+    /// Raises the superblock's format version to `v` in the running
+    /// transaction, before the first record that needs it commits.
+    pub(crate) fn need_version(&mut self, v: u32) {
+        if self.sb.version < v {
+            self.sb.version = v;
+            self.sb_dirty();
+        }
     }
 
     #[inline(never)]
@@ -169,9 +182,8 @@ impl<M: Media> Fs<M> {
             }
             i.ctime = t;
             fs.inode_put(ino, &i)?;
-            if (ext != 0 || cow != 0) && fs.sb.version < FORMAT_VERSION {
-                fs.sb.version = FORMAT_VERSION;
-                fs.sb_dirty();
+            if ext != 0 || cow != 0 {
+                fs.need_version(2);
             }
             Ok(())
         })
