@@ -45,6 +45,13 @@ pub(crate) fn ops() -> Ops {
     }
 }
 
+/// The byte offset of block `b` as the VFS's signed offsets: the end of
+/// the last block (2^63) is one past the largest offset and comes back as
+/// `i64::MAX`, which is where every range the kernel hands us ends.
+fn byte_of(b: u64) -> i64 {
+    b.saturating_mul(BLOCK).min(i64::MAX as u64) as i64
+}
+
 /// First and one-past-last block covering [pos, pos+len).
 fn blocks(pos: i64, len: i64) -> (u64, u64) {
     let start = pos as u64 / BLOCK;
@@ -549,7 +556,8 @@ fn forget_mappings(inode: &Inode, start: i64, end: i64) -> Result {
 /// Bytes [start, end) widened to whole 2 MiB (PMD) units.
 fn pmd_bounds(start: i64, end: i64) -> (i64, i64) {
     let pmd = bindings::FERROFS_PMD_SIZE as i64;
-    (start & !(pmd - 1), end.saturating_add(pmd - 1) & !(pmd - 1))
+    // the last PMD unit of the largest file ends past i64::MAX: i64::MAX
+    (start & !(pmd - 1), end.checked_add(pmd - 1).map_or(i64::MAX, |e| e & !(pmd - 1)))
 }
 
 /// Writes back the dirty DAX entries of the PMD units covering bytes
@@ -627,8 +635,8 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
         // Zero partial blocks at both edges through DAX; whole blocks leave
         // the file (punch) or become unwritten extents (zero range), each in
         // one engine operation.
-        let first_full = (off as u64).div_ceil(BLOCK) as i64 * BLOCK as i64;
-        let last_full = (end as u64 / BLOCK) as i64 * BLOCK as i64;
+        let first_full = byte_of((off as u64).div_ceil(BLOCK));
+        let last_full = byte_of(end as u64 / BLOCK);
         let size = inode.size();
         let zero = |s: i64, e: i64| -> Result {
             let e = e.min(size);
@@ -657,8 +665,9 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
         // the range get private copies here, and the preallocation below
         // fills its holes and, without KEEP_SIZE, extends the size (as on
         // XFS; xfstests' fsx uses it that way and found the size short).
-        unmap_blocks(inode, (l * BLOCK) as i64, (e * BLOCK) as i64, inv)?;
-        info.with_fs_mut_steps(Op::Space, e - l, |fs, d, n| fs.unshare(ino, l + d, n))?;
+        unmap_blocks(inode, byte_of(l), byte_of(e), inv)?;
+        let next = |fs: &engine::Fs<_>, from: u64| Ok(fs.next_mapped(ino, l + from, e)?.map(|b| b - l));
+        info.with_fs_mut_steps(Op::Space, e - l, next, |fs, at, n| fs.unshare(ino, l + at, n))?;
     }
     let new_size = if keep || end <= inode.size() { None } else { Some(end) };
     // Fills the holes left (for ZERO_RANGE: the partial edge blocks). The
@@ -686,7 +695,7 @@ fn shift_range(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, insert: bool, off:
         return Err(EINVAL);
     }
     let size = inode.size();
-    let max = (engine::MAX_LBLK * BLOCK) as i64; // s_maxbytes
+    let max = engine::MAX_BYTES as i64; // s_maxbytes
     if insert {
         if max - size < len {
             return Err(EFBIG);
@@ -751,7 +760,7 @@ pub(crate) fn defrag(file: &File, start: u64, len: u64) -> Result<Defragged> {
     if first >= end {
         return Ok(Defragged { moved: 0, no_space: 0 });
     }
-    unmap_blocks(&l, (first * BLOCK) as i64, (end * BLOCK) as i64, &inv)?;
+    unmap_blocks(&l, byte_of(first), byte_of(end), &inv)?;
     let ino = l.ino();
     let mut d = engine::Defrag::default();
     let mut cur = first;
@@ -802,12 +811,22 @@ fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, fl
     let nblocks = (len as u64).div_ceil(BLOCK);
     // Nothing may keep mapping the destination's old blocks, and no DAX
     // entry of the source may stay sized or marked for exclusive blocks.
-    unmap_blocks(&dst, pos_out, pos_out + (nblocks * BLOCK) as i64, &dinv)?;
-    unmap_blocks(&src, pos_in, pos_in + (nblocks * BLOCK) as i64, &sinv)?;
+    unmap_blocks(&dst, pos_out, pos_out.saturating_add(byte_of(nblocks)), &dinv)?;
+    unmap_blocks(&src, pos_in, pos_in.saturating_add(byte_of(nblocks)), &sinv)?;
     let info = info_of(&dst)?;
     let (s, d) = (src.ino(), dst.ino());
     let (sl, dl) = (pos_in as u64 / BLOCK, pos_out as u64 / BLOCK);
-    info.with_fs_mut_steps(Op::Remap, nblocks, |fs, o, n| {
+    // A step starts where either file has a block: where both are holes
+    // there is nothing to share, clear or compare.
+    let next = |fs: &engine::Fs<_>, from: u64| {
+        let a = fs.next_mapped(s, sl + from, sl + nblocks)?.map(|b| b - sl);
+        let b = fs.next_mapped(d, dl + from, dl + nblocks)?.map(|b| b - dl);
+        Ok(match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    };
+    info.with_fs_mut_steps(Op::Remap, nblocks, next, |fs, o, n| {
         if dedupe {
             fs.dedupe(s, sl + o, d, dl + o, n)
         } else {
@@ -928,7 +947,7 @@ fn replace_damaged(inode: &Locked<'_>, pos: i64, len: i64) -> Result {
     // the file, as for a punch
     let inv = inode.invalidate_lock();
     lost.iter().try_for_each(|&(l, n)| {
-        unmap_blocks(inode, (l * BLOCK) as i64, ((l + n) * BLOCK) as i64, &inv)?;
+        unmap_blocks(inode, byte_of(l), byte_of(l + n), &inv)?;
         info.with_fs_mut(Op::Space, |fs| fs.punch(ino, l, n))?;
         crate::vfs::fs_info!(info.dev(), "inode {}: bytes {}-{} lost to a memory failure are being overwritten; the damaged block stays quarantined\n", ino, l * BLOCK, (l + n) * BLOCK - 1);
         Ok(())
@@ -1013,9 +1032,10 @@ fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Resul
         Ok(())
     })?;
     for &(l, n) in runs.iter() {
-        unmap_blocks(inode, (l * BLOCK) as i64, ((l + n) * BLOCK) as i64, &inv)?;
-        // a unit can be a large hint: bounded exclusive sections
-        match info.with_fs_mut_steps(Op::Space, n, |fs, d, k| fs.unshare(ino, l + d, k)) {
+        unmap_blocks(inode, byte_of(l), byte_of(l + n), &inv)?;
+        // a unit can be a large hint: bounded exclusive sections (a run is
+        // mapped throughout: one step after the other)
+        match info.with_fs_mut_steps(Op::Space, n, |_, from| Ok(Some(from)), |fs, at, k| fs.unshare(ino, l + at, k)) {
             Ok(()) => {}
             // the write copies what it covers, block by block (and fails
             // with EIO where that is a block lost to a memory failure)

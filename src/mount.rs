@@ -271,42 +271,49 @@ impl FsInfo {
     }
 
     /// Runs a long range operation over `count` blocks in steps of at most
-    /// `STEP_BLOCKS`, one exclusive section each: `f(fs, done, n)` handles
-    /// blocks `[done, done + n)` of the range. Between two steps the engine
-    /// lock is free, so reads, faults and other files' operations get in
-    /// (the caller's inode locks keep its own files out). This changes
-    /// nothing a crash can show: within one engine call each bounded
-    /// transaction already commits on its own (`tx_restart`), so a crash
-    /// leaves a prefix of the work done either way.
+    /// `STEP_BLOCKS`, one exclusive section each: `f(fs, at, n)` handles
+    /// blocks `[at, at + n)` of the range. Each step starts where
+    /// `next(fs, from)` says the first block at or after `from` with work
+    /// is (None: nothing left), so that the holes of a sparse range cost
+    /// nothing: a range can now be 2^51 blocks, 2^40 steps of nothing.
+    /// Between two steps the engine lock is free, so reads, faults and
+    /// other files' operations get in (the caller's inode locks keep its
+    /// own files out). This changes nothing a crash can show: within one
+    /// engine call each bounded transaction already commits on its own
+    /// (`tx_restart`), so a crash leaves a prefix of the work done either
+    /// way.
     pub(crate) fn with_fs_mut_steps(
         &self,
         op: Op,
         count: u64,
+        next: impl Fn(&engine::Fs<PmemMedia>, u64) -> core::result::Result<Option<u64>, engine::Error>,
         mut f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
     ) -> Result {
-        let mut done = 0;
-        while done < count {
-            let n = (count - done).min(STEP_BLOCKS);
-            self.with_fs_mut(op, |fs| f(fs, done, n))?;
-            done += n;
+        let mut at = self.with_fs(op, |fs| next(fs, 0))?;
+        while let Some(o) = at.filter(|&o| o < count) {
+            let n = (count - o).min(STEP_BLOCKS);
+            at = self.with_fs_mut(op, |fs| {
+                f(fs, o, n)?;
+                next(fs, o + n)
+            })?;
         }
         Ok(())
     }
 
-    /// Frees blocks `[lblk, end)` of `ino` like `with_fs_mut_steps` does
-    /// with `punch`, except that a step starts at the next mapped block: a
-    /// sparse file with one block at 16 TiB is one step, not two million.
-    /// Returns whether anything was mapped there.
+    /// Frees blocks `[lblk, end)` of `ino` with `with_fs_mut_steps`, each
+    /// step at the next mapped block: a sparse file with one block at 8 EiB
+    /// is one step. Returns whether anything was mapped there.
     pub(crate) fn punch_steps(&self, op: Op, ino: u64, lblk: u64, end: u64) -> Result<bool> {
-        let mut next = self.with_fs(op, |fs| fs.next_mapped(ino, lblk, end))?;
-        let any = next.is_some();
-        while let Some(s) = next {
-            let n = (end - s).min(STEP_BLOCKS);
-            next = self.with_fs_mut(op, |fs| {
-                fs.punch(ino, s, n)?;
-                fs.next_mapped(ino, s + n, end)
-            })?;
-        }
+        let mut any = false;
+        self.with_fs_mut_steps(
+            op,
+            end - lblk,
+            |fs, from| Ok(fs.next_mapped(ino, lblk + from, end)?.map(|b| b - lblk)),
+            |fs, at, n| {
+                any = true;
+                fs.punch(ino, lblk + at, n)
+            },
+        )?;
         Ok(any)
     }
 

@@ -376,7 +376,7 @@ fn fill_super_inner(sb: &NewSuperBlock, opts: MountOpts) -> Result {
         ops: &SUPER_OPS,
         export_ops: &crate::export::EXPORT_OPS,
         xattr: &crate::xattr::HANDLERS.0,
-        max_bytes: (engine::MAX_LBLK * engine::BLOCK_SIZE) as i64,
+        max_bytes: engine::MAX_BYTES as i64,
         posix_acl: true,
     });
     FsInfo::install(sb, info);

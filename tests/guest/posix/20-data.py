@@ -190,14 +190,15 @@ def test_collapse_insert_range():
     gtest.remount()
     m.fd = os.open("sh", os.O_RDWR)
     m.check()
-    # the new size would pass s_maxbytes (16 TiB): EFBIG, and nothing moved
+    # the new size would pass s_maxbytes (2^63 - 1): EFBIG, and nothing moved
     big = os.open("sh-big", os.O_RDWR | os.O_CREAT, 0o644)
     os.pwrite(big, b"x", 0)
-    os.ftruncate(big, (1 << 44) - B)
+    top = (1 << 63) - 1
+    os.ftruncate(big, top - B)
     expect_errno("EFBIG", fallocate, big, FALLOC_FL_INSERT_RANGE, 0, 2 * B)
-    assert os.fstat(big).st_size == (1 << 44) - B and os.pread(big, 1, 0) == b"x"
+    assert os.fstat(big).st_size == top - B and os.pread(big, 1, 0) == b"x"
     fallocate(big, FALLOC_FL_INSERT_RANGE, 0, B)
-    assert os.fstat(big).st_size == 1 << 44 and os.pread(big, 1, B) == b"x"
+    assert os.fstat(big).st_size == top and os.pread(big, 1, B) == b"x"
     os.close(big)
     os.unlink("sh-big")
 
