@@ -27,14 +27,20 @@ def shared_blocks(fd):
     return s
 
 
+def cloned(seed, size):
+    """a holding `size` pattern bytes and b a clone of it: (data, a, b)."""
+    data = pattern(seed, size)
+    a = mkfile("a", data)
+    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
+    clone(a, b)
+    return data, a, b
+
+
 def test_random_block_writes_leave_unit_sized_extents():
     """generic/301's pattern at 1/8 the size: every block of a 256-block
     clone rewritten once, in random order, one block per write."""
     n = 256
-    data = pattern(1, n * B)
-    a = mkfile("a", data)
-    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
-    clone(a, b)
+    data, a, b = cloned(1, n * B)
     free0 = gtest.statfs_free()
     want = bytearray(data)
     order = list(range(n))
@@ -56,10 +62,7 @@ def test_random_block_writes_leave_unit_sized_extents():
 
 def test_only_the_units_around_the_ends_are_copied():
     n = 160
-    data = pattern(2, n * B)
-    a = mkfile("a", data)
-    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
-    clone(a, b)
+    data, a, b = cloned(2, n * B)
     free0 = gtest.statfs_free()
     # bytes 40*B+100 .. 99*B+9: first block 40 (unit 32-63), last block 99
     # (unit 96-127); the blocks between are copied because written
@@ -79,10 +82,7 @@ def test_only_the_units_around_the_ends_are_copied():
 def test_write_past_the_shared_part_and_at_eof():
     """A unit reaching past the shared blocks or EOF copies only what is
     shared and moves no size."""
-    data = pattern(3, 40 * B + 123)
-    a = mkfile("a", data)
-    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
-    clone(a, b)
+    data, a, b = cloned(3, 40 * B + 123)
     os.pwrite(b, b"e" * 5, 40 * B + 10)
     assert os.fstat(b).st_size == len(data)
     assert shared_blocks(b) == set(range(32)), sorted(shared_blocks(b))
@@ -95,10 +95,7 @@ def test_mapped_neighbours_do_not_keep_the_shared_blocks():
     """Pages of the unit that this file has mapped from the shared blocks
     are unmapped before the copy: afterwards the mapping shows this file's
     copy, not what the other owner later writes in place."""
-    data = pattern(4, UNIT * B)
-    a = mkfile("a", data)
-    b = os.open("b", os.O_RDWR | os.O_CREAT, 0o644)
-    clone(a, b)
+    data, a, b = cloned(4, UNIT * B)
     mb = mmap.mmap(b, UNIT * B, prot=mmap.PROT_READ)
     assert mb[:] == data  # read faults: every page maps a shared block
     os.pwrite(b, b"B" * 8, 5 * B)  # copies the whole unit
