@@ -1015,27 +1015,32 @@ fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Resul
     // Faults are kept out from here on, so the shared runs found below are
     // the ones moved: none can turn private (and dirty) in between.
     let inv = inode.invalidate_lock();
-    let mut runs: KVec<(u64, u64)> = KVec::new();
-    info.with_fs(Op::Map, |fs| {
-        for &(s, e) in spans.iter().filter(|(s, e)| s < e) {
-            let mut cur = s;
-            while cur < e {
-                let m = fs.map(ino, cur, e - cur)?;
-                // a run holding a block lost to a memory failure stays
-                // shared: the write fails on it (EIO) if it touches it
-                if m.shared && m.kind != engine::MapKind::Hole && !(poisoned && fs.has_bad_block(m.pblk, m.count)?) {
-                    runs.push((m.lblk, m.count), GFP_KERNEL).map_err(|_| engine::Error::NoSpace)?;
+    // One shared run at a time, looked up again after each copy: nothing
+    // to allocate here (a failed allocation must not turn into ENOSPC).
+    let next_run = |from: u64| {
+        info.with_fs(Op::Map, |fs| {
+            for &(s, e) in spans.iter().filter(|(s, e)| s < e) {
+                let mut cur = s.max(from);
+                while cur < e {
+                    let m = fs.map(ino, cur, e - cur)?;
+                    // a run holding a block lost to a memory failure stays
+                    // shared: the write fails on it (EIO) if it touches it
+                    if m.shared && m.kind != engine::MapKind::Hole && !(poisoned && fs.has_bad_block(m.pblk, m.count)?) {
+                        return Ok(Some((m.lblk, m.count)));
+                    }
+                    cur = m.lblk + m.count.max(1);
                 }
-                cur = m.lblk + m.count.max(1);
             }
-        }
-        Ok(())
-    })?;
-    for &(l, n) in runs.iter() {
+            Ok(None)
+        })
+    };
+    let mut from = 0;
+    while let Some((l, n)) = next_run(from)? {
+        from = l + n;
         unmap_blocks(inode, byte_of(l), byte_of(l + n), &inv)?;
         // a unit can be a large hint: bounded exclusive sections (a run is
         // mapped throughout: one step after the other)
-        match info.with_fs_mut_steps(Op::Space, n, |_, from| Ok(Some(from)), |fs, at, k| fs.unshare(ino, l + at, k)) {
+        match info.with_fs_mut_steps(Op::Space, n, |_, at| Ok(Some(at)), |fs, at, k| fs.unshare(ino, l + at, k)) {
             Ok(()) => {}
             // the write copies what it covers, block by block (and fails
             // with EIO where that is a block lost to a memory failure)
