@@ -983,7 +983,9 @@ fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Resul
     let first = pos as u64 / BLOCK;
     let last = (pos as u64).saturating_add(len as u64 - 1) / BLOCK;
     // an overwrite of cached, written, unshared blocks costs no engine call
-    if cached_mapping(info, inode, first, 1).is_some() && cached_mapping(info, inode, last, 1).is_some() {
+    // (looked up without counting: map_cache_hits counts mappings served)
+    let cached = |b: u64| inode.state().maps.lookup(info.map_epoch(), b).is_some();
+    if cached(first) && cached(last) {
         return Ok(());
     }
     let ino = inode.ino();
