@@ -152,8 +152,8 @@ bench-selftest:
 
 # make xfstests XFSTESTS=/path/to/built/xfstests [GROUPS="quick clone"]
 #   [TESTS="generic/001 ..."] [FSTYP="ferrofs xfs ext4"] [RESUME=RUN_DIR]
-#   [XFSTESTS_BUDGET=SECONDS] [XFSTESTS_MAX=COUNT] [XFSTESTS_SMP=1]:
-#   see scripts/xfstests and Documentation/xfstests.md
+#   [XFSTESTS_BUDGET=SECONDS] [XFSTESTS_MAX=COUNT] [XFSTESTS_SMP=1]
+#   [XFSTESTS_XFSPROGS=PREFIX]: see scripts/xfstests and Documentation/xfstests.md
 GROUPS ?= quick
 FSTYP ?= ferrofs
 xfstests: module tools

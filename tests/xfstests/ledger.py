@@ -104,9 +104,14 @@ def ingest(args):
                     continue
                 m = metas.get(r["chunk"], last)
                 date = m.get("started", "")[:10]
+                detail = r["detail"]
+                xfs_io = m.get("xfs_io", "")
+                if "(" in xfs_io:
+                    # run with XFSTESTS_XFSPROGS, not the host's xfsprogs: say so
+                    detail = "; ".join(d for d in (detail, "xfs_io " + xfs_io.split(" (")[0]) if d)
                 rows[(t, fs)] = dict(test=t, fstyp=fs, outcome=r["outcome"], seconds=str(r["seconds"]).split(".")[0],
                                      xfstests=m.get("xfstests", ""), ferrofs=m.get("ferrofs", ""),
-                                     date=date, detail=r["detail"])
+                                     date=date, detail=detail)
                 added[f"{fs} {r['outcome']}"] += 1
                 if m.get("xfstests"):
                     meta["xfstests"] = m["xfstests"]

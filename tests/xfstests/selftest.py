@@ -162,6 +162,15 @@ def main():
         row = [x.split("\t") for x in open(ledger) if x.startswith("generic/004\tferrofs")]
         check(len(row) == 1 and row[0][2] == "pass" and row[0][5] == "9abcdef0",
               f"re-run replaces the row: {row}")
+        # a chunk run with XFSTESTS_XFSPROGS: the row names the xfs_io it took
+        run3 = os.path.join(tmp, "run3")
+        write(os.path.join(run3, "chunks/001/meta"), "started\t2026-12-03T09:00:00Z\nxfstests\tabcdef01\n"
+              "ferrofs\t9abcdef0\nxfs_io\t6.13.0 (/opt/xfsprogs)\n")
+        fake_test(run3, "ferrofs", "generic/001", "001", XML_PASS, 20)
+        led("ingest", run3)
+        row = [x.rstrip("\n").split("\t") for x in open(ledger) if x.startswith("generic/001\tferrofs")]
+        check(len(row) == 1 and row[0][2] == "pass" and row[0][7] == "xfs_io 6.13.0",
+              f"a row run with another xfsprogs names its xfs_io: {row}")
         heads = [x for x in open(ledger) if x.startswith("# xfstests results ledger")]
         check(len(heads) == 1, f"the header is written once after several ingests: {len(heads)}")
         need = led("need-xfs").stdout.split()
