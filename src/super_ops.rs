@@ -33,7 +33,10 @@ unsafe impl Sync for FsType {}
 
 static FS_TYPE: FsType = FsType(Opaque::new(bindings::file_system_type {
     name: c"ferrofs".as_ptr().cast(),
-    fs_flags: bindings::FS_REQUIRES_DEV as c_int,
+    // FS_ALLOW_IDMAP: every owner ferrofs reads or writes goes through the
+    // idmap the VFS passes (inode_init_owner, setattr_prepare/setattr_copy,
+    // generic_fillattr, the POSIX ACL helpers), so idmapped mounts work.
+    fs_flags: (bindings::FS_REQUIRES_DEV | bindings::FS_ALLOW_IDMAP) as c_int,
     init_fs_context: Some(init_fs_context),
     kill_sb: Some(bindings::kill_block_super),
     // SAFETY: all-zero is a valid value for the remaining fields.

@@ -322,15 +322,30 @@ fn corrupt_image_cases_in_userspace() {
     let n = corrupt_images::generate(&dir, random, env_u64("FERROFS_FUZZ_SEED", 1), false);
     let base = std::fs::read(dir.join("base.img")).unwrap();
     let manifest = std::fs::read_to_string(dir.join("cases.tsv")).unwrap();
+    // FERROFS_CORRUPT_ONLY=N: only the case on line N (0-based, what a
+    // hang or failure names), to replay one with the run's seed and count
+    let only = std::env::var("FERROFS_CORRUPT_ONLY").ok().and_then(|v| v.parse::<usize>().ok());
+    eprintln!(
+        "corrupt images in userspace: {} cases, FERROFS_FUZZ_SEED={} FERROFS_CORRUPT_RANDOM={random} \
+         (replay case N alone: the same and FERROFS_CORRUPT_ONLY=N)",
+        manifest.lines().count(),
+        env_u64("FERROFS_FUZZ_SEED", 1)
+    );
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let current = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let _watchdog = watchdog(current.clone());
     let (mut bad, mut stats) = (Vec::new(), std::collections::BTreeMap::new());
     for (i, line) in manifest.lines().enumerate() {
+        if only.is_some_and(|o| o != i) {
+            continue;
+        }
         current.store(i as u64, std::sync::atomic::Ordering::Relaxed);
         let f: Vec<&str> = line.split('\t').collect();
         let (name, expect, patch) = (f[0], f[1], f[2]);
+        if only.is_some() {
+            eprintln!("corrupt images in userspace: case {i}: {name}");
+        }
         let mut img = base.clone();
         let p = std::fs::read(dir.join(patch)).unwrap();
         for rec in p.chunks(8 + BLOCK_SIZE as usize) {

@@ -468,6 +468,19 @@ impl<M: Media> Fs<M> {
     }
 
     /// Delete a key. Returns whether it existed.
+    /// Deletes `key`, which the caller has just found in `t` (by a seek or
+    /// a lookup). If the delete, which descends by the key, cannot reach it
+    /// there, the tree's keys are out of order: that is corruption (`what`,
+    /// `block` name it), not "nothing to do", or a caller that deletes until
+    /// a seek finds nothing would loop for ever.
+    pub(crate) fn bt_delete_found(&mut self, t: TreeId, key: Key, what: &'static str, block: u64) -> Result<()> {
+        if self.bt_delete(t, key)? {
+            Ok(())
+        } else {
+            super::corrupt(what, block)
+        }
+    }
+
     pub(crate) fn bt_delete(&mut self, t: TreeId, key: Key) -> Result<bool> {
         let p = self.descend(t, key)?;
         if p.h == 0 {

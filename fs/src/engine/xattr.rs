@@ -106,12 +106,8 @@ impl<M: Media> Fs<M> {
     #[inline(never)]
     fn xattr_drop(&mut self, ino: u64, k: Key, v: &[u8; 512]) -> Result<()> {
         let r = self.xattr_rec(ino, v)?;
-        // k came from a seek: if a delete cannot find it, the tree's keys
-        // are out of order and callers looping until the inode has no
-        // xattrs left would never get there
-        if !self.bt_delete(TreeId::Xattr, k)? {
-            return corrupt("xattr btree", ino);
-        }
+        // k came from a seek: callers loop until the inode has no xattrs left
+        self.bt_delete_found(TreeId::Xattr, k, "xattr btree", ino)?;
         if v[XA_FLAGS] & XA_EXTERNAL != 0 {
             self.free_deferred(r.pblk, r.nblk)?;
         }
