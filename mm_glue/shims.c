@@ -19,6 +19,8 @@
 #include <linux/debugfs.h>
 #include <linux/fault-inject.h>
 #include <linux/fsnotify.h>
+#include <linux/security.h>
+#include <linux/xattr.h>
 #include "shims.h"
 
 loff_t ferrofs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
@@ -112,6 +114,11 @@ int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end)
 }
 
 int ferrofs_finish_open_simple(struct file *file, int error) { return finish_open_simple(file, error); }
+int ferrofs_init_security(struct inode *inode, struct inode *dir, const struct qstr *qstr,
+			  int (*initxattrs)(struct inode *, const struct xattr *, void *), void *fs_data)
+{
+	return security_inode_init_security(inode, dir, qstr, initxattrs, fs_data);
+}
 void ferrofs_posix_acl_release(struct posix_acl *acl) { posix_acl_release(acl); }
 size_t ferrofs_posix_acl_xattr_size(int count) { return posix_acl_xattr_size(count); }
 #ifdef CONFIG_FAULT_INJECTION

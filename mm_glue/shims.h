@@ -52,6 +52,14 @@ struct inode *ferrofs_vmf_inode(struct vm_fault *vmf);
 bool ferrofs_vmf_write_shared(struct vm_fault *vmf);
 int ferrofs_break_layouts(struct inode *inode, loff_t start, loff_t end);
 int ferrofs_finish_open_simple(struct file *file, int error);
+/*
+ * security_inode_init_security (a static inline without CONFIG_SECURITY):
+ * the LSMs' initial security.* attributes of a new inode, handed to
+ * initxattrs. qstr may be NULL (O_TMPFILE).
+ */
+struct xattr;
+int ferrofs_init_security(struct inode *inode, struct inode *dir, const struct qstr *qstr,
+			  int (*initxattrs)(struct inode *, const struct xattr *, void *), void *fs_data);
 struct posix_acl;
 void ferrofs_posix_acl_release(struct posix_acl *acl);
 size_t ferrofs_posix_acl_xattr_size(int count);

@@ -74,7 +74,9 @@ unsafe extern "C" fn lookup(dir: *mut bindings::inode, d: *mut bindings::dentry,
 }
 
 /// Makes a new VFS inode of `mode` in `dir`, backed by the engine inode that
-/// `make` creates. Returns it hashed and still locked (I_NEW).
+/// `make` creates, with the ACLs it inherits (stored by a transaction of
+/// their own after `make`'s, as XFS does). Returns it hashed and still
+/// locked (I_NEW); the caller labels it ([`label`]).
 fn new_vfs_inode(
     idmap: &Idmap,
     dir: &Locked<'_>,
@@ -110,6 +112,36 @@ fn new_vfs_inode(
     Ok(n)
 }
 
+/// Stores the labels the active LSMs (SELinux, Smack, EVM) give the new
+/// inode `n`, a child of `dir` named `name` (`None`: O_TMPFILE), each as
+/// its own transaction after the create's, as XFS does. Without them the
+/// label would live in the LSM's memory only and be gone at the next
+/// mount. A failure (ENOMEM, ENOSPC) is the caller's to undo.
+fn label(n: &NewInode, dir: &Inode, name: Option<&NamedDentry>) -> Result {
+    n.init_security(dir, name, &mut |inode, suffix, value| crate::xattr::security_init(inode, suffix, value))
+}
+
+/// Undoes a create whose inode could not be labelled, as XFS's
+/// `xfs_cleanup_inode` does: removes the name again, so the create fails
+/// with nothing left behind (the unlink puts the inode on the orphan list,
+/// and dropping our reference frees it). A failure here leaves the
+/// unlabelled file in place, said in dmesg.
+fn unmake_node(dir: &Locked<'_>, d: &NamedDentry, n: NewInode) {
+    let inode = n.publish();
+    let (dino, name, t) = (dir.ino(), d.name(), dir.now());
+    let is_dir = inode.is_dir();
+    let r = info_of(dir).and_then(|info| {
+        info.with_fs_mut(Op::Namespace, |fs| if is_dir { fs.rmdir(dino, name, t) } else { fs.unlink(dino, name, t) }.map(|_| ()))
+    });
+    match r {
+        Ok(()) => {
+            let _ = refresh(&inode.lock());
+        }
+        Err(e) => crate::vfs::fs_err!(dir.sb().id(), "inode {}: removing it after its LSM label failed also failed ({:?}); it stays, unlabelled\n", inode.ino(), e),
+    }
+    let _ = refresh(dir);
+}
+
 /// Creates an inode of `mode` named by `d` in `dir`, instantiates `d`.
 fn make_node(idmap: &Idmap, dir: &Locked<'_>, d: &NamedDentry, mode: u16, rdev: u32, symlink: Option<&[u8]>) -> Result {
     let (dino, name) = (dir.ino(), d.name());
@@ -117,6 +149,10 @@ fn make_node(idmap: &Idmap, dir: &Locked<'_>, d: &NamedDentry, mode: u16, rdev: 
         Some(target) => fs.symlink(dino, name, target, new),
         None => fs.create(dino, name, new),
     })?;
+    if let Err(e) = label(&n, dir, Some(d)) {
+        unmake_node(dir, d, n);
+        return Err(e);
+    }
     let _ = refresh(dir);
     d.instantiate_new(n);
     Ok(())
@@ -127,7 +163,14 @@ unsafe extern "C" fn tmpfile(idmap: *mut bindings::mnt_idmap, dirp: *mut binding
     // the idmap.
     let (dir, file, idmap) = unsafe { (Inode::from_raw(dirp).assume_locked(), crate::vfs::File::from_raw(file), Idmap::from_raw(idmap)) };
     let dino = dir.ino();
-    let r = new_vfs_inode(idmap, &dir, mode, 0, |fs, new| fs.tmpfile(dino, new)).and_then(|n| file.open_tmpfile(n));
+    let r = new_vfs_inode(idmap, &dir, mode, 0, |fs, new| fs.tmpfile(dino, new)).and_then(|n| {
+        if let Err(e) = label(&n, &dir, None) {
+            // unlabelled: dropping our reference to the unlinked inode frees it
+            drop(n.publish());
+            return Err(e);
+        }
+        file.open_tmpfile(n)
+    });
     to_c(r)
 }
 
@@ -243,6 +286,12 @@ fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Lock
         let w = new_vfs_inode(idmap, odir, bindings::S_IFCHR as u16, 0, |fs, new| {
             fs.rename_whiteout(o, oname, n, nname, rf, new)?.ok_or(engine::Error::Invalid)
         })?;
+        // Labelled as a child named like the source (XFS 70b589a37e1a; what
+        // generic/700 checks). The rename is durable already, so a label
+        // that cannot be stored is said, not undone.
+        if let Err(e) = label(&w, odir, Some(od)) {
+            crate::vfs::fs_err!(odir.sb().id(), "whiteout inode {}: storing its LSM label failed ({:?})\n", w.inode().ino(), e);
+        }
         // published and released: it stays cached (nlink 1)
         drop(w.publish());
     } else {

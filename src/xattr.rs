@@ -254,6 +254,13 @@ fn set_acl_locked(inode: &Locked<'_>, idmap: &Idmap, acl: Option<&PosixAcl>, ty:
     Ok(())
 }
 
+/// Stores an LSM's initial attribute `security.<suffix>` on a new inode
+/// (the store of [`NewInode::init_security`]); like a setxattr, one
+/// transaction, durable when it returns.
+pub(crate) fn security_init(inode: &Inode, suffix: &[u8], value: &[u8]) -> Result {
+    set(inode, NS_SECURITY, suffix, Some(value), 0)
+}
+
 /// Stores and caches the ACLs a new inode inherited (then releases them).
 pub(crate) fn acl_init(inode: &NewInode, acls: Inherited) -> Result {
     let inode = inode.inode();

@@ -87,6 +87,14 @@ impl NamedDentry {
             core::slice::from_raw_parts(q.name, q.__bindgen_anon_1.__bindgen_anon_1.len as usize)
         }
     }
+
+    /// The name as the VFS keeps it, for C helpers that take a `qstr`; valid
+    /// as long as `self` (the same invariant as [`name`](Self::name)).
+    pub(super) fn qstr(&self) -> *const bindings::qstr {
+        // SAFETY: the dentry is live (type invariant); this only takes the
+        // field's address.
+        unsafe { core::ptr::addr_of!((*self.0.as_ptr()).d_name) }
+    }
 }
 
 impl core::ops::Deref for NamedDentry {

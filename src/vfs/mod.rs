@@ -19,6 +19,7 @@ mod inode;
 mod io;
 mod mapcache;
 mod rwsem;
+mod security;
 
 pub(crate) use dentry::{obtain_alias, Dentry, File, FileAttr, IAttr, Idmap, NamedDentry};
 pub(crate) use inode::{
