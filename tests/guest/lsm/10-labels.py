@@ -22,6 +22,7 @@ from fsutil import _libc
 
 XATTR = "security.SMACK64"
 AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
 RENAME_WHITEOUT = 4
 DBG = "/sys/kernel/debug/failslab"
 
@@ -80,7 +81,9 @@ def make_every_kind(prefix):
     names["chr"] = f"{prefix}-chr"
     fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o600)
     os.write(fd, b"tmp")
-    os.link(f"/proc/self/fd/{fd}", f"{prefix}-tmpfile", follow_symlinks=True)
+    # linkat(fd, "", AT_EMPTY_PATH): /proc/self/fd is EXDEV in the guest
+    if _libc.linkat(fd, b"", AT_FDCWD, f"{prefix}-tmpfile".encode(), AT_EMPTY_PATH) != 0:
+        raise OSError(ctypes.get_errno(), "linkat AT_EMPTY_PATH")
     os.close(fd)
     names["tmpfile"] = f"{prefix}-tmpfile"
     open(f"{prefix}-moved", "w").close()
@@ -125,50 +128,57 @@ def test_labels_survive_a_remount():
 
 
 def test_a_create_whose_label_fails_leaves_nothing():
-    """failslab for this thread only, the allocation budget swept so the
-    failure lands at each allocation of a create in turn, among them
-    Smack's copy of the label and the LSM's attribute array, which come
-    after the engine's create: a create either succeeds with its label or
-    fails with ENOMEM and leaves no name and no inode."""
+    """Fault injection at each allocation of a create in turn (fail-nth:
+    the Nth allocation of this thread fails), among them the LSM's
+    attribute array and Smack's copy of the label, which come after the
+    engine's create: a create either succeeds with its label or fails with
+    ENOMEM (EIO for a media load) and leaves no name and no inode."""
     if not os.path.isdir(DBG):
         raise AssertionError("no /sys/kernel/debug/failslab (CONFIG_FAILSLAB)")
-
-    def wr(name, v):
-        with open(f"{DBG}/{name}", "w") as f:
-            f.write(str(v))
-
-    for name, v in (("task-filter", "Y"), ("verbose", 0), ("probability", 100), ("interval", 1),
-                    ("times", 0), ("space", 0), ("ignore-gfp-wait", "N")):
-        wr(name, v)
+    with open(f"{DBG}/ignore-gfp-wait", "w") as f:
+        f.write("N")  # fail GFP_KERNEL and GFP_NOFS allocations too
+    # fail-nth counts every fault point of the task, ferrofs's own media
+    # loads (EIO) included: no stack trace per injected fault
+    for attr in ("failslab", "fail_page_alloc", "ferrofs/fail_media_load"):
+        if os.path.exists(f"/sys/kernel/debug/{attr}/verbose"):
+            with open(f"/sys/kernel/debug/{attr}/verbose", "w") as f:
+                f.write("0")
     used0 = inodes_used()
-    ok, failed, fired = [], 0, 0
+    ok, failed = [], 0
+    # armed and read back through one open file: an open() in between
+    # would itself allocate, and take the fault meant for the create
+    nth = os.open("/proc/thread-self/fail-nth", os.O_RDWR)
     with TaskLabel("FerroC"):
-        for space in range(0, 8192, 64):
-            name = f"c{space}"
-            wr("space", space)
-            wr("times", 1)
-            with open("/proc/thread-self/make-it-fail", "w") as f:
-                f.write("1")
+        for n in range(1, 1000):
+            name = f"c{n}"
+            os.pwrite(nth, str(n).encode(), 0)
             try:
                 fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except OSError as e:
                 err = e.errno
             else:
                 err = 0
-                os.close(fd)
-            finally:
-                with open("/proc/thread-self/make-it-fail", "w") as f:
-                    f.write("0")
-            with open(f"{DBG}/times") as f:
-                fired += 1 - int(f.read())
-            wr("times", 0)
+            left = int(os.pread(nth, 16, 0).decode().strip("\0\n") or 0)
+            os.pwrite(nth, b"0", 0)
             if err:
-                assert err == errno.ENOMEM, (space, errno.errorcode.get(err))
-                assert not os.path.lexists(name), f"space {space}: ENOMEM, but {name} exists"
+                assert err in (errno.ENOMEM, errno.EIO), (n, errno.errorcode.get(err))
+                assert not os.path.lexists(name), f"fault {n}: {errno.errorcode[err]}, but {name} exists"
                 failed += 1
             else:
+                os.close(fd)
                 ok.append(name)
-    assert failed > 0 and ok, (failed, len(ok), fired)
+                if left:
+                    break  # the create needed fewer than n allocations: all were tried
+    os.close(nth)
+    assert failed > 0 and ok, (failed, len(ok))
+    # The engine never reuses an inode number, so a gap between two
+    # successful creates is a create the engine made and the label's
+    # failure undid: the path this test is about was taken.
+    inos = [os.stat(n).st_ino for n in ok]
+    undone = sum(b - a - 1 for a, b in zip(inos, inos[1:]))
+    print(f"fail-nth: {len(ok) + failed} creates, {failed} failed, {undone} undone after the engine's create")
+    assert all(b > a for a, b in zip(inos, inos[1:])), inos
+    assert undone > 0, "no fault landed after the engine's create"
     gtest.remount()
     bad = [n for n in ok if label_of(n) != "FerroC"]
     assert not bad, bad
