@@ -31,6 +31,26 @@ def expect_errno(want, fn, *args, **kw):
         raise AssertionError(f"{getattr(fn, '__name__', fn)}{args}: got {got}, want {want}")
 
 
+AT_FDCWD, AT_EMPTY_PATH = -100, 0x1000
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
+
+
+def renameat2(old, new, flags):
+    """renameat2(2) relative to the cwd (Python's os has no flags)."""
+    if _libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), ctypes.c_uint(flags)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), old)
+
+
+def link_fd(fd, path):
+    """linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH): gives an O_TMPFILE file
+    a name (6.10+ lets the opener do it unprivileged). Linking through
+    /proc/self/fd/N fails with EXDEV in the guest on every filesystem."""
+    if _libc.linkat(fd, b"", AT_FDCWD, path.encode(), AT_EMPTY_PATH) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"linkat AT_EMPTY_PATH: {os.strerror(e)}", path)
+
+
 # Remap ioctls (linux/fs.h), shared by the reflink, fsx and memory-failure tests.
 FICLONE = 0x40049409
 FICLONERANGE = 0x4020940D

@@ -10,7 +10,6 @@ symlink, fifo, device, O_TMPFILE, the whiteout of RENAME_WHITEOUT) must
 carry its creator's label after a remount. A create whose label cannot be
 stored fails and leaves nothing behind: no name, no inode.
 """
-import ctypes
 import errno
 import os
 import stat
@@ -18,12 +17,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import _libc
+from fsutil import RENAME_WHITEOUT, link_fd, renameat2
 
 XATTR = "security.SMACK64"
-AT_FDCWD = -100
-AT_EMPTY_PATH = 0x1000
-RENAME_WHITEOUT = 4
 DBG = "/sys/kernel/debug/failslab"
 
 
@@ -58,12 +54,6 @@ def label_of(path):
     return os.getxattr(path, XATTR, follow_symlinks=False).decode().rstrip("\0")
 
 
-def renameat2(old, new, flags):
-    if _libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), ctypes.c_uint(flags)) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), old)
-
-
 def make_every_kind(prefix):
     """One inode of every kind ferrofs creates, named prefix-KIND."""
     names = {}
@@ -81,9 +71,7 @@ def make_every_kind(prefix):
     names["chr"] = f"{prefix}-chr"
     fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o600)
     os.write(fd, b"tmp")
-    # linkat(fd, "", AT_EMPTY_PATH): /proc/self/fd is EXDEV in the guest
-    if _libc.linkat(fd, b"", AT_FDCWD, f"{prefix}-tmpfile".encode(), AT_EMPTY_PATH) != 0:
-        raise OSError(ctypes.get_errno(), "linkat AT_EMPTY_PATH")
+    link_fd(fd, f"{prefix}-tmpfile")
     os.close(fd)
     names["tmpfile"] = f"{prefix}-tmpfile"
     open(f"{prefix}-moved", "w").close()

@@ -3,23 +3,13 @@
 like a mknod in the source directory by the caller), and ferrofs as overlayfs's upper
 layer: copy-up byte for byte, whiteouts for deleted and renamed lower
 files, EXDEV for a lower directory rename (redirect_dir off)."""
-import ctypes
 import os
 import stat
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import _libc, expect_errno, kernel_log, mkfile, pattern
-
-AT_FDCWD = -100
-RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
-
-
-def renameat2(old, new, flags):
-    if _libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), ctypes.c_uint(flags)) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), old)
+from fsutil import RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, expect_errno, kernel_log, mkfile, pattern, renameat2
 
 
 def assert_whiteout(path, uid=0, gid=0, nlink=1):

@@ -10,22 +10,20 @@ stored is checked through the plain mount, after a remount too.
 """
 import ctypes
 import os
-import signal
 import stat
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import _libc, expect_errno
+from fsutil import AT_EMPTY_PATH, AT_FDCWD, RENAME_WHITEOUT, _libc, expect_errno, link_fd, renameat2
 
 SYS_open_tree, SYS_move_mount, SYS_mount_setattr = 428, 429, 442
 OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 1, os.O_CLOEXEC
-AT_FDCWD, AT_EMPTY_PATH, AT_RECURSIVE = -100, 0x1000, 0x8000
+AT_RECURSIVE = 0x8000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOUNT_ATTR_IDMAP = 0x00100000
 CLONE_NEWUSER = 0x10000000
-RENAME_WHITEOUT = 4
 BASE, COUNT = 10000, 1000
 IDM = "/tmp/idmapped"
 
@@ -109,12 +107,6 @@ def as_user(uid, gid, fn):
     assert os.waitstatus_to_exitcode(status) == 0, f"{getattr(fn, '__name__', fn)} failed as {uid}:{gid}"
 
 
-def renameat2(old, new, flags):
-    if _libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), ctypes.c_uint(flags)) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), old)
-
-
 def acl_users(path):
     out = subprocess.run(["getfacl", "-n", "-p", path], capture_output=True, text=True, check=True).stdout
     return sorted(ln for ln in out.splitlines() if ln.startswith("user:") and not ln.startswith("user::"))
@@ -148,10 +140,7 @@ def test_idmapped_mount():
             os.symlink("target", f"{IDM}/newlink")
             os.mkfifo(f"{IDM}/newfifo")
             fd = os.open(IDM, os.O_TMPFILE | os.O_WRONLY, 0o600)
-            # linkat(fd, "", AT_EMPTY_PATH): 6.10+ lets the opener do it
-            # (/proc/self/fd is EXDEV in the guest, see 10-namespace.py)
-            if _libc.linkat(fd, b"", AT_FDCWD, f"{IDM}/newtmp".encode(), AT_EMPTY_PATH) != 0:
-                raise OSError(ctypes.get_errno(), "linkat AT_EMPTY_PATH")
+            link_fd(fd, f"{IDM}/newtmp")
             os.close(fd)
             with open(f"{IDM}/moved", "w") as f:
                 f.write("m")
@@ -202,5 +191,4 @@ def test_idmapped_mount_of_the_root():
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     gtest.main(globals())
