@@ -467,20 +467,20 @@ impl<M: Media> Fs<M> {
         self.free_deferred(lb.blk(), 1)
     }
 
-    /// Delete a key. Returns whether it existed.
     /// Deletes `key`, which the caller has just found in `t` (by a seek or
     /// a lookup). If the delete, which descends by the key, cannot reach it
-    /// there, the tree's keys are out of order: that is corruption (`what`,
-    /// `block` name it), not "nothing to do", or a caller that deletes until
-    /// a seek finds nothing would loop for ever.
-    pub(crate) fn bt_delete_found(&mut self, t: TreeId, key: Key, what: &'static str, block: u64) -> Result<()> {
+    /// there, the tree's keys are out of order: that is corruption of `t`
+    /// (reported at `block`), not "nothing to do", or a caller that deletes
+    /// until a seek finds nothing would loop for ever.
+    pub(crate) fn bt_delete_found(&mut self, t: TreeId, key: Key, block: u64) -> Result<()> {
         if self.bt_delete(t, key)? {
             Ok(())
         } else {
-            super::corrupt(what, block)
+            super::corrupt(t.name(), block)
         }
     }
 
+    /// Delete a key. Returns whether it existed.
     pub(crate) fn bt_delete(&mut self, t: TreeId, key: Key) -> Result<bool> {
         let p = self.descend(t, key)?;
         if p.h == 0 {

@@ -235,7 +235,7 @@ impl<M: Media> Fs<M> {
                 self.rc_split(p + n)?;
                 let k = Key::new(p, 0, 0);
                 if c <= 2 {
-                    self.bt_delete_found(TreeId::Refcount, k, "refcount btree (keys out of order)", p)?;
+                    self.bt_delete_found(TreeId::Refcount, k, p)?;
                 } else {
                     self.bt_update(TreeId::Refcount, k, &rc_val(n, c - 1))?;
                 }

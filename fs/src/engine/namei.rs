@@ -508,7 +508,7 @@ impl<M: Media> Fs<M> {
             if i.is_dir() {
                 return Err(Error::IsDir);
             }
-            fs.bt_delete_found(TreeId::Dir, k, "directory btree (keys out of order)", dir)?;
+            fs.bt_delete_found(TreeId::Dir, k, dir)?;
             fs.dir_touch(dir, 0, -1, t)?;
             fs.drop_link(ino, &mut i, t)?;
             Ok(ino)
@@ -528,7 +528,7 @@ impl<M: Media> Fs<M> {
             if !fs.dir_is_empty(ino)? {
                 return Err(Error::NotEmpty);
             }
-            fs.bt_delete_found(TreeId::Dir, k, "directory btree (keys out of order)", dir)?;
+            fs.bt_delete_found(TreeId::Dir, k, dir)?;
             fs.dir_touch(dir, -1, -1, t)?;
             fs.drop_link(ino, &mut i, t)?;
             Ok(ino)
@@ -671,11 +671,11 @@ impl<M: Media> Fs<M> {
             } else if dst.is_dir() {
                 return Err(Error::IsDir);
             }
-            self.bt_delete_found(TreeId::Dir, nkey, "directory btree (keys out of order)", ndir)?;
+            self.bt_delete_found(TreeId::Dir, nkey, ndir)?;
             self.dir_touch(ndir, if dst.is_dir() { -1 } else { 0 }, -1, t)?;
             self.drop_link(nino, &mut dst, t)?;
         }
-        self.bt_delete_found(TreeId::Dir, okey, "directory btree (keys out of order)", odir)?;
+        self.bt_delete_found(TreeId::Dir, okey, odir)?;
         self.dir_touch(odir, 0, -1, t)?;
         self.dir_add(ndir, nname, oino, oft)?;
         self.dir_touch(ndir, 0, 1, t)?;
@@ -817,7 +817,7 @@ impl<M: Media> Fs<M> {
                     fs.tx_restart()?;
                 }
                 match fs.bt_seek_ge(TreeId::Refcount, Key::new(0, 0, 0), &mut [0u8; 16])? {
-                    Some(k) => fs.bt_delete_found(TreeId::Refcount, k, "refcount btree (keys out of order)", k.a)?,
+                    Some(k) => fs.bt_delete_found(TreeId::Refcount, k, k.a)?,
                     None => break,
                 }
             }

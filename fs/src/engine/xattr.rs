@@ -107,7 +107,7 @@ impl<M: Media> Fs<M> {
     fn xattr_drop(&mut self, ino: u64, k: Key, v: &[u8; 512]) -> Result<()> {
         let r = self.xattr_rec(ino, v)?;
         // k came from a seek: callers loop until the inode has no xattrs left
-        self.bt_delete_found(TreeId::Xattr, k, "xattr btree", ino)?;
+        self.bt_delete_found(TreeId::Xattr, k, ino)?;
         if v[XA_FLAGS] & XA_EXTERNAL != 0 {
             self.free_deferred(r.pblk, r.nblk)?;
         }
