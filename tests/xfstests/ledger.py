@@ -109,6 +109,9 @@ def ingest(args):
                 if "(" in xfs_io:
                     # run with XFSTESTS_XFSPROGS, not the host's xfsprogs: say so
                     detail = "; ".join(d for d in (detail, "xfs_io " + xfs_io.split(" (")[0]) if d)
+                if m.get("lsm", "none") != "none":
+                    # booted with an LSM (XFSTESTS_SELINUX): say so
+                    detail = "; ".join(d for d in (detail, m["lsm"]) if d)
                 rows[(t, fs)] = dict(test=t, fstyp=fs, outcome=r["outcome"], seconds=str(r["seconds"]).split(".")[0],
                                      xfstests=m.get("xfstests", ""), ferrofs=m.get("ferrofs", ""),
                                      date=date, detail=detail)

@@ -171,6 +171,15 @@ def main():
         row = [x.rstrip("\n").split("\t") for x in open(ledger) if x.startswith("generic/001\tferrofs")]
         check(len(row) == 1 and row[0][2] == "pass" and row[0][7] == "xfs_io 6.13.0",
               f"a row run with another xfsprogs names its xfs_io: {row}")
+        # a chunk booted with SELinux (XFSTESTS_SELINUX=1): the row says so
+        run4 = os.path.join(tmp, "run4")
+        write(os.path.join(run4, "chunks/001/meta"), "started\t2026-12-04T09:00:00Z\nxfstests\tabcdef01\n"
+              "ferrofs\t9abcdef0\nxfs_io\t6.1.0\nlsm\tselinux\n")
+        fake_test(run4, "ferrofs", "generic/002", "001", XML_PASS, 20)
+        led("ingest", run4)
+        row = [x.rstrip("\n").split("\t") for x in open(ledger) if x.startswith("generic/002\tferrofs")]
+        check(len(row) == 1 and row[0][2] == "pass" and row[0][7] == "selinux",
+              f"a row run under SELinux says so: {row}")
         heads = [x for x in open(ledger) if x.startswith("# xfstests results ledger")]
         check(len(heads) == 1, f"the header is written once after several ingests: {len(heads)}")
         need = led("need-xfs").stdout.split()

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""LSM labels of new inodes (security_inode_init_security), with Smack on
-(this suite's VM boots with lsm=smack; scripts/test).
+"""LSM labels of new inodes (security_inode_init_security), under the LSM
+this suite's VM boots with: Smack (lsm=smack) or SELinux (vm-run --selinux,
+with a policy that labels ferrofs by xattrs); scripts/test boots both and
+names the one it expects in FERROFS_T_LSM.
 
-Smack labels each new inode with its creator's label. The label is stored
-as security.SMACK64 by the filesystem; one that is not stored lives in
-Smack's memory only, and after a remount the inode reads as the mount's
-default ("_"). So every kind of inode ferrofs creates (file, directory,
-symlink, fifo, device, O_TMPFILE, the whiteout of RENAME_WHITEOUT) must
-carry its creator's label after a remount. A create whose label cannot be
-stored fails and leaves nothing behind: no name, no inode.
+An LSM gives each new inode a label, which the filesystem stores as an
+xattr (security.SMACK64, security.selinux); one that is not stored lives in
+the LSM's memory only, and after a remount the inode reads as the mount's
+default ("_" for Smack, file_t for SELinux). So every kind of inode ferrofs
+creates (file, directory, symlink, fifo, device, O_TMPFILE, the whiteout of
+RENAME_WHITEOUT) must carry the label its creator asked for after a remount.
+A create whose label cannot be stored fails and leaves nothing behind: no
+name, no inode.
 """
 import errno
 import os
@@ -19,7 +22,6 @@ sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
 from fsutil import RENAME_WHITEOUT, link_fd, renameat2
 
-XATTR = "security.SMACK64"
 DBG = "/sys/kernel/debug/failslab"
 
 
@@ -30,28 +32,63 @@ def active_lsms():
         return f.read().strip().split(",")
 
 
+class Smack:
+    """Smack labels a new inode with its creator's label: the thread's
+    own label is set (root has CAP_MAC_ADMIN to change it and
+    CAP_MAC_OVERRIDE to go on accessing what is labelled "_")."""
+    XATTR = "security.SMACK64"
+    LABELS = ("FerroA", "FerroB", "FerroC")
+    ATTR = "/proc/thread-self/attr/current"
+    RESET = "_"
+
+    @staticmethod
+    def check():
+        with open(Smack.ATTR) as f:
+            assert f.read().strip("\0\n") == "_"
+
+
+class SELinux:
+    """SELinux labels a new inode with the thread's fscreate context when
+    one is set (otherwise by the policy's type transitions); the kernel is
+    permissive, so any valid context of the policy will do."""
+    XATTR = "security.selinux"
+    LABELS = ("system_u:object_r:tmp_t:s0", "system_u:object_r:etc_t:s0", "system_u:object_r:var_t:s0")
+    ATTR = "/proc/thread-self/attr/fscreate"
+    RESET = "\n"  # clears fscreate
+
+    @staticmethod
+    def check():
+        # a policy is loaded (vm-run --selinux): without one SELinux labels
+        # nothing and every label below would be refused
+        with open("/sys/fs/selinux/policyvers") as f:
+            assert int(f.read()) > 0
+        with open("/proc/thread-self/attr/current") as f:
+            assert f.read().strip("\0\n").startswith("system_u:system_r:kernel_t")
+
+
+LSM = {"smack": Smack, "selinux": SELinux}[os.environ.get("FERROFS_T_LSM", "smack")]
+
+
 class TaskLabel:
-    """Runs the block with this thread's Smack label set to `label` (root
-    has CAP_MAC_ADMIN to change it and CAP_MAC_OVERRIDE to go on accessing
-    what is labelled "_")."""
+    """Runs the block with new inodes of this thread labelled `label`."""
 
     def __init__(self, label):
         self.label = label
 
     @staticmethod
     def set(label):
-        with open("/proc/thread-self/attr/current", "w") as f:
+        with open(LSM.ATTR, "w") as f:
             f.write(label)
 
     def __enter__(self):
         self.set(self.label)
 
     def __exit__(self, *exc):
-        self.set("_")
+        self.set(LSM.RESET)
 
 
 def label_of(path):
-    return os.getxattr(path, XATTR, follow_symlinks=False).decode().rstrip("\0")
+    return os.getxattr(path, LSM.XATTR, follow_symlinks=False).decode().rstrip("\0")
 
 
 def make_every_kind(prefix):
@@ -87,21 +124,21 @@ def inodes_used():
     return st.f_files - st.f_ffree
 
 
-def test_smack_is_on():
+def test_the_lsm_is_on():
     lsms = active_lsms()
-    assert "smack" in lsms, f"this suite needs Smack (boot with lsm=smack): {lsms}"
-    with open("/proc/thread-self/attr/current") as f:
-        assert f.read().strip("\0\n") == "_"
+    want = os.environ.get("FERROFS_T_LSM", "smack")
+    assert want in lsms, f"this run needs {want} (scripts/test boots it): {lsms}"
+    LSM.check()
 
 
 def test_labels_survive_a_remount():
     made = {}
-    for label in ("FerroA", "FerroB"):
+    for prefix, label in zip("AB", LSM.LABELS):
         with TaskLabel(label):
-            made[label] = make_every_kind(label)
+            made[(prefix, label)] = make_every_kind(prefix)
     # the renamed file keeps the label it was made with
-    want = {p: label for label, names in made.items() for p in names.values()}
-    want.update({f"{label}-moved2": label for label in made})
+    want = {p: label for (_, label), names in made.items() for p in names.values()}
+    want.update({f"{prefix}-moved2": label for prefix, label in made})
     for check in ("now", "after drop_caches", "after a remount"):
         if check == "after drop_caches":
             gtest.drop_caches()
@@ -111,14 +148,14 @@ def test_labels_survive_a_remount():
         bad = {p: (got[p], w) for p, w in want.items() if got[p] != w}
         assert not bad, f"{check}: (label, want) {bad}"
     # ferrofs lists what it stores: the label is an attribute on the media
-    for p in ("FerroA-file", "FerroA-dir", "FerroB-tmpfile"):
-        assert XATTR in os.listxattr(p), (p, os.listxattr(p))
+    for p in ("A-file", "A-dir", "B-tmpfile"):
+        assert LSM.XATTR in os.listxattr(p), (p, os.listxattr(p))
 
 
 def test_a_create_whose_label_fails_leaves_nothing():
     """Fault injection at each allocation of a create in turn (fail-nth:
     the Nth allocation of this thread fails), among them the LSM's
-    attribute array and Smack's copy of the label, which come after the
+    attribute array and the LSM's copy of the label, which come after the
     engine's create: a create either succeeds with its label or fails with
     ENOMEM (EIO for a media load) and leaves no name and no inode."""
     if not os.path.isdir(DBG):
@@ -136,7 +173,7 @@ def test_a_create_whose_label_fails_leaves_nothing():
     # armed and read back through one open file: an open() in between
     # would itself allocate, and take the fault meant for the create
     nth = os.open("/proc/thread-self/fail-nth", os.O_RDWR)
-    with TaskLabel("FerroC"):
+    with TaskLabel(LSM.LABELS[2]):
         for n in range(1, 1000):
             name = f"c{n}"
             os.pwrite(nth, str(n).encode(), 0)
@@ -168,7 +205,7 @@ def test_a_create_whose_label_fails_leaves_nothing():
     assert all(b > a for a, b in zip(inos, inos[1:])), inos
     assert undone > 0, "no fault landed after the engine's create"
     gtest.remount()
-    bad = [n for n in ok if label_of(n) != "FerroC"]
+    bad = [n for n in ok if label_of(n) != LSM.LABELS[2]]
     assert not bad, bad
     for n in ok:
         os.unlink(n)
