@@ -162,24 +162,20 @@ def main():
         row = [x.split("\t") for x in open(ledger) if x.startswith("generic/004\tferrofs")]
         check(len(row) == 1 and row[0][2] == "pass" and row[0][5] == "9abcdef0",
               f"re-run replaces the row: {row}")
-        # a chunk run with XFSTESTS_XFSPROGS: the row names the xfs_io it took
-        run3 = os.path.join(tmp, "run3")
-        write(os.path.join(run3, "chunks/001/meta"), "started\t2026-12-03T09:00:00Z\nxfstests\tabcdef01\n"
-              "ferrofs\t9abcdef0\nxfs_io\t6.13.0 (/opt/xfsprogs)\n")
-        fake_test(run3, "ferrofs", "generic/001", "001", XML_PASS, 20)
-        led("ingest", run3)
-        row = [x.rstrip("\n").split("\t") for x in open(ledger) if x.startswith("generic/001\tferrofs")]
-        check(len(row) == 1 and row[0][2] == "pass" and row[0][7] == "xfs_io 6.13.0",
-              f"a row run with another xfsprogs names its xfs_io: {row}")
-        # a chunk booted with SELinux (XFSTESTS_SELINUX=1): the row says so
-        run4 = os.path.join(tmp, "run4")
-        write(os.path.join(run4, "chunks/001/meta"), "started\t2026-12-04T09:00:00Z\nxfstests\tabcdef01\n"
-              "ferrofs\t9abcdef0\nxfs_io\t6.1.0\nlsm\tselinux\n")
-        fake_test(run4, "ferrofs", "generic/002", "001", XML_PASS, 20)
-        led("ingest", run4)
-        row = [x.rstrip("\n").split("\t") for x in open(ledger) if x.startswith("generic/002\tferrofs")]
-        check(len(row) == 1 and row[0][2] == "pass" and row[0][7] == "selinux",
-              f"a row run under SELinux says so: {row}")
+        # a chunk's run conditions reach its rows' detail column
+        def ingest_one(name, test, meta_tail, detail, what):
+            rdir = os.path.join(tmp, name)
+            write(os.path.join(rdir, "chunks/001/meta"), "started\t2026-12-03T09:00:00Z\nxfstests\tabcdef01\n"
+                  "ferrofs\t9abcdef0\n" + meta_tail)
+            fake_test(rdir, "ferrofs", test, "001", XML_PASS, 20)
+            led("ingest", rdir)
+            row = [x.rstrip("\n").split("\t") for x in open(ledger) if x.startswith(test + "\tferrofs")]
+            check(len(row) == 1 and row[0][2] == "pass" and row[0][7] == detail, f"{what}: {row}")
+        # run with XFSTESTS_XFSPROGS, and booted with SELinux (XFSTESTS_SELINUX=1)
+        ingest_one("run3", "generic/001", "xfs_io\t6.13.0 (/opt/xfsprogs)\n", "xfs_io 6.13.0",
+                   "a row run with another xfsprogs names its xfs_io")
+        ingest_one("run4", "generic/002", "xfs_io\t6.1.0\nlsm\tselinux\n", "selinux",
+                   "a row run under SELinux says so")
         heads = [x for x in open(ledger) if x.startswith("# xfstests results ledger")]
         check(len(heads) == 1, f"the header is written once after several ingests: {len(heads)}")
         need = led("need-xfs").stdout.split()
