@@ -66,7 +66,8 @@ class SELinux:
             assert f.read().strip("\0\n").startswith("system_u:system_r:kernel_t")
 
 
-LSM = {"smack": Smack, "selinux": SELinux}[os.environ.get("FERROFS_T_LSM", "smack")]
+LSM_NAME = os.environ.get("FERROFS_T_LSM", "smack")
+LSM = {"smack": Smack, "selinux": SELinux}[LSM_NAME]
 
 
 class TaskLabel:
@@ -126,8 +127,7 @@ def inodes_used():
 
 def test_the_lsm_is_on():
     lsms = active_lsms()
-    want = os.environ.get("FERROFS_T_LSM", "smack")
-    assert want in lsms, f"this run needs {want} (scripts/test boots it): {lsms}"
+    assert LSM_NAME in lsms, f"this run needs {LSM_NAME} (scripts/test boots it): {lsms}"
     LSM.check()
 
 
