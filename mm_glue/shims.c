@@ -21,6 +21,7 @@
 #include <linux/fsnotify.h>
 #include <linux/security.h>
 #include <linux/xattr.h>
+#include <linux/quotaops.h>
 #include "shims.h"
 
 loff_t ferrofs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
@@ -238,3 +239,46 @@ void ferrofs_init_engine_rwsem(struct rw_semaphore *sem)
 
 	__init_rwsem(sem, "ferrofs_engine", &key);
 }
+
+/*
+ * Disk quotas (the VFS quota layer, visible vfsv0/vfsv1 files). Without
+ * CONFIG_QUOTA quotaops.h makes these calls no-ops, and ferrofs refuses the
+ * quota mount options before any of them could matter.
+ */
+void ferrofs_sb_set_quota(struct super_block *sb, const struct quotactl_ops *qcop)
+{
+#ifdef CONFIG_QUOTA
+	sb->dq_op = &dquot_operations;
+	sb->s_qcop = qcop;
+	sb->s_quota_types = QTYPE_MASK_USR | QTYPE_MASK_GRP;
+#endif
+}
+struct inode *ferrofs_quota_inode(struct super_block *sb, int type)
+{
+#ifdef CONFIG_QUOTA
+	return sb_dqopt(sb)->files[type];
+#else
+	return NULL;
+#endif
+}
+int ferrofs_dquot_suspend(struct super_block *sb) { return dquot_suspend(sb, -1); }
+int ferrofs_dquot_resume(struct super_block *sb) { return dquot_resume(sb, -1); }
+int ferrofs_dquot_disable_all(struct super_block *sb)
+{
+	return dquot_disable(sb, -1, DQUOT_USAGE_ENABLED | DQUOT_LIMITS_ENABLED);
+}
+int ferrofs_dquot_writeback(struct super_block *sb) { return dquot_writeback_dquots(sb, -1); }
+void ferrofs_dquot_drop(struct inode *inode) { dquot_drop(inode); }
+int ferrofs_dquot_initialize(struct inode *inode) { return dquot_initialize(inode); }
+int ferrofs_dquot_alloc_inode(struct inode *inode) { return dquot_alloc_inode(inode); }
+void ferrofs_dquot_free_inode(struct inode *inode) { dquot_free_inode(inode); }
+int ferrofs_dquot_file_open(struct inode *inode, struct file *file) { return dquot_file_open(inode, file); }
+bool ferrofs_is_quota_modification(struct mnt_idmap *idmap, struct inode *inode, struct iattr *ia)
+{
+	return is_quota_modification(idmap, inode, ia);
+}
+int ferrofs_dquot_transfer(struct mnt_idmap *idmap, struct inode *inode, struct iattr *ia)
+{
+	return dquot_transfer(idmap, inode, ia);
+}
+void ferrofs_sb_clear_rdonly(struct super_block *sb) { sb->s_flags &= ~SB_RDONLY; }

@@ -97,4 +97,24 @@ void ferrofs_holder_unlock(void);
 struct rw_semaphore;
 void ferrofs_init_engine_rwsem(struct rw_semaphore *sem);
 
+/* Disk quotas: see shims.c. */
+struct quotactl_ops;
+void ferrofs_sb_set_quota(struct super_block *sb, const struct quotactl_ops *qcop);
+struct inode *ferrofs_quota_inode(struct super_block *sb, int type);
+int ferrofs_dquot_suspend(struct super_block *sb);
+int ferrofs_dquot_resume(struct super_block *sb);
+int ferrofs_dquot_disable_all(struct super_block *sb);
+int ferrofs_dquot_writeback(struct super_block *sb);
+void ferrofs_dquot_drop(struct inode *inode);
+int ferrofs_dquot_initialize(struct inode *inode);
+int ferrofs_dquot_alloc_inode(struct inode *inode);
+void ferrofs_dquot_free_inode(struct inode *inode);
+struct file;
+int ferrofs_dquot_file_open(struct inode *inode, struct file *file);
+struct mnt_idmap;
+struct iattr;
+bool ferrofs_is_quota_modification(struct mnt_idmap *idmap, struct inode *inode, struct iattr *ia);
+int ferrofs_dquot_transfer(struct mnt_idmap *idmap, struct inode *inode, struct iattr *ia);
+void ferrofs_sb_clear_rdonly(struct super_block *sb);
+
 #endif

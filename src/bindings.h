@@ -35,6 +35,8 @@
 #include <linux/crc32c.h>
 #include <linux/exportfs.h>
 #include <linux/mount.h>
+#include <linux/quota.h>
+#include <linux/quotaops.h>
 #include "../mm_glue/shims.h"
 
 /*

@@ -35,6 +35,7 @@ mod inode;
 mod ioctl;
 mod mount;
 mod namei;
+mod quota;
 mod super_ops;
 mod vfs;
 mod xattr;

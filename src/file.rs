@@ -401,6 +401,7 @@ pub(crate) unsafe extern "C" fn setattr(idmap: *mut bindings::mnt_idmap, d: *mut
 
 fn setattr_locked(idmap: &Idmap, d: &Dentry, inode: &Locked<'_>, attr: &IAttr) -> Result {
     attr.prepare(idmap, d)?;
+    crate::quota::setattr(idmap, inode, attr)?;
     let valid = attr.valid();
     if valid & bindings::ATTR_SIZE != 0 {
         let size = attr.size();
@@ -1068,7 +1069,9 @@ static FILE_FOPS: Table<bindings::file_operations> = Table(bindings::file_operat
     read_iter: Some(read_iter),
     write_iter: Some(write_iter),
     mmap: Some(mmap),
-    open: Some(bindings::generic_file_open),
+    // generic_file_open, and a writer gets its dquots before any write
+    // or write fault can charge blocks
+    open: Some(bindings::ferrofs_dquot_file_open),
     fsync: Some(fsync),
     fallocate: Some(fallocate),
     get_unmapped_area: Some(bindings::thp_get_unmapped_area),

@@ -19,19 +19,6 @@ use core::sync::atomic::Ordering;
 
 /// The VFS attributes of an engine inode.
 pub(crate) fn attrs_of(di: &engine::Inode) -> Attrs {
-    let mut s_flags = 0;
-    if di.flags & engine::IFLAG_IMMUTABLE != 0 {
-        s_flags |= bindings::S_IMMUTABLE;
-    }
-    if di.flags & engine::IFLAG_APPEND != 0 {
-        s_flags |= bindings::S_APPEND;
-    }
-    if di.flags & engine::IFLAG_NOATIME != 0 {
-        s_flags |= bindings::S_NOATIME;
-    }
-    if di.flags & engine::IFLAG_SYNC != 0 {
-        s_flags |= bindings::S_SYNC;
-    }
     Attrs {
         mode: di.mode,
         uid: di.uid,
@@ -45,8 +32,26 @@ pub(crate) fn attrs_of(di: &engine::Inode) -> Attrs {
         ctime: di.ctime,
         btime: di.btime,
         flags: di.flags,
-        s_flags,
+        s_flags: s_flags_of(di.flags),
     }
+}
+
+/// The VFS inode flags (`S_*`) that engine inode flags imply.
+pub(crate) fn s_flags_of(flags: u32) -> u32 {
+    let mut s_flags = 0;
+    if flags & engine::IFLAG_IMMUTABLE != 0 {
+        s_flags |= bindings::S_IMMUTABLE;
+    }
+    if flags & engine::IFLAG_APPEND != 0 {
+        s_flags |= bindings::S_APPEND;
+    }
+    if flags & engine::IFLAG_NOATIME != 0 {
+        s_flags |= bindings::S_NOATIME;
+    }
+    if flags & engine::IFLAG_SYNC != 0 {
+        s_flags |= bindings::S_SYNC;
+    }
+    s_flags
 }
 
 /// Re-reads the inode's attributes from the engine into the VFS inode.
@@ -83,6 +88,7 @@ pub(crate) unsafe extern "C" fn evict_inode(p: *mut bindings::inode) {
     // else uses it and it stays allocated until free_inode.
     let inode = unsafe { Inode::from_raw(p) };
     evict(inode);
+    crate::quota::drop_inode(inode);
     // SAFETY: the final step of eviction, after the mapping is emptied.
     unsafe { bindings::clear_inode(p) };
 }
@@ -101,8 +107,12 @@ fn evict(inode: &Inode) {
             info.stats.orphans_left.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if let Err(e) = free_unlinked(info, inode) {
-            crate::vfs::fs_err!(inode.sb().id(), "freeing inode {} failed ({:?}); it stays on the orphan list for the next mount\n", inode.ino(), e);
+        // the owner's dquots, to give the inode back to them (never inside
+        // the engine sections below)
+        let _ = crate::quota::init(inode);
+        match free_unlinked(info, inode) {
+            Ok(()) => crate::quota::free_inode(inode),
+            Err(e) => crate::vfs::fs_err!(inode.sb().id(), "freeing inode {} failed ({:?}); it stays on the orphan list for the next mount\n", inode.ino(), e),
         }
     }
 }

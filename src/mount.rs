@@ -36,6 +36,8 @@ pub(crate) struct MountOpts {
     pub(crate) dax: DaxMode,
     /// `-o ro,norecovery`: mount without rolling back or reaping anything.
     pub(crate) norecovery: bool,
+    /// Quota types `usrquota`/`grpquota` turned on (`quota::USR|GRP`).
+    pub(crate) quota: u8,
 }
 
 /// Counters exported read-only in debugfs
@@ -97,12 +99,14 @@ pub(crate) enum Op {
     Statfs,
     /// Memory failure handling.
     MemFail,
+    /// The quota layer's reads and writes of the quota files.
+    Quota,
     /// Mount, remount, the rest.
     Other,
 }
 
 impl Op {
-    const COUNT: usize = 15;
+    const COUNT: usize = 16;
     const ALL: [Op; Op::COUNT] = [
         Op::Map,
         Op::Alloc,
@@ -118,6 +122,7 @@ impl Op {
         Op::Evict,
         Op::Statfs,
         Op::MemFail,
+        Op::Quota,
         Op::Other,
     ];
 
@@ -137,14 +142,15 @@ impl Op {
             Op::Evict => "evict",
             Op::Statfs => "statfs",
             Op::MemFail => "memfail",
+            Op::Quota => "quota",
             Op::Other => "other",
         }
     }
 
     /// May an exclusive section of this class change a mapping the extent
     /// caches hold (written and unshared)? Attributes, names and xattrs
-    /// never touch extent maps. `alloc_write` fills holes and unwritten
-    /// blocks and replaces shared ones, never a written unshared block
+    /// never touch extent maps. `alloc_write` (writes, faults, quota-file
+    /// writes) fills holes and unwritten blocks and replaces shared ones, never a written unshared block
     /// (the engine's `written_run` documents the same contract). An unlinked
     /// inode's blocks are freed only by evict, which needs no bump either:
     /// only the evicted inode, which nobody can reach any more, mapped them
@@ -154,7 +160,7 @@ impl Op {
     fn changes_maps(self) -> bool {
         !matches!(
             self,
-            Op::Inode | Op::Namespace | Op::Xattr | Op::Alloc | Op::Size | Op::Evict | Op::Lookup | Op::Readdir | Op::Statfs
+            Op::Inode | Op::Namespace | Op::Xattr | Op::Alloc | Op::Quota | Op::Size | Op::Evict | Op::Lookup | Op::Readdir | Op::Statfs
         )
     }
 }

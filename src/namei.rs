@@ -88,6 +88,8 @@ fn new_vfs_inode(
     // dropped on any error below: marked bad (never reached the engine) and released
     let mut u = UnhashedInode::new(dir.sb())?;
     u.init_owner(idmap, dir, mode);
+    crate::quota::init(dir)?;
+    u.charge_quota()?;
     // With SB_POSIXACL the VFS leaves the umask to us: posix_acl_create
     // applies it, or the directory's default ACL instead.
     let acls = if u32::from(mode) & S_IFMT == bindings::S_IFLNK {

@@ -140,7 +140,7 @@ static CONTEXT_OPS: bindings::fs_context_operations = bindings::fs_context_opera
 };
 
 unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -> c_int {
-    let opts = match KBox::new(MountOpts { dax: DaxMode::Always, norecovery: false }, GFP_KERNEL) {
+    let opts = match KBox::new(MountOpts { dax: DaxMode::Always, norecovery: false, quota: 0 }, GFP_KERNEL) {
         Ok(b) => b,
         Err(_) => return ENOMEM.to_errno(),
     };
@@ -185,6 +185,15 @@ unsafe extern "C" fn fc_parse_param(fc: *mut bindings::fs_context, param: *mut b
         opts.norecovery = true;
         return 0;
     }
+    if let Some(bits) = crate::quota::parse_option(key).filter(|_| ty == bindings::fs_value_type_fs_value_is_flag) {
+        if !crate::quota::SUPPORTED && bits != 0 {
+            pr_err!("ferrofs: {} needs disk quota support, which this kernel was built without (CONFIG_QUOTA)\n",
+                core::str::from_utf8(key).unwrap_or("?"));
+            return EINVAL.to_errno();
+        }
+        opts.quota |= bits;
+        return 0;
+    }
     if key != b"dax" {
         return ENOPARAM.to_errno();
     }
@@ -218,6 +227,15 @@ unsafe extern "C" fn fc_reconfigure(fc: *mut bindings::fs_context) -> c_int {
     // filled it from the remount's options).
     let (flags, mask, new) = unsafe { ((*fc).sb_flags, (*fc).sb_flags_mask, *(*fc).fs_private.cast::<MountOpts>()) };
     let ro = bindings::FERROFS_SB_RDONLY as usize;
+    // Quota options given on a remount must be the ones the mount has (an
+    // option left out keeps its state, so `-o remount,ro` works): the
+    // quota layer's state is set up at mount and by quotaon.
+    let Ok(info) = FsInfo::of(sb) else { return EIO.to_errno() };
+    if new.quota & !info.opts.quota != 0 {
+        crate::vfs::fs_err!(sb.id(), "cannot turn on {} on remount; unmount and mount with it\n",
+            crate::quota::names(new.quota & !info.opts.quota));
+        return EINVAL.to_errno();
+    }
     if mask as usize & ro == 0 || (flags as usize & ro != 0) == sb.is_read_only() {
         return 0; // the read-only state does not change
     }
@@ -257,6 +275,7 @@ fn remount_rw(sb: &SuperBlock, new: MountOpts) -> Result {
     match r {
         Ok(Ok(reaped)) => {
             crate::vfs::fs_info!(dev, "remounted read-write, {} orphan inodes reaped\n", reaped);
+            crate::quota::resume(sb);
             Ok(())
         }
         Ok(Err(engine::WriteBlocker::NoRecovery)) => {
@@ -287,6 +306,7 @@ fn remount_ro(sb: &SuperBlock) -> Result {
         crate::vfs::fs_err!(sb.id(), "cannot remount read-only: writing back inodes failed ({})\n", r);
         return Err(Error::from_errno(r));
     }
+    crate::quota::suspend(sb)?;
     let info = FsInfo::of(sb)?;
     if info.is_shut_down() {
         // nothing can be written; the next mount recovers
@@ -382,6 +402,7 @@ fn fill_super_inner(sb: &NewSuperBlock, opts: MountOpts) -> Result {
         max_bytes: engine::MAX_BYTES as i64,
         posix_acl: true,
     });
+    crate::quota::setup(sb);
     FsInfo::install(sb, info);
     let root = match namei::iget(sb, root_ino) {
         Ok(i) => i,
@@ -444,6 +465,13 @@ static SUPER_OPS: bindings::super_operations = bindings::super_operations {
     show_options: Some(show_options),
     evict_inode: Some(crate::inode::evict_inode),
     write_inode: Some(crate::inode::write_inode),
+    sync_fs: Some(crate::quota::sync_fs),
+    #[cfg(CONFIG_QUOTA)]
+    quota_read: Some(crate::quota::quota_read),
+    #[cfg(CONFIG_QUOTA)]
+    quota_write: Some(crate::quota::quota_write),
+    #[cfg(CONFIG_QUOTA)]
+    get_dquots: Some(crate::quota::get_dquots),
     // SAFETY: all-zero is a valid value for the remaining fields.
     ..unsafe { core::mem::zeroed() }
 };
@@ -451,6 +479,9 @@ static SUPER_OPS: bindings::super_operations = bindings::super_operations {
 unsafe extern "C" fn put_super(sbp: *mut bindings::super_block) {
     // SAFETY: the VFS calls put_super once on a live super_block.
     let sb = unsafe { SuperBlock::from_raw(sbp) };
+    // first: the quota layer writes its last dquots through the engine and
+    // drops the quota files' inodes
+    crate::quota::off_all(sb);
     free_info(sb);
     crate::vfs::fs_info!(sb.id(), "unmounted\n");
 }
@@ -490,6 +521,10 @@ unsafe extern "C" fn show_options(m: *mut bindings::seq_file, root: *mut binding
     if FsInfo::of(sb).is_ok_and(|i| i.opts.norecovery) {
         // SAFETY: as above.
         unsafe { bindings::__seq_puts(m, c",norecovery".as_ptr().cast()) };
+    }
+    if let Ok(i) = FsInfo::of(sb) {
+        // SAFETY: as above; a static string.
+        unsafe { bindings::__seq_puts(m, crate::quota::show(i.opts.quota).as_ptr().cast()) };
     }
     0
 }

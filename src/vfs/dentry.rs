@@ -218,6 +218,10 @@ impl IAttr {
         unsafe { &*p.cast::<Self>() }
     }
 
+    pub(crate) fn as_ptr(&self) -> *mut bindings::iattr {
+        self.0.get()
+    }
+
     pub(crate) fn valid(&self) -> u32 {
         // SAFETY: a plain field of the iattr we own for the call.
         unsafe { (*self.0.get()).ia_valid }

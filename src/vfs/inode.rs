@@ -72,6 +72,8 @@ pub(crate) struct InodeState {
     flags: AtomicU32,
     /// Written, unshared runs iomap_begin has seen (see `MapCache`).
     pub(crate) maps: super::MapCache,
+    /// The quota layer's dquot pointers (see `crate::quota`).
+    pub(crate) dquots: crate::quota::DquotSlots,
 }
 
 impl InodeState {
@@ -82,6 +84,7 @@ impl InodeState {
             blocks: AtomicU64::new(0),
             flags: AtomicU32::new(0),
             maps: super::MapCache::new(),
+            dquots: crate::quota::DquotSlots::new(),
         }
     }
 
@@ -274,6 +277,17 @@ impl Inode {
     }
 
     /// The inode's page cache / DAX mapping.
+    /// Grows the size of a loaded quota file (`i_size_write`) without
+    /// `i_rwsem`, which the quota layer's I/O must not take (it may run
+    /// inside another inode's). The quota layer's `dqio_sem` serialises its
+    /// writes, and the file is immutable while loaded, so nothing else
+    /// writes its size then.
+    pub(crate) fn set_quota_file_size(&self, size: i64) {
+        // SAFETY: i_size_write of a live inode is a single marked store on
+        // 64-bit kernels; the writers are serialised as said above.
+        unsafe { bindings::ferrofs_i_size_write(self.as_ptr(), size) };
+    }
+
     pub(crate) fn mapping(&self) -> *mut bindings::address_space {
         // SAFETY: i_mapping is set at allocation and never changes for us.
         unsafe { (*self.as_ptr()).i_mapping }
@@ -362,6 +376,13 @@ impl<'a> Locked<'a> {
     pub(crate) fn set_time(&self, which: c_int, t: Time) {
         // SAFETY: i_rwsem held exclusively (type invariant).
         unsafe { bindings::ferrofs_inode_set_time(self.as_ptr(), which, t.sec, t.nsec) };
+    }
+
+    /// Sets the `S_*` flags in `mask` to those in `flags`.
+    pub(crate) fn set_flags(&self, flags: u32, mask: u32) {
+        // SAFETY: i_rwsem held exclusively (type invariant); inode_set_flags
+        // updates i_flags atomically against the VFS's own flag changes.
+        unsafe { bindings::inode_set_flags(self.as_ptr(), flags, mask) };
     }
 
     /// Writes the mode.
@@ -514,7 +535,10 @@ unsafe fn write_attrs(inode: &Inode, a: &Attrs, keep_newer_times: bool) {
         bindings::ferrofs_inode_set_time(p, 0, at.sec, at.nsec);
         bindings::ferrofs_inode_set_time(p, 1, mt.sec, mt.nsec);
         bindings::ferrofs_inode_set_time(p, 2, ct.sec, ct.nsec);
-        bindings::inode_set_flags(p, a.s_flags, bindings::S_IMMUTABLE | bindings::S_APPEND | bindings::S_NOATIME | bindings::S_SYNC);
+        // a loaded quota file (S_NOQUOTA) stays immutable and noatime in
+        // memory whatever its stored flags say (crate::quota)
+        let loaded = if (*p).i_flags & bindings::S_NOQUOTA != 0 { bindings::S_IMMUTABLE | bindings::S_NOATIME } else { 0 };
+        bindings::inode_set_flags(p, a.s_flags | loaded, bindings::S_IMMUTABLE | bindings::S_APPEND | bindings::S_NOATIME | bindings::S_SYNC);
     }
     inode.state().set(a.btime, a.blocks, a.flags);
 }
@@ -609,35 +633,50 @@ impl Drop for NewInode {
 /// An inode from `new_inode`: referenced, not hashed, not yet backed by an
 /// engine inode. Dropping it marks it bad (so eviction does not look for it
 /// in the engine) and releases it.
-pub(crate) struct UnhashedInode(NonNull<bindings::inode>);
+pub(crate) struct UnhashedInode {
+    ptr: NonNull<bindings::inode>,
+    /// One inode is charged to the owner's and group's quotas
+    /// (`charge_quota`): given back if the inode is dropped unpublished.
+    charged: bool,
+}
 
 impl UnhashedInode {
     pub(crate) fn new(sb: &SuperBlock) -> Result<Self> {
         // SAFETY: sb is live; new_inode returns a referenced, unhashed inode or NULL.
         let p = unsafe { bindings::new_inode(sb.as_ptr()) };
-        NonNull::new(p).map(UnhashedInode).ok_or(ENOMEM)
+        NonNull::new(p).map(|ptr| UnhashedInode { ptr, charged: false }).ok_or(ENOMEM)
     }
 
     pub(crate) fn inode(&self) -> &Inode {
         // SAFETY: we own a reference on a live ferrofs inode.
-        unsafe { Inode::from_raw(self.0.as_ptr()) }
+        unsafe { Inode::from_raw(self.ptr.as_ptr()) }
     }
 
     /// `inode_init_owner`: owner, group and mode (setgid directories, and
     /// the umask unless the filesystem does ACLs) from the creating task.
     pub(crate) fn init_owner(&mut self, idmap: &super::Idmap, dir: &Inode, mode: u16) {
         // SAFETY: the inode is private to us; dir and idmap are live.
-        unsafe { bindings::inode_init_owner(idmap.as_ptr(), self.0.as_ptr(), dir.as_ptr(), mode) };
+        unsafe { bindings::inode_init_owner(idmap.as_ptr(), self.ptr.as_ptr(), dir.as_ptr(), mode) };
+    }
+
+    /// Charges the inode to its owner's and group's quotas (after
+    /// `init_owner`): EDQUOT over a limit. Before the engine creates
+    /// anything, so that a refused create leaves nothing to undo.
+    pub(crate) fn charge_quota(&mut self) -> Result {
+        crate::quota::init(self.inode())?;
+        crate::quota::alloc_inode(self.inode())?;
+        self.charged = true;
+        Ok(())
     }
 
     pub(crate) fn set_mode(&mut self, mode: u16) {
         // SAFETY: the inode is private to us.
-        unsafe { (*self.0.as_ptr()).i_mode = mode };
+        unsafe { (*self.ptr.as_ptr()).i_mode = mode };
     }
 
     /// Numbers the inode, fills it and hashes it locked (`insert_inode_locked`).
     pub(crate) fn insert(self, ino: u64, a: &Attrs, ops: &Ops) -> Result<NewInode> {
-        let p = self.0.as_ptr();
+        let p = self.ptr.as_ptr();
         // SAFETY: still private: nobody can see i_ino or the fields yet.
         unsafe {
             (*p).i_ino = ino as _;
@@ -657,11 +696,14 @@ impl UnhashedInode {
 
 impl Drop for UnhashedInode {
     fn drop(&mut self) {
+        if self.charged {
+            crate::quota::free_inode(self.inode());
+        }
         // SAFETY: our reference on an inode never published; bad inodes are
         // not looked up in the engine by evict_inode.
         unsafe {
-            bindings::make_bad_inode(self.0.as_ptr());
-            bindings::iput(self.0.as_ptr());
+            bindings::make_bad_inode(self.ptr.as_ptr());
+            bindings::iput(self.ptr.as_ptr());
         }
     }
 }

@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Disk quotas: the VFS quota layer (fs/quota) over visible quota files.
+//!
+//! As on ext2, the quota files are ordinary files in the filesystem
+//! (`aquota.user`, `aquota.group`, formats vfsv0/vfsv1) that `quotacheck`
+//! writes and `quotaon` hands to the kernel. Stock quota-tools manage such
+//! files on any filesystem whose mount options say `usrquota`/`grpquota`
+//! (Documentation/quota-plan.md, §1), so ferrofs needs no tool of its own.
+//!
+//! What this file provides (steps 2 and 3 of the plan): the mount options,
+//! the `quotactl` operations, the quota layer's file I/O (`quota_read`,
+//! `quota_write`), the per-inode dquot pointers, the quota side of
+//! unmount, remount and sync, and the inode charges (`init`, `alloc_inode`,
+//! `free_inode`, `setattr`; their callers are the create paths through
+//! `UnhashedInode::charge_quota`, eviction and setattr). Blocks are not
+//! charged yet (step 4): until then block usage changes only through
+//! quotacheck and chown, and block limits are stored but not enforced.
+//!
+//! Locking: the quota layer calls `quota_read`/`quota_write` holding its
+//! own locks (`dq_lock`, `dqio_sem`), sometimes inside another inode's
+//! `i_rwsem` (setattr). They take the engine lock and nothing else, so the
+//! order is `i_rwsem > dq_lock > dqio_sem > engine lock`, and no engine
+//! section may call into the quota layer's sleeping functions.
+//!
+//! A loaded quota file is `S_IMMUTABLE | S_NOATIME` in memory (not on
+//! media, so a crash leaves nothing to undo by hand), as ext2 and ext4 make
+//! theirs: users cannot open it for writing, truncate or remove it
+//! while the quota layer owns its contents and size.
+
+use crate::bindings;
+use crate::engine::{self, Media};
+use crate::mount::{info_of, FsInfo, Op};
+use crate::vfs::{Inode, NewSuperBlock, SuperBlock};
+use kernel::ffi::{c_char, c_int};
+use kernel::prelude::*;
+
+/// A quota type turned on by a mount option, as a bit (`1 << type`).
+pub(crate) const USR: u8 = 1 << bindings::USRQUOTA;
+pub(crate) const GRP: u8 = 1 << bindings::GRPQUOTA;
+
+const BLOCK: u64 = engine::BLOCK_SIZE as u64;
+
+/// What a quota mount option turns on (`None`: not a quota option).
+/// `noquota` is accepted and turns nothing on, as on ext2 and ext4.
+pub(crate) fn parse_option(key: &[u8]) -> Option<u8> {
+    match key {
+        b"quota" | b"usrquota" => Some(USR),
+        b"grpquota" => Some(GRP),
+        b"noquota" => Some(0),
+        _ => None,
+    }
+}
+
+/// Whether this kernel has the VFS quota layer (CONFIG_QUOTA).
+pub(crate) const SUPPORTED: bool = cfg!(CONFIG_QUOTA);
+
+/// The mount-option names of the types in `bits`, for /proc/mounts (which
+/// is how quota-tools decide that a filesystem has quota).
+pub(crate) fn show(bits: u8) -> &'static core::ffi::CStr {
+    match bits & (USR | GRP) {
+        b if b == USR | GRP => c",usrquota,grpquota",
+        b if b == USR => c",usrquota",
+        b if b == GRP => c",grpquota",
+        _ => c"",
+    }
+}
+
+/// The mount-option names of the types in `bits`, for messages.
+pub(crate) fn names(bits: u8) -> &'static str {
+    let s = show(bits).to_bytes();
+    core::str::from_utf8(s.get(1..).unwrap_or(b"")).unwrap_or("?")
+}
+
+fn type_name(ty: c_int) -> &'static str {
+    if ty == bindings::USRQUOTA as c_int { "user" } else { "group" }
+}
+
+/// Installs the quota operations in a new super_block. Every ferrofs
+/// mount gets them, so quotactl on a mount without the option explains
+/// itself (quota_on) instead of failing with a bare ENOSYS.
+pub(crate) fn setup(sb: &NewSuperBlock) {
+    #[cfg(CONFIG_QUOTA)]
+    // SAFETY: the super_block is new and ours; the table is a static.
+    unsafe {
+        bindings::ferrofs_sb_set_quota(sb.as_ptr(), &imp::QUOTACTL_OPS.0)
+    };
+    #[cfg(not(CONFIG_QUOTA))]
+    let _ = sb;
+}
+
+/// Writes back and releases the quota files (put_super, before the engine
+/// unmounts: the quota layer writes its last dquots through `quota_write`
+/// and drops the files' inodes, which evicts them).
+pub(crate) fn off_all(sb: &SuperBlock) {
+    // SAFETY: put_super runs with s_umount held exclusively, as
+    // dquot_disable asserts; it does nothing when no quota is loaded.
+    let r = unsafe { bindings::ferrofs_dquot_disable_all(sb.as_ptr()) };
+    if r != 0 {
+        crate::vfs::fs_err!(sb.id(), "turning quotas off at unmount failed ({}); run quotacheck before the next quotaon\n", r);
+    }
+}
+
+/// rw -> ro: writes the dquots back and suspends the loaded quota files
+/// (the read-only remount keeps them, and `resume` reloads them).
+pub(crate) fn suspend(sb: &SuperBlock) -> Result {
+    // SAFETY: reconfigure holds s_umount exclusively, as dquot_disable
+    // asserts.
+    let r = unsafe { bindings::ferrofs_dquot_suspend(sb.as_ptr()) };
+    if r < 0 {
+        crate::vfs::fs_err!(sb.id(), "cannot remount read-only: suspending quotas failed ({})\n", r);
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
+/// ro -> rw: reloads the quota files suspended by `suspend`. The
+/// super_block must already be writable (the quota layer refuses to load
+/// a file of a read-only filesystem), so this clears SB_RDONLY first, as
+/// ext2 and ext4 do; the VFS sets the same flags when reconfigure returns.
+pub(crate) fn resume(sb: &SuperBlock) {
+    // SAFETY: reconfigure holds s_umount exclusively (no other writer of
+    // s_flags), and the engine has just been made writable.
+    let r = unsafe {
+        bindings::ferrofs_sb_clear_rdonly(sb.as_ptr());
+        bindings::ferrofs_dquot_resume(sb.as_ptr())
+    };
+    if r < 0 {
+        crate::vfs::fs_err!(sb.id(), "quotas could not be turned back on after the read-write remount ({}); run quotaon\n", r);
+    }
+}
+
+/// `super_operations.sync_fs`: the engine's transactions are durable when
+/// they return, so only the quota layer's dirty dquots need writing.
+pub(crate) unsafe extern "C" fn sync_fs(sbp: *mut bindings::super_block, _wait: c_int) -> c_int {
+    // SAFETY: the VFS calls sync_fs on a live super_block with s_umount held.
+    unsafe { bindings::ferrofs_dquot_writeback(sbp) }
+}
+
+/// Attaches the dquots of the inode's owner and group (reading the quota
+/// files if they are not cached): before anything is charged to it. May
+/// sleep and read the quota files, so never inside an engine section.
+pub(crate) fn init(inode: &Inode) -> Result {
+    // SAFETY: a live, referenced inode; the quota layer locks what it
+    // changes.
+    let r = unsafe { bindings::ferrofs_dquot_initialize(inode.as_ptr()) };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
+/// Charges one inode to the owner and group of `inode` (after `init`):
+/// EDQUOT past a hard inode limit (or a soft one past its grace time).
+pub(crate) fn alloc_inode(inode: &Inode) -> Result {
+    // SAFETY: as in init; only spinlocks and the dirty list are taken.
+    let r = unsafe { bindings::ferrofs_dquot_alloc_inode(inode.as_ptr()) };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
+/// Gives back the inode charged by `alloc_inode` (a create that failed,
+/// or the inode freed at eviction).
+pub(crate) fn free_inode(inode: &Inode) {
+    // SAFETY: as in alloc_inode.
+    unsafe { bindings::ferrofs_dquot_free_inode(inode.as_ptr()) };
+}
+
+/// The quota side of a setattr, before the change is made: a new owner or
+/// group takes the inode's charges with it (`dquot_transfer`: EDQUOT if
+/// the new one is over its limit).
+pub(crate) fn setattr(idmap: &crate::vfs::Idmap, inode: &crate::vfs::Locked<'_>, attr: &crate::vfs::IAttr) -> Result {
+    // SAFETY: the objects of the setattr being served, the inode locked.
+    if !unsafe { bindings::ferrofs_is_quota_modification(idmap.as_ptr(), inode.as_ptr(), attr.as_ptr()) } {
+        return Ok(());
+    }
+    init(inode)?;
+    // SAFETY: as above; dquot_transfer moves only what changed.
+    let r = unsafe { bindings::ferrofs_dquot_transfer(idmap.as_ptr(), inode.as_ptr(), attr.as_ptr()) };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
+/// Releases the inode's dquot references (eviction, before clear_inode).
+pub(crate) fn drop_inode(inode: &Inode) {
+    // SAFETY: the inode is being evicted; dquot_drop only clears and puts
+    // its dquot pointers (the release is deferred to the quota worker).
+    unsafe { bindings::ferrofs_dquot_drop(inode.as_ptr()) };
+}
+
+#[cfg(CONFIG_QUOTA)]
+pub(crate) use imp::{get_dquots, quota_read, quota_write, DquotSlots};
+
+/// Without CONFIG_QUOTA the inode keeps no dquot pointers.
+#[cfg(not(CONFIG_QUOTA))]
+pub(crate) struct DquotSlots;
+
+#[cfg(not(CONFIG_QUOTA))]
+impl DquotSlots {
+    pub(crate) const fn new() -> Self {
+        DquotSlots
+    }
+}
+
+#[cfg(CONFIG_QUOTA)]
+mod imp {
+    use super::*;
+    use crate::vfs::Table;
+    use kernel::types::Opaque;
+
+    /// The inode's dquot pointers (`i_dquot` of ext2/ext4), which the
+    /// quota layer reads and writes under its own locks and RCU through
+    /// the pointer `get_dquots` returns. ferrofs never touches them.
+    pub(crate) struct DquotSlots(Opaque<[*mut bindings::dquot; bindings::MAXQUOTAS as usize]>);
+
+    // SAFETY: the slots are only reached through `get_dquots` by the quota
+    // layer, which serialises them itself (dq_data_lock, RCU).
+    unsafe impl Send for DquotSlots {}
+    // SAFETY: as above.
+    unsafe impl Sync for DquotSlots {}
+
+    impl DquotSlots {
+        pub(crate) const fn new() -> Self {
+            DquotSlots(Opaque::new([core::ptr::null_mut(); bindings::MAXQUOTAS as usize]))
+        }
+    }
+
+    /// `super_operations.get_dquots`.
+    pub(crate) unsafe extern "C" fn get_dquots(ip: *mut bindings::inode) -> *mut *mut bindings::dquot {
+        // SAFETY: the quota layer passes a live ferrofs inode.
+        let inode = unsafe { Inode::from_raw(ip) };
+        inode.state().dquots.0.get().cast()
+    }
+
+    pub(super) static QUOTACTL_OPS: Table<bindings::quotactl_ops> = Table(bindings::quotactl_ops {
+        quota_on: Some(quota_on),
+        quota_off: Some(quota_off),
+        quota_sync: Some(bindings::dquot_quota_sync),
+        get_state: Some(bindings::dquot_get_state),
+        set_info: Some(bindings::dquot_set_dqinfo),
+        get_dqblk: Some(bindings::dquot_get_dqblk),
+        get_nextdqblk: Some(bindings::dquot_get_next_dqblk),
+        set_dqblk: Some(bindings::dquot_set_dqblk),
+        // SAFETY: all-zero is a valid value for the remaining fields.
+        ..unsafe { core::mem::zeroed() }
+    });
+
+    /// The loaded quota file of type `ty`, if any.
+    fn quota_file<'a>(sb: *mut bindings::super_block, ty: c_int) -> Option<&'a Inode> {
+        if !(0..bindings::MAXQUOTAS as c_int).contains(&ty) {
+            return None;
+        }
+        // SAFETY: a live super_block; files[ty] is set while the type is
+        // loaded, and the quota layer holds its reference (and dqio_sem or
+        // s_umount) for as long as it calls us with it.
+        let ip = unsafe { bindings::ferrofs_quota_inode(sb, ty) };
+        // SAFETY: a ferrofs inode the quota layer holds a reference on.
+        (!ip.is_null()).then(|| unsafe { Inode::from_raw(ip) })
+    }
+
+    /// `quotactl_ops.quota_on`: only for a type the mount option turned on
+    /// (quota-tools read the options from /proc/mounts anyway).
+    unsafe extern "C" fn quota_on(sbp: *mut bindings::super_block, ty: c_int, format: c_int, path: *const bindings::path) -> c_int {
+        // SAFETY: quotactl calls us on an active super_block it holds.
+        let sb = unsafe { SuperBlock::from_raw(sbp) };
+        let Ok(info) = FsInfo::of(sb) else { return EIO.to_errno() };
+        if !(0..2).contains(&ty) || info.opts.quota & (1u8 << ty) == 0 {
+            crate::vfs::fs_err!(
+                sb.id(),
+                "cannot turn on {} quota: the filesystem was not mounted with {}\n",
+                type_name(ty),
+                if ty == bindings::USRQUOTA as c_int { "usrquota" } else { "grpquota" }
+            );
+            return EINVAL.to_errno();
+        }
+        // SAFETY: quotactl resolved `path` and holds it for the call;
+        // dquot_quota_on checks that it is on this super_block (EXDEV).
+        let r = unsafe { bindings::dquot_quota_on(sbp, ty, format, path) };
+        if r == 0 {
+            if let Some(inode) = quota_file(sbp, ty) {
+                set_loaded_flags(inode, true);
+            }
+        }
+        r
+    }
+
+    /// `quotactl_ops.quota_off`.
+    unsafe extern "C" fn quota_off(sbp: *mut bindings::super_block, ty: c_int) -> c_int {
+        // Keep the file's inode while the quota layer drops its reference,
+        // to give it back its own flags afterwards.
+        let held = quota_file(sbp, ty).map(Inode::to_aref);
+        // SAFETY: quotactl calls us on an active super_block, with
+        // s_umount held as dquot_disable asserts.
+        let r = unsafe { bindings::dquot_quota_off(sbp, ty) };
+        if r == 0 {
+            if let Some(inode) = &held {
+                set_loaded_flags(inode, false);
+            }
+        }
+        r
+    }
+
+    /// Makes a quota file immutable and noatime in memory while it is
+    /// loaded, or gives it back the flags stored in the engine.
+    fn set_loaded_flags(inode: &Inode, loaded: bool) {
+        let g = inode.lock();
+        let stored = crate::inode::s_flags_of(inode.state().flags());
+        let want = if loaded { stored | bindings::S_IMMUTABLE | bindings::S_NOATIME } else { stored };
+        g.set_flags(want, bindings::S_IMMUTABLE | bindings::S_NOATIME);
+    }
+
+    /// `super_operations.quota_read`: `len` bytes at `off` of the quota
+    /// file of type `ty` (short at EOF, holes read as zeroes).
+    pub(crate) unsafe extern "C" fn quota_read(sbp: *mut bindings::super_block, ty: c_int, data: *mut c_char, len: usize, off: i64) -> isize {
+        let Some(inode) = quota_file(sbp, ty) else { return EIO.to_errno() as isize };
+        // SAFETY: the quota layer passes a buffer of `len` bytes it owns
+        // for the duration of the call.
+        let buf = unsafe { core::slice::from_raw_parts_mut(data.cast::<u8>(), len) };
+        match read(inode, buf, off) {
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    fn read(inode: &Inode, buf: &mut [u8], off: i64) -> Result<usize> {
+        let info = info_of(inode)?;
+        let size = inode.size();
+        if off < 0 {
+            return Err(EINVAL);
+        }
+        if off >= size {
+            return Ok(0);
+        }
+        let n = buf.len().min((size - off) as usize);
+        let ino = inode.ino();
+        info.with_fs(Op::Quota, |fs| {
+            let mut done = 0;
+            while done < n {
+                let pos = off as u64 + done as u64;
+                let at = pos % BLOCK;
+                let chunk = ((BLOCK - at) as usize).min(n - done);
+                let dst = &mut buf[done..done + chunk];
+                let m = fs.map(ino, pos / BLOCK, 1)?;
+                if m.kind == engine::MapKind::Written {
+                    fs.media().read(m.pblk * BLOCK + at, dst).map_err(|_| engine::Error::Io { block: m.pblk })?;
+                } else {
+                    dst.fill(0);
+                }
+                done += chunk;
+            }
+            Ok(n)
+        })
+    }
+
+    /// `super_operations.quota_write`: stores `len` bytes at `off` of the
+    /// quota file of type `ty`, allocating blocks where needed, durable on
+    /// return; grows the file if they end past EOF.
+    pub(crate) unsafe extern "C" fn quota_write(sbp: *mut bindings::super_block, ty: c_int, data: *const c_char, len: usize, off: i64) -> isize {
+        let Some(inode) = quota_file(sbp, ty) else { return EIO.to_errno() as isize };
+        // SAFETY: the quota layer passes `len` readable bytes it owns for
+        // the duration of the call.
+        let src = unsafe { core::slice::from_raw_parts(data.cast::<u8>(), len) };
+        match write(inode, src, off) {
+            Ok(n) => n as isize,
+            Err(e) => {
+                crate::vfs::fs_err!(inode.sb().id(), "writing {} bytes at {} of the {} quota file (inode {}) failed ({:?})\n",
+                    len, off, type_name(ty), inode.ino(), e);
+                e.to_errno() as isize
+            }
+        }
+    }
+
+    fn write(inode: &Inode, src: &[u8], off: i64) -> Result<usize> {
+        let info = info_of(inode)?;
+        let end = u64::try_from(off).ok().and_then(|o| o.checked_add(src.len() as u64)).ok_or(EINVAL)?;
+        if end > inode.sb().max_bytes() as u64 {
+            return Err(EFBIG);
+        }
+        let ino = inode.ino();
+        let t = inode.now();
+        let (size, blocks) = info.with_fs_mut(Op::Quota, |fs| {
+            let mut done = 0;
+            while done < src.len() {
+                let pos = off as u64 + done as u64;
+                let at = pos % BLOCK;
+                let chunk = ((BLOCK - at) as usize).min(src.len() - done);
+                let lblk = pos / BLOCK;
+                let mut m = fs.map(ino, lblk, 1)?;
+                if m.kind != engine::MapKind::Written || m.shared {
+                    let old = m;
+                    let flags = engine::AllocFlags { unwritten: false, huge_align: false, cow_unit: false };
+                    // holes and unwritten blocks come back zeroed, shared
+                    // ones copied: the bytes around ours stay what they were
+                    m = fs.alloc_write(ino, lblk, 1, flags)?;
+                    if old.shared {
+                        info.rmap.lock().forget_range(old.pblk, 1, ino, old.lblk);
+                    }
+                }
+                let to = m.pblk * BLOCK + at;
+                fs.media().write(to, &src[done..done + chunk]);
+                fs.media().flush(to, chunk as u64);
+                done += chunk;
+            }
+            fs.media().fence();
+            let di = fs.read_inode(ino)?;
+            if end > di.size {
+                fs.set_size(ino, end, t)?;
+            }
+            Ok((end.max(di.size), di.blocks))
+        })?;
+        inode.state().set_blocks(blocks);
+        if size as i64 > inode.size() {
+            inode.set_quota_file_size(size as i64);
+        }
+        Ok(src.len())
+    }
+}

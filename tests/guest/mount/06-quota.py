@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Disk quota plumbing (Documentation/quota-plan.md, step 2): the quota
+mount options and their /proc/mounts form, quota-tools' round trip on
+visible quota files (quotacheck, quotaon, setquota, repquota), limits that
+reach the media through the quota layer's own writes and survive an
+unmount, quotas kept across remount ro/rw, a loaded quota file that users
+cannot write, refusals with an errno and a kernel log line naming the
+device and the cause, and an unmount after a shutdown while quota is on.
+Usage accounting (charging inodes and blocks) is not there yet: nothing
+here depends on it."""
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import re
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
+import gtest
+from fsutil import expect_errno
+
+FS_IOC_SHUTDOWN = 0x8004587D
+NOLOGFLUSH = 2
+Q_QUOTAON, Q_GETFMT = 0x800002, 0x800004
+USRQUOTA, GRPQUOTA = 0, 1
+QFMT_VFS_V0 = 2  # what quotacheck writes by default
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def quotactl(cmd, qtype, qid, addr):
+    """quotactl(2) on the test device: 'OK' or the errno name."""
+    r = _libc.quotactl((cmd << 8) | qtype, gtest.DEV.encode(), qid, addr)
+    return "OK" if r == 0 else errno.errorcode[ctypes.get_errno()]
+
+
+def dmesg():
+    return subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+
+
+def opts():
+    line = [l for l in open("/proc/mounts") if f" {gtest.MNT} " in l][-1]
+    return line.split()[3].split(",")
+
+
+def qmount(extra):
+    """The test device on MNT with `-o dax,EXTRA` (unmounted first)."""
+    os.chdir("/")
+    gtest.release_mount()
+    if os.path.ismount(gtest.MNT):
+        gtest.umount()
+    gtest.sh(f"mount -t ferrofs -o dax{',' + extra if extra else ''} {gtest.DEV} {gtest.MNT}")
+
+
+def plain_mount():
+    """Back to the harness's mount: quotas off, quota files gone."""
+    gtest.sh(f"quotaoff -ug {gtest.MNT}", check=False)
+    for f in ("aquota.user", "aquota.group"):
+        if os.path.exists(f"{gtest.MNT}/{f}"):
+            os.unlink(f"{gtest.MNT}/{f}")
+    qmount("")
+
+
+def repquota(kind):
+    """{id: (used KiB, soft, hard, inodes, isoft, ihard)} from repquota -n
+    (a grace column appears only past a soft limit)."""
+    out = gtest.sh(f"repquota -{kind} -n -v {gtest.MNT}")  # -v: IDs without usage too
+    rows = {}
+    n = r"[ \t]+(\d+)"
+    grace = r"(?:[ \t]+\S+)?"
+    for m in re.finditer(r"^#(\d+)[ \t]+[-+]{2}" + n * 3 + grace + n * 3 + grace + r"[ \t]*$", out, re.M):
+        rows[int(m.group(1))] = tuple(int(x) for x in m.groups()[1:])
+    return rows, out
+
+
+def as_user(uid, gid, fn):
+    """Runs fn() in a child with uid/gid (no capabilities, so limits
+    apply): its return value (repr'd), or raises what it raised."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            out = "ok " + repr(fn())
+        except OSError as e:
+            out = "errno " + errno.errorcode.get(e.errno, str(e.errno))
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            out = "exc " + repr(e)
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    out = b""
+    while chunk := os.read(r, 4096):
+        out += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return out.decode()
+
+
+def inodes(kind, qid):
+    rows, _ = repquota(kind)
+    return rows.get(qid, (0,) * 6)[3]
+
+
+def test_options_in_proc_mounts():
+    qmount("usrquota,grpquota")
+    o = opts()
+    assert "usrquota" in o and "grpquota" in o, o
+    qmount("quota")  # the old name of usrquota
+    o = opts()
+    assert "usrquota" in o and "grpquota" not in o, o
+    qmount("noquota")
+    o = opts()
+    assert not any("quota" in x for x in o), o
+    # an option left out on a remount keeps its state...
+    qmount("usrquota")
+    gtest.sh(f"mount -o remount,ro {gtest.MNT}")
+    assert "ro" in opts() and "usrquota" in opts(), opts()
+    gtest.sh(f"mount -o remount,rw {gtest.MNT}")
+    assert "rw" in opts() and "usrquota" in opts(), opts()
+    # ...but one cannot be added: EINVAL, and the log says why
+    log0 = dmesg()
+    r = _libc.mount(gtest.DEV.encode(), gtest.MNT.encode(), b"ferrofs", 32, b"grpquota")  # MS_REMOUNT
+    assert r != 0 and ctypes.get_errno() == errno.EINVAL, (r, ctypes.get_errno())
+    log = dmesg()[len(log0):]
+    assert re.search(r"ferrofs \(pmem\d+\): cannot turn on grpquota on remount; unmount and mount with it", log), log
+    assert "grpquota" not in opts()
+    plain_mount()
+
+
+def test_quotaon_needs_the_option():
+    qmount("usrquota")
+    gtest.sh(f"quotacheck -cu {gtest.MNT}")
+    log0 = dmesg()
+    # a valid quota file, of the type the mount has: the option decides
+    assert quotactl(Q_QUOTAON, GRPQUOTA, QFMT_VFS_V0, f"{gtest.MNT}/aquota.user".encode()) == "EINVAL"
+    log = dmesg()[len(log0):]
+    assert re.search(r"ferrofs \(pmem\d+\): cannot turn on group quota: the filesystem was not mounted with grpquota", log), log
+    assert quotactl(Q_QUOTAON, USRQUOTA, QFMT_VFS_V0, f"{gtest.MNT}/aquota.user".encode()) == "OK"
+    fmt = ctypes.c_uint32(0)
+    assert quotactl(Q_GETFMT, USRQUOTA, 0, ctypes.byref(fmt)) == "OK" and fmt.value == QFMT_VFS_V0, fmt.value
+    plain_mount()
+
+
+def test_limits_persist_through_quota_write():
+    qmount("usrquota,grpquota")
+    gtest.sh(f"quotacheck -cug {gtest.MNT}")
+    before = os.stat(f"{gtest.MNT}/aquota.user").st_size
+    assert before > 0
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    assert "is on" in gtest.sh(f"quotaon -pu {gtest.MNT}", check=False)
+    # 100 random IDs (generic/244's way): the quota tree grows through
+    # quota_write, past the file's old end
+    ids = [1000 + 977 * i for i in range(100)]
+    for i, qid in enumerate(ids):
+        gtest.sh(f"setquota -u {qid} {100 + i} {200 + i} {10 + i} {20 + i} {gtest.MNT}")
+    gtest.sh(f"setquota -g 4242 300 400 30 40 {gtest.MNT}")
+    rows, out = repquota("u")
+    for i, qid in enumerate(ids):
+        assert rows.get(qid, ())[1:3] == (100 + i, 200 + i), (qid, out)
+    # unmount with quota on: put_super writes the dquots, then releases
+    # the files; the next mount reads them back through the read path
+    qmount("usrquota,grpquota")
+    assert os.stat(f"{gtest.MNT}/aquota.user").st_size > before
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    rows, out = repquota("u")
+    for i, qid in enumerate(ids):
+        r = rows.get(qid, (0,) * 6)
+        assert (r[1], r[2], r[4], r[5]) == (100 + i, 200 + i, 10 + i, 20 + i), (qid, out)
+    grows, gout = repquota("g")
+    assert grows.get(4242, ())[1:3] == (300, 400), gout
+    # quota off, the tools read the file themselves (through read(2))
+    gtest.sh(f"quotaoff -ug {gtest.MNT}")
+    rows, out = repquota("u")
+    assert rows.get(ids[-1], ())[1:3] == (199, 299), out
+    plain_mount()
+
+
+def test_loaded_quota_file_is_immutable():
+    qmount("usrquota")
+    gtest.sh(f"quotacheck -cu {gtest.MNT}")
+    q = f"{gtest.MNT}/aquota.user"
+    gtest.sh(f"quotaon -u {gtest.MNT}")
+    expect_errno("EPERM", os.open, q, os.O_WRONLY)
+    expect_errno("EPERM", os.truncate, q, 0)
+    expect_errno("EPERM", os.unlink, q)
+    expect_errno("EPERM", os.chmod, q, 0o640)
+    # a flag change rewrites the inode's flags from the engine's: the
+    # loaded file stays immutable
+    gtest.sh(f"chattr +A {q}")
+    expect_errno("EPERM", os.open, q, os.O_WRONLY)
+    gtest.sh(f"quotaoff -u {gtest.MNT}")
+    fd = os.open(q, os.O_WRONLY)  # its own flags again
+    os.close(fd)
+    assert "A" in gtest.sh(f"lsattr {q}").split()[0]
+    plain_mount()
+
+
+def test_remount_ro_rw_keeps_quota_on():
+    # generic/082 and 235's sequence
+    qmount("usrquota,grpquota")
+    gtest.sh(f"quotacheck -cug {gtest.MNT}")
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    gtest.sh(f"setquota -u 77 500 600 0 0 {gtest.MNT}")
+    r = subprocess.run(["mount", "-o", "remount,ro,nosuchopt", gtest.MNT], capture_output=True, text=True)
+    assert r.returncode != 0, r
+    assert "is on" in gtest.sh(f"quotaon -pu {gtest.MNT}", check=False)
+    gtest.sh(f"mount -o remount,ro {gtest.MNT}")
+    assert "ro" in opts()
+    gtest.sh(f"mount -o remount,rw {gtest.MNT}")
+    assert "is on" in gtest.sh(f"quotaon -pu {gtest.MNT}", check=False)
+    gtest.sh(f"setquota -u 78 700 800 0 0 {gtest.MNT}")
+    rows, out = repquota("u")
+    assert rows.get(77, ())[1:3] == (500, 600) and rows.get(78, ())[1:3] == (700, 800), out
+    plain_mount()
+
+
+def test_inodes_charged_to_owner_and_group():
+    qmount("usrquota,grpquota")
+    gtest.sh(f"quotacheck -cug {gtest.MNT}")
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    d = f"{gtest.MNT}/shared"
+    os.mkdir(d)
+    os.chmod(d, 0o1777)
+
+    def make():
+        for i in range(5):
+            open(f"{d}/f{i}", "w").close()
+        os.mkdir(f"{d}/dir")
+        os.symlink("f0", f"{d}/link")
+        os.mkfifo(f"{d}/fifo")
+    assert as_user(2000, 3000, make) == "ok None"
+    assert inodes("u", 2000) == 8 and inodes("g", 3000) == 8, repquota("u")[1]
+    os.chown(f"{d}/f0", 2001, 3001)  # the charge moves with the owner
+    assert (inodes("u", 2000), inodes("u", 2001)) == (7, 1), repquota("u")[1]
+    assert (inodes("g", 3000), inodes("g", 3001)) == (7, 1), repquota("g")[1]
+    os.unlink(f"{d}/f1")
+    os.unlink(f"{d}/f2")
+    assert inodes("u", 2000) == 5, repquota("u")[1]
+
+    def tmpfile():
+        fd = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600)
+        return fd
+    # an O_TMPFILE counts while it exists (the child's exit closes it)
+    assert as_user(2000, 3000, tmpfile).startswith("ok ")
+    assert inodes("u", 2000) == 5, repquota("u")[1]
+
+    # the hard inode limit: one more file, then EDQUOT; nothing is left of
+    # the refused create
+    gtest.sh(f"setquota -u 2000 0 0 0 6 {gtest.MNT}")
+
+    def fill():
+        open(f"{d}/g0", "w").close()
+        try:
+            open(f"{d}/g1", "w").close()
+        finally:
+            assert not os.path.exists(f"{d}/g1")
+    assert as_user(2000, 3000, fill) == "errno EDQUOT"
+    assert as_user(2000, 3000, lambda: os.mkdir(f"{d}/g2")) == "errno EDQUOT"
+    assert inodes("u", 2000) == 6, repquota("u")[1]
+    # root is not limited (CAP_SYS_RESOURCE), as on ext4
+    open(f"{d}/byroot", "w").close()
+    os.chown(f"{d}/byroot", 2000, 3000)
+    assert inodes("u", 2000) == 7, repquota("u")[1]
+
+    # what was counted is what quotacheck counts
+    counted = {k: {q: r[3] for q, r in repquota(k)[0].items()} for k in "ug"}
+    gtest.sh(f"quotaoff -ug {gtest.MNT}")
+    gtest.sh(f"quotacheck -ug {gtest.MNT}")
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    recount = {k: {q: r[3] for q, r in repquota(k)[0].items()} for k in "ug"}
+    assert counted == recount, (counted, recount)
+    plain_mount()
+
+
+def test_shutdown_with_quota_on():
+    qmount("usrquota,grpquota")
+    gtest.sh(f"quotacheck -cug {gtest.MNT}")
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    gtest.sh(f"setquota -u 99 10 20 0 0 {gtest.MNT}")
+    fd = os.open(gtest.MNT, os.O_RDONLY)
+    fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("I", NOLOGFLUSH))
+    os.close(fd)
+    log0 = dmesg()
+    # the quota layer's last writes fail (EIO, logged), the unmount does not
+    gtest.umount()
+    log = dmesg()[len(log0):]
+    assert "unmounted" in log, log
+    r = subprocess.run(["fsck.ferrofs", "-n", gtest.DEV], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    gtest.mount()
+    plain_mount()
+
+
+if __name__ == "__main__":
+    gtest.main(globals())
