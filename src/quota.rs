@@ -117,6 +117,7 @@ pub(crate) fn suspend(sb: &SuperBlock) -> Result {
 /// super_block must already be writable (the quota layer refuses to load
 /// a file of a read-only filesystem), so this clears SB_RDONLY first, as
 /// ext2 and ext4 do; the VFS sets the same flags when reconfigure returns.
+/// Also undoes `suspend` after a read-only remount that failed.
 pub(crate) fn resume(sb: &SuperBlock) {
     // SAFETY: reconfigure holds s_umount exclusively (no other writer of
     // s_flags), and the engine has just been made writable.
@@ -365,6 +366,9 @@ mod imp {
         let src = unsafe { core::slice::from_raw_parts(data.cast::<u8>(), len) };
         match write(inode, src, off) {
             Ok(n) => n as isize,
+            // after a shutdown every write fails (EIO) and the shutdown was
+            // logged; say nothing for each dquot the unmount still flushes
+            Err(e) if info_of(inode).map_or(true, |i| i.is_shut_down()) => e.to_errno() as isize,
             Err(e) => {
                 crate::vfs::fs_err!(inode.sb().id(), "writing {} bytes at {} of the {} quota file (inode {}) failed ({:?})\n",
                     len, off, type_name(ty), inode.ino(), e);

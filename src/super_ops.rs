@@ -314,6 +314,8 @@ fn remount_ro(sb: &SuperBlock) -> Result {
     }
     info.with_fs_mut(Op::Other, |fs| fs.remount_ro(now_secs())).inspect_err(|e| {
         crate::vfs::fs_err!(sb.id(), "cannot remount read-only: marking the filesystem clean failed ({:?})\n", e);
+        // still read-write: quotas back on
+        crate::quota::resume(sb);
     })?;
     crate::vfs::fs_info!(sb.id(), "remounted read-only, clean on media\n");
     Ok(())
