@@ -272,6 +272,17 @@ void ferrofs_dquot_drop(struct inode *inode) { dquot_drop(inode); }
 int ferrofs_dquot_initialize(struct inode *inode) { return dquot_initialize(inode); }
 int ferrofs_dquot_alloc_inode(struct inode *inode) { return dquot_alloc_inode(inode); }
 void ferrofs_dquot_free_inode(struct inode *inode) { dquot_free_inode(inode); }
+/* Block charges: the quota helpers own i_blocks (inode_add_bytes). */
+int ferrofs_dquot_alloc_space(struct inode *inode, loff_t bytes)
+{
+	return __dquot_alloc_space(inode, bytes, DQUOT_SPACE_WARN);
+}
+void ferrofs_dquot_alloc_space_nofail(struct inode *inode, loff_t bytes)
+{
+	__dquot_alloc_space(inode, bytes, DQUOT_SPACE_WARN | DQUOT_SPACE_NOFAIL);
+}
+void ferrofs_dquot_free_space(struct inode *inode, loff_t bytes) { __dquot_free_space(inode, bytes, 0); }
+loff_t ferrofs_inode_get_bytes(struct inode *inode) { return inode_get_bytes(inode); }
 int ferrofs_dquot_file_open(struct inode *inode, struct file *file) { return dquot_file_open(inode, file); }
 bool ferrofs_is_quota_modification(struct mnt_idmap *idmap, struct inode *inode, struct iattr *ia)
 {

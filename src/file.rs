@@ -215,23 +215,34 @@ fn map_engine(info: &FsInfo, inode: &Inode, lblk: u64, count: u64, flags: c_uint
     if let Some(m) = looked_up {
         return Ok((m, false, false));
     }
-    info.with_fs_mut(Op::Alloc, |fs| {
-        // again: the map may have changed between the two locks
-        let m = fs.map(ino, lblk, count)?;
-        refuse_poisoned(info, fs, &m)?;
-        if m.kind == engine::MapKind::Written && !m.shared {
-            return Ok((m, false, false));
+    let flags = engine::AllocFlags { unwritten: false, huge_align: huge, cow_unit: false };
+    // Over a quota limit for `want` blocks, ask for half as many, down to
+    // one (as ext4's allocator does): a write then stops exactly at the
+    // limit. A PMD fault does not shrink: its EDQUOT makes fsdax fall
+    // back to a 4 KiB fault, which asks for one block.
+    let mut want = count;
+    loop {
+        let r = info.with_fs_mut_charged(Op::Alloc, inode, |fs| fs.alloc_write_growth(ino, lblk, want, flags), |fs| {
+            // again: the map may have changed between the two locks
+            let m = fs.map(ino, lblk, want)?;
+            refuse_poisoned(info, fs, &m)?;
+            if m.kind == engine::MapKind::Written && !m.shared {
+                return Ok((m, false, false));
+            }
+            let n = fs.alloc_write(ino, lblk, want, flags)?;
+            if m.shared {
+                info.rmap.lock().forget_range(m.pblk, n.count.min(m.count), ino, m.lblk);
+            }
+            // a fault allocates without passing through the VFS inode: keep
+            // the block count getattr reports in step
+            inode.state().set_blocks(fs.read_inode(ino)?.blocks);
+            Ok((n, m.kind != engine::MapKind::Written, m.shared))
+        });
+        match r {
+            Err(e) if e == crate::vfs::code::edquot() && want > 1 && !huge => want /= 2,
+            r => return r,
         }
-        let flags = engine::AllocFlags { unwritten: false, huge_align: huge, cow_unit: false };
-        let n = fs.alloc_write(ino, lblk, count, flags)?;
-        if m.shared {
-            info.rmap.lock().forget_range(m.pblk, n.count.min(m.count), ino, m.lblk);
-        }
-        // a fault allocates without passing through the VFS inode: keep
-        // the block count getattr reports in step
-        inode.state().set_blocks(fs.read_inode(ino)?.blocks);
-        Ok((n, m.kind != engine::MapKind::Written, m.shared))
-    })
+    }
 }
 
 /// EIO for a written mapping over a quarantined (poisoned) block; the
@@ -368,7 +379,7 @@ fn set_size(inode: &Locked<'_>, size: i64) -> Result {
         write_back_pmds(inode, size, size + 1)?;
         inode.truncate_setsize(size);
         let t = inode.now();
-        info_of(inode)?.with_fs_mut(Op::Truncate, |fs| fs.set_size(inode.ino(), size as u64, t))?;
+        info_of(inode)?.with_fs_mut_charged(Op::Truncate, inode, |_| Ok(0), |fs| fs.set_size(inode.ino(), size as u64, t))?;
     }
     refresh(inode)
 }
@@ -381,7 +392,7 @@ fn set_size(inode: &Locked<'_>, size: i64) -> Result {
 fn free_past_eof(inode: &Locked<'_>, size: i64) -> Result {
     let info = info_of(inode)?;
     let first = (size as u64).div_ceil(BLOCK);
-    if !info.punch_steps(Op::Truncate, inode.ino(), first, engine::MAX_LBLK)? {
+    if !info.punch_steps(Op::Truncate, inode, first, engine::MAX_LBLK)? {
         return Ok(());
     }
     refresh(inode)
@@ -651,9 +662,9 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
             unmap_blocks(inode, first_full, last_full, inv)?;
             let (l, c) = (first_full as u64 / BLOCK, (last_full - first_full) as u64 / BLOCK);
             if punch {
-                info.punch_steps(Op::Space, ino, l, l + c)?;
+                info.punch_steps(Op::Space, inode, l, l + c)?;
             } else {
-                info.with_fs_mut(Op::Space, |fs| fs.zero_range(ino, l, c))?;
+                info.with_fs_mut_charged(Op::Space, inode, |fs| fs.hole_blocks(ino, l, c), |fs| fs.zero_range(ino, l, c))?;
             }
         }
         if punch {
@@ -668,13 +679,13 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
         // XFS; xfstests' fsx uses it that way and found the size short).
         unmap_blocks(inode, byte_of(l), byte_of(e), inv)?;
         let next = |fs: &engine::Fs<_>, from: u64| Ok(fs.next_mapped(ino, l + from, e)?.map(|b| b - l));
-        info.with_fs_mut_steps(Op::Space, e - l, next, |fs, at, n| fs.unshare(ino, l + at, n))?;
+        info.with_fs_mut_steps(Op::Space, inode, false, e - l, next, |fs, at, n| fs.unshare(ino, l + at, n))?;
     }
     let new_size = if keep || end <= inode.size() { None } else { Some(end) };
     // Fills the holes left (for ZERO_RANGE: the partial edge blocks). The
     // engine would round a new size up to whole blocks; the byte-exact size
     // is ours to set (and only when the range ends beyond EOF).
-    info.with_fs_mut(Op::Space, |fs| fs.fallocate(ino, l, e - l, true))?;
+    info.with_fs_mut_charged(Op::Space, inode, |fs| fs.hole_blocks(ino, l, e - l), |fs| fs.fallocate(ino, l, e - l, true))?;
     if let Some(s) = new_size {
         commit_size(inode, s)?;
     }
@@ -711,7 +722,7 @@ fn shift_range(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, insert: bool, off:
     unmap_blocks(inode, off, max, inv)?;
     let (ino, t) = (inode.ino(), inode.now());
     let (l, c) = (off as u64 / BLOCK, len as u64 / BLOCK);
-    let r = info.with_fs_mut(Op::Space, |fs| if insert { fs.insert_range(ino, l, c, t) } else { fs.collapse_range(ino, l, c, t) });
+    let r = info.with_fs_mut_charged(Op::Space, inode, |_| Ok(0), |fs| if insert { fs.insert_range(ino, l, c, t) } else { fs.collapse_range(ino, l, c, t) });
     // an error may stop the shift between two committed steps
     // (Documentation/crash-consistency.md): show whatever size it left
     let r2 = refresh(inode);
@@ -765,7 +776,7 @@ pub(crate) fn defrag(file: &File, start: u64, len: u64) -> Result<Defragged> {
     let ino = l.ino();
     let mut d = engine::Defrag::default();
     let mut cur = first;
-    while let Some(next) = info.with_fs_mut(Op::Space, |fs| fs.defrag_step(ino, cur, end, &mut d))? {
+    while let Some(next) = info.with_fs_mut_charged(Op::Space, &l, |_| Ok(0), |fs| fs.defrag_step(ino, cur, end, &mut d))? {
         cur = next;
         // SAFETY: reads the current task's signal state.
         if unsafe { bindings::ferrofs_fatal_signal_pending() } {
@@ -827,7 +838,10 @@ fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, fl
             (a, b) => a.or(b),
         })
     };
-    info.with_fs_mut_steps(Op::Remap, nblocks, next, |fs, o, n| {
+    // a reflink step may add a block to the destination for each it
+    // shares (charged to its owner in full, as XFS does); dedupe replaces
+    // blocks one for one
+    info.with_fs_mut_steps(Op::Remap, &dst, !dedupe, nblocks, next, |fs, o, n| {
         if dedupe {
             fs.dedupe(s, sl + o, d, dl + o, n)
         } else {
@@ -949,7 +963,7 @@ fn replace_damaged(inode: &Locked<'_>, pos: i64, len: i64) -> Result {
     let inv = inode.invalidate_lock();
     lost.iter().try_for_each(|&(l, n)| {
         unmap_blocks(inode, byte_of(l), byte_of(l + n), &inv)?;
-        info.with_fs_mut(Op::Space, |fs| fs.punch(ino, l, n))?;
+        info.with_fs_mut_charged(Op::Space, inode, |_| Ok(0), |fs| fs.punch(ino, l, n))?;
         crate::vfs::fs_info!(info.dev(), "inode {}: bytes {}-{} lost to a memory failure are being overwritten; the damaged block stays quarantined\n", ino, l * BLOCK, (l + n) * BLOCK - 1);
         Ok(())
     })
@@ -1043,7 +1057,7 @@ fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Resul
         unmap_blocks(inode, byte_of(l), byte_of(l + n), &inv)?;
         // a unit can be a large hint: bounded exclusive sections (a run is
         // mapped throughout: one step after the other)
-        match info.with_fs_mut_steps(Op::Space, n, |_, at| Ok(Some(at)), |fs, at, k| fs.unshare(ino, l + at, k)) {
+        match info.with_fs_mut_steps(Op::Space, inode, false, n, |_, at| Ok(Some(at)), |fs, at, k| fs.unshare(ino, l + at, k)) {
             Ok(()) => {}
             // the write copies what it covers, block by block (and fails
             // with EIO where that is a block lost to a memory failure)

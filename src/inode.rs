@@ -59,7 +59,13 @@ pub(crate) fn s_flags_of(flags: u32) -> u32 {
 /// timestamp newer than the engine's stays.
 pub(crate) fn refresh(inode: &Locked<'_>) -> Result {
     let info = info_of(inode)?;
-    let di = info.with_fs(Op::Inode, |fs| fs.read_inode(inode.ino()))?;
+    let di = info.with_fs(Op::Inode, |fs| {
+        let di = fs.read_inode(inode.ino())?;
+        // under the engine lock, which every change of the count and its
+        // settling hold exclusively, the two must agree
+        crate::quota::check_blocks(inode, di.blocks);
+        Ok(di)
+    })?;
     inode.fill(&attrs_of(&di), true);
     Ok(())
 }
@@ -123,9 +129,12 @@ fn evict(inode: &Inode) {
 fn free_unlinked(info: &crate::mount::FsInfo, inode: &Inode) -> Result {
     let ino = inode.ino();
     if inode.is_reg() {
-        info.punch_steps(Op::Evict, ino, 0, engine::MAX_LBLK)?;
+        info.punch_steps(Op::Evict, inode, 0, engine::MAX_LBLK)?;
     }
-    info.with_fs_mut(Op::Evict, |fs| fs.evict(ino))
+    info.with_fs_mut(Op::Evict, |fs| fs.evict(ino))?;
+    // nothing left to charge (the punches gave the blocks back already)
+    crate::quota::settle_blocks(inode, Some(0), 0);
+    Ok(())
 }
 
 /// `super_operations.write_inode`: lazily updated attributes (times) reach

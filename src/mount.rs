@@ -276,6 +276,32 @@ impl FsInfo {
         })
     }
 
+    /// Runs `f`, an exclusive section that may change the blocks `inode`
+    /// maps, with its quota charge kept exact: first `growth(fs)` blocks
+    /// (the most `f` can add) are charged, and if that is over a limit
+    /// (EDQUOT) `f` does not run; after `f`, whatever it returned (a
+    /// failed transaction rolls back), the charge is settled at the block
+    /// count the engine has for the inode. Both happen inside the section,
+    /// so no other allocation of this filesystem comes in between.
+    pub(crate) fn with_fs_mut_charged<R>(
+        &self,
+        op: Op,
+        inode: &Inode,
+        growth: impl FnOnce(&engine::Fs<PmemMedia>) -> core::result::Result<u64, engine::Error>,
+        f: impl FnOnce(&mut engine::Fs<PmemMedia>) -> core::result::Result<R, engine::Error>,
+    ) -> Result<R> {
+        let ino = inode.ino();
+        self.with_fs_mut(op, |fs| {
+            let g = growth(fs)?;
+            if let Err(e) = crate::quota::charge_blocks(inode, g) {
+                return Ok(Err(e));
+            }
+            let r = f(fs);
+            crate::quota::settle_blocks(inode, fs.read_inode(ino).ok().map(|i| i.blocks), g);
+            r.map(Ok)
+        })?
+    }
+
     /// Runs a long range operation over `count` blocks in steps of at most
     /// `STEP_BLOCKS`, one exclusive section each: `f(fs, at, n)` handles
     /// blocks `[at, at + n)` of the range. Each step starts where
@@ -288,9 +314,15 @@ impl FsInfo {
     /// engine call each bounded transaction already commits on its own
     /// (`tx_restart`), so a crash leaves a prefix of the work done either
     /// way.
+    /// Each step is charged to `inode`'s quotas as in
+    /// `with_fs_mut_charged`: with `grows`, up to its `n` blocks first
+    /// (reflink: the destination may gain a block for each), else nothing
+    /// (the step frees or moves blocks); then settled.
     pub(crate) fn with_fs_mut_steps(
         &self,
         op: Op,
+        inode: &Inode,
+        grows: bool,
         count: u64,
         next: impl Fn(&engine::Fs<PmemMedia>, u64) -> core::result::Result<Option<u64>, engine::Error>,
         mut f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
@@ -298,7 +330,7 @@ impl FsInfo {
         let mut at = self.with_fs(op, |fs| next(fs, 0))?;
         while let Some(o) = at.filter(|&o| o < count) {
             let n = (count - o).min(STEP_BLOCKS);
-            at = self.with_fs_mut(op, |fs| {
+            at = self.with_fs_mut_charged(op, inode, |_| Ok(if grows { n } else { 0 }), |fs| {
                 f(fs, o, n)?;
                 next(fs, o + n)
             })?;
@@ -306,13 +338,16 @@ impl FsInfo {
         Ok(())
     }
 
-    /// Frees blocks `[lblk, end)` of `ino` with `with_fs_mut_steps`, each
+    /// Frees blocks `[lblk, end)` of `inode` with `with_fs_mut_steps`, each
     /// step at the next mapped block: a sparse file with one block at 8 EiB
     /// is one step. Returns whether anything was mapped there.
-    pub(crate) fn punch_steps(&self, op: Op, ino: u64, lblk: u64, end: u64) -> Result<bool> {
+    pub(crate) fn punch_steps(&self, op: Op, inode: &Inode, lblk: u64, end: u64) -> Result<bool> {
         let mut any = false;
+        let ino = inode.ino();
         self.with_fs_mut_steps(
             op,
+            inode,
+            false,
             end - lblk,
             |fs, from| Ok(fs.next_mapped(ino, lblk + from, end)?.map(|b| b - lblk)),
             |fs, at, n| {

@@ -10,11 +10,12 @@
 //! What this file provides (steps 2 and 3 of the plan): the mount options,
 //! the `quotactl` operations, the quota layer's file I/O (`quota_read`,
 //! `quota_write`), the per-inode dquot pointers, the quota side of
-//! unmount, remount and sync, and the inode charges (`init`, `alloc_inode`,
+//! unmount, remount and sync, the inode charges (`init`, `alloc_inode`,
 //! `free_inode`, `setattr`; their callers are the create paths through
-//! `UnhashedInode::charge_quota`, eviction and setattr). Blocks are not
-//! charged yet (step 4): until then block usage changes only through
-//! quotacheck and chown, and block limits are stored but not enforced.
+//! `UnhashedInode::charge_quota`, eviction and setattr) and the block
+//! charges (`charge_blocks`, `settle_blocks`, called by
+//! `FsInfo::with_fs_mut_charged` around every section that can change a
+//! file's block count; Documentation/quota-plan.md says how).
 //!
 //! Locking: the quota layer calls `quota_read`/`quota_write` holding its
 //! own locks (`dq_lock`, `dqio_sem`), sometimes inside another inode's
@@ -166,6 +167,65 @@ pub(crate) fn alloc_inode(inode: &Inode) -> Result {
 pub(crate) fn free_inode(inode: &Inode) {
     // SAFETY: as in alloc_inode.
     unsafe { bindings::ferrofs_dquot_free_inode(inode.as_ptr()) };
+}
+
+/// Blocks charged to the inode so far: its `i_blocks`, which only the
+/// quota layer's space helpers change once the inode is set up
+/// (`inode_add_bytes` / `inode_sub_bytes`, with or without quotas on).
+fn charged_blocks(inode: &Inode) -> u64 {
+    // SAFETY: a live inode; inode_get_bytes reads under i_lock.
+    let bytes = unsafe { bindings::ferrofs_inode_get_bytes(inode.as_ptr()) };
+    bytes.max(0) as u64 / BLOCK
+}
+
+/// Charges `n` blocks that an allocation is about to add, before it runs:
+/// EDQUOT past a hard block limit or a soft one past its grace time
+/// (CAP_SYS_RESOURCE is not limited). `settle_blocks` then leaves exactly
+/// what the allocation added. Only spinlocks: safe inside an exclusive
+/// engine section, which is where it is called, so that nothing else
+/// changes the filesystem's usage between the charge and the settling.
+pub(crate) fn charge_blocks(inode: &Inode, n: u64) -> Result {
+    if n == 0 {
+        return Ok(());
+    }
+    let bytes = i64::try_from(n.saturating_mul(BLOCK)).map_err(|_| crate::vfs::code::edquot())?;
+    // SAFETY: a live inode; the quota layer locks what it changes.
+    let r = unsafe { bindings::ferrofs_dquot_alloc_space(inode.as_ptr(), bytes) };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
+/// Makes the inode's charge equal `blocks`, the engine's block count after
+/// a change: gives back what was freed or not used of a `charge_blocks`,
+/// and charges (without failing: it is done) what grew beyond it. Called
+/// in the exclusive engine section that made the change, so it is exact;
+/// `None` (the inode could not be read back) gives back `precharged`.
+pub(crate) fn settle_blocks(inode: &Inode, blocks: Option<u64>, precharged: u64) {
+    let cur = charged_blocks(inode);
+    let want = blocks.unwrap_or(cur.saturating_sub(precharged));
+    let bytes = |n: u64| n.saturating_mul(BLOCK).min(i64::MAX as u64) as i64;
+    // SAFETY: a live inode; only spinlocks are taken.
+    unsafe {
+        if want > cur {
+            bindings::ferrofs_dquot_alloc_space_nofail(inode.as_ptr(), bytes(want - cur));
+        } else if want < cur {
+            bindings::ferrofs_dquot_free_space(inode.as_ptr(), bytes(cur - want));
+        }
+    }
+}
+
+/// Says (in the kernel log, the first ten times) if the inode's charge is
+/// not its block count: some path changed blocks without settling them.
+/// Called with the engine lock held, shared or exclusive.
+pub(crate) fn check_blocks(inode: &Inode, blocks: u64) {
+    static SAID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    let charged = charged_blocks(inode);
+    if charged != blocks && SAID.fetch_add(1, core::sync::atomic::Ordering::Relaxed) < 10 {
+        crate::vfs::fs_err!(inode.sb().id(), "quota: inode {} is charged {} blocks but maps {}; quota usage is off until quotacheck\n",
+            inode.ino(), charged, blocks);
+    }
 }
 
 /// The quota side of a setattr, before the change is made: a new owner or
@@ -385,7 +445,9 @@ mod imp {
         }
         let ino = inode.ino();
         let t = inode.now();
-        let (size, blocks) = info.with_fs_mut(Op::Quota, |fs| {
+        // a quota file is not charged (S_NOQUOTA), but its i_blocks follows
+        // the engine's count like every inode's
+        let (size, blocks) = info.with_fs_mut_charged(Op::Quota, inode, |_| Ok(0), |fs| {
             let mut done = 0;
             while done < src.len() {
                 let pos = off as u64 + done as u64;

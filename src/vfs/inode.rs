@@ -395,7 +395,7 @@ impl<'a> Locked<'a> {
     /// [`write_attrs`]).
     pub(crate) fn fill(&self, a: &Attrs, keep_newer_times: bool) {
         // SAFETY: i_rwsem held exclusively (type invariant).
-        unsafe { write_attrs(self.inode, a, keep_newer_times) }
+        unsafe { write_attrs(self.inode, a, keep_newer_times, false) }
     }
 }
 
@@ -510,12 +510,15 @@ pub(crate) struct Attrs {
 
 /// Writes `a` into the VFS inode and its state. With `keep_newer_times`,
 /// each timestamp becomes the later of the VFS's and `a`'s (atime and mtime
-/// reach the engine lazily, in write_inode).
+/// reach the engine lazily, in write_inode). `i_blocks` is written only
+/// for a new inode (`init`): after that the quota layer's space helpers
+/// own it (`crate::quota::settle_blocks`, in the section that changed the
+/// blocks), and `dquot_transfer` moves exactly what it says.
 ///
 /// # Safety
 /// The caller holds `i_rwsem` exclusively or the inode is not yet visible to
 /// anyone else (I_NEW or unhashed).
-unsafe fn write_attrs(inode: &Inode, a: &Attrs, keep_newer_times: bool) {
+unsafe fn write_attrs(inode: &Inode, a: &Attrs, keep_newer_times: bool, init: bool) {
     let later = |which: c_int, t: Time| {
         let cur = inode.time(which);
         if keep_newer_times && (cur.sec, cur.nsec) > (t.sec, t.nsec) { cur } else { t }
@@ -530,7 +533,9 @@ unsafe fn write_attrs(inode: &Inode, a: &Attrs, keep_newer_times: bool) {
         bindings::ferrofs_i_gid_write(p, a.gid);
         bindings::set_nlink(p, a.nlink);
         bindings::ferrofs_i_size_write(p, a.size as i64);
-        (*p).i_blocks = (a.blocks * 8) as _;
+        if init {
+            (*p).i_blocks = (a.blocks * 8) as _;
+        }
         (*p).i_generation = a.generation;
         bindings::ferrofs_inode_set_time(p, 0, at.sec, at.nsec);
         bindings::ferrofs_inode_set_time(p, 1, mt.sec, mt.nsec);
@@ -563,7 +568,7 @@ pub(crate) struct Ops {
 unsafe fn init_private(inode: &Inode, a: &Attrs, ops: &Ops) {
     // SAFETY: the inode is private (contract): nothing races these stores.
     unsafe {
-        write_attrs(inode, a, false);
+        write_attrs(inode, a, false, true);
         let p = inode.as_ptr();
         (*p).i_op = ops.iops;
         if let Some(rdev) = ops.special_rdev {

@@ -269,6 +269,9 @@ pub(crate) mod code {
     pub(crate) fn euclean() -> Error {
         e(crate::bindings::EUCLEAN)
     }
+    pub(crate) fn edquot() -> Error {
+        e(crate::bindings::EDQUOT)
+    }
 }
 
 /// Logs `"ferrofs (<dev>): <message>"` at `$level`, the XFS-style prefix

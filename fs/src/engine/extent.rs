@@ -457,6 +457,47 @@ impl<M: Media> Fs<M> {
         self.run(|fs| fs.alloc_write_hinted(ino, lblk, count, fl, ext, cow))
     }
 
+    /// The most `alloc_write(ino, lblk, count, fl)` can add to the inode's
+    /// block count (`Inode::blocks`), for a charge made before it runs
+    /// (disk quotas). Only holes grow it: a copy-on-write replaces shared
+    /// blocks one for one (each owner is charged a shared block in full)
+    /// and a conversion keeps unwritten ones. In a file with an extent
+    /// size hint a hole may take the whole aligned unit around it.
+    pub fn alloc_write_growth(&self, ino: u64, lblk: u64, count: u64, fl: AllocFlags) -> Result<u64> {
+        Self::check_range(lblk, count)?;
+        let i = self.data_inode(ino)?;
+        let m = self.map(ino, lblk, count)?;
+        if m.kind != MapKind::Hole {
+            return Ok(0);
+        }
+        let ext = i.extsize_hint();
+        if ext > 1 && !fl.unwritten {
+            let (a, b) = Self::hint_unit(lblk, m.count, ext);
+            return Ok((b - a).max(m.count));
+        }
+        Ok(m.count)
+    }
+
+    /// Blocks of `[lblk, lblk + count)` that are holes: the most a
+    /// preallocation of the range (`fallocate`) can add to the inode's
+    /// block count, and what `zero_range` adds (it leaves the whole range
+    /// allocated, and what it unmaps was counted already). For a charge
+    /// made before either runs (disk quotas). O(extents in the range).
+    pub fn hole_blocks(&self, ino: u64, lblk: u64, count: u64) -> Result<u64> {
+        Self::check_range(lblk, count)?;
+        self.data_inode(ino)?;
+        let end = lblk + count;
+        let (mut cur, mut n) = (lblk, 0u64);
+        while cur < end {
+            let m = self.map(ino, cur, end - cur)?;
+            if m.kind == MapKind::Hole {
+                n += m.count;
+            }
+            cur += m.count.max(1);
+        }
+        Ok(n)
+    }
+
     #[inline(never)]
     pub(crate) fn alloc_write_inner(&mut self, ino: u64, lblk: u64, count: u64, fl: AllocFlags) -> Result<Mapping> {
         self.alloc_write_hinted(ino, lblk, count, fl, 0, 0)

@@ -13,14 +13,16 @@ import ctypes.util
 import errno
 import fcntl
 import os
+import mmap
 import re
+import signal
 import struct
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import expect_errno
+from fsutil import clone, expect_errno, fallocate, pattern
 
 FS_IOC_SHUTDOWN = 0x8004587D
 NOLOGFLUSH = 2
@@ -99,13 +101,29 @@ def as_user(uid, gid, fn):
     while chunk := os.read(r, 4096):
         out += chunk
     os.close(r)
-    os.waitpid(pid, 0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
     return out.decode()
 
 
 def inodes(kind, qid):
     rows, _ = repquota(kind)
     return rows.get(qid, (0,) * 6)[3]
+
+
+def kib(kind, qid):
+    """Block usage in KiB (what repquota shows)."""
+    rows, _ = repquota(kind)
+    return rows.get(qid, (0,) * 6)[0]
+
+
+def usage_table():
+    """{kind: {id: (KiB, inodes)}} of both quota types."""
+    return {k: {q: (r[0], r[3]) for q, r in repquota(k)[0].items()} for k in "ug"}
+
+
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
 
 
 def test_options_in_proc_mounts():
@@ -276,6 +294,110 @@ def test_inodes_charged_to_owner_and_group():
     gtest.sh(f"quotaon -ug {gtest.MNT}")
     recount = {k: {q: r[3] for q, r in repquota(k)[0].items()} for k in "ug"}
     assert counted == recount, (counted, recount)
+    plain_mount()
+
+
+def test_blocks_charged_to_owner():
+    qmount("usrquota,grpquota")
+    gtest.sh(f"quotacheck -cug {gtest.MNT}")
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    d = f"{gtest.MNT}/blk"
+    os.mkdir(d)
+    os.chmod(d, 0o1777)
+    log0 = dmesg()
+
+    def writes():
+        with open(f"{d}/a", "wb") as f:
+            f.write(pattern(1, 40 * 1024))  # 10 blocks
+        fd = os.open(f"{d}/b", os.O_RDWR | os.O_CREAT, 0o644)
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 64 * 1024)  # 16 blocks, unwritten
+        os.ftruncate(fd, 64 * 1024)
+        os.pwrite(fd, b"x" * 4096, 8192)  # into preallocated space: nothing new
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 32 * 1024, 16 * 1024)  # -4
+        os.close(fd)
+        # a DAX store fault into a hole
+        fd = os.open(f"{d}/m", os.O_RDWR | os.O_CREAT, 0o644)
+        os.ftruncate(fd, 8 * 4096)
+        m = mmap.mmap(fd, 8 * 4096)
+        m[0] = 1
+        m[5 * 4096] = 1  # 2 blocks
+        m.close()
+        os.close(fd)
+    assert as_user(2000, 3000, writes) == "ok None"
+    assert kib("u", 2000) == 4 * (10 + 16 - 4 + 2), repquota("u")[1]
+    assert kib("g", 3000) == 4 * (10 + 16 - 4 + 2), repquota("g")[1]
+    os.truncate(f"{d}/a", 8192)  # -8
+    assert kib("u", 2000) == 4 * 16, repquota("u")[1]
+
+    # a clone is charged to its owner in full; writing over it (CoW)
+    # changes nothing; the source's owner is not charged
+    with open(f"{d}/src", "wb") as f:
+        f.write(pattern(2, 64 * 1024))  # root's, 16 blocks
+    root0 = kib("u", 0)
+
+    def reflink():
+        with open(f"{d}/src", "rb") as s, open(f"{d}/copy", "wb") as c:
+            clone(s.fileno(), c.fileno())
+        with open(f"{d}/copy", "r+b") as c:
+            c.write(b"y" * 4096)
+    assert as_user(2000, 3000, reflink) == "ok None"
+    assert kib("u", 2000) == 4 * (16 + 16), repquota("u")[1]
+    assert kib("u", 0) == root0, repquota("u")[1]
+    # chown moves the file's blocks
+    os.chown(f"{d}/copy", 2001, 3001)
+    assert (kib("u", 2000), kib("u", 2001)) == (4 * 16, 4 * 16), repquota("u")[1]
+    # unlink gives them back (when the inode goes)
+    os.unlink(f"{d}/m")
+    assert kib("u", 2000) == 4 * 14, repquota("u")[1]
+
+    # the hard block limit: a write stops exactly there, then EDQUOT
+    gtest.sh(f"setquota -u 2000 0 {4 * 14 + 20} 0 0 {gtest.MNT}")
+
+    def fill():
+        fd = os.open(f"{d}/fill", os.O_WRONLY | os.O_CREAT, 0o644)
+        n = os.write(fd, b"z" * 64 * 1024)
+        try:
+            os.write(fd, b"z")
+        finally:
+            os.close(fd)
+        return n
+    assert as_user(2000, 3000, fill) == "errno EDQUOT"
+    assert os.path.getsize(f"{d}/fill") == 20 * 1024
+    assert kib("u", 2000) == 4 * 14 + 20, repquota("u")[1]
+    # and nothing more gets through: fallocate, a clone, a store fault
+    fd = os.open(f"{d}/free", os.O_RDWR | os.O_CREAT, 0o666)
+    os.ftruncate(fd, 4096)
+    os.close(fd)
+    os.chown(f"{d}/free", 2000, 3000)
+
+    def more_fallocate():
+        fd = os.open(f"{d}/free", os.O_RDWR)
+        fallocate(fd, 0, 0, 4096)
+    assert as_user(2000, 3000, more_fallocate) == "errno EDQUOT"
+
+    def more_clone():
+        with open(f"{d}/src", "rb") as s, open(f"{d}/free", "r+b") as c:
+            clone(s.fileno(), c.fileno())
+    assert as_user(2000, 3000, more_clone) == "errno EDQUOT"
+
+    def more_fault():
+        fd = os.open(f"{d}/free", os.O_RDWR)
+        m = mmap.mmap(fd, 4096)
+        m[0] = 1
+    assert as_user(2000, 3000, more_fault) == "signal SIGBUS"
+    assert kib("u", 2000) == 4 * 14 + 20, repquota("u")[1]
+    # root is not limited: its write into the user's file is charged to it
+    with open(f"{d}/free", "r+b") as f:
+        f.write(b"r" * 4096)
+    assert kib("u", 2000) == 4 * 15 + 20, repquota("u")[1]
+
+    # every charge was settled exactly, and quotacheck counts the same
+    assert "quota: inode" not in dmesg()[len(log0):], dmesg()[len(log0):]
+    counted = usage_table()
+    gtest.sh(f"quotaoff -ug {gtest.MNT}")
+    gtest.sh(f"quotacheck -ug {gtest.MNT}")
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    assert usage_table() == counted, (counted, usage_table())
     plain_mount()
 
 
