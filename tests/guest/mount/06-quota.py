@@ -126,6 +126,27 @@ def usage_table():
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
 
 
+def quota_on_with_dir(name):
+    """User and group quotas on, fresh quota files, and a sticky
+    world-writable directory NAME for other users' files: its path."""
+    qmount("usrquota,grpquota")
+    gtest.sh(f"quotacheck -cug {gtest.MNT}")
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    d = f"{gtest.MNT}/{name}"
+    os.mkdir(d)
+    os.chmod(d, 0o1777)
+    return d
+
+
+def assert_quotacheck_agrees():
+    """What the kernel counted is what a quotacheck recount finds."""
+    counted = usage_table()
+    gtest.sh(f"quotaoff -ug {gtest.MNT}")
+    gtest.sh(f"quotacheck -ug {gtest.MNT}")
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    assert usage_table() == counted, (counted, usage_table())
+
+
 def test_options_in_proc_mounts():
     qmount("usrquota,grpquota")
     o = opts()
@@ -240,12 +261,7 @@ def test_remount_ro_rw_keeps_quota_on():
 
 
 def test_inodes_charged_to_owner_and_group():
-    qmount("usrquota,grpquota")
-    gtest.sh(f"quotacheck -cug {gtest.MNT}")
-    gtest.sh(f"quotaon -ug {gtest.MNT}")
-    d = f"{gtest.MNT}/shared"
-    os.mkdir(d)
-    os.chmod(d, 0o1777)
+    d = quota_on_with_dir("shared")
 
     def make():
         for i in range(5):
@@ -288,22 +304,12 @@ def test_inodes_charged_to_owner_and_group():
     assert inodes("u", 2000) == 7, repquota("u")[1]
 
     # what was counted is what quotacheck counts
-    counted = {k: {q: r[3] for q, r in repquota(k)[0].items()} for k in "ug"}
-    gtest.sh(f"quotaoff -ug {gtest.MNT}")
-    gtest.sh(f"quotacheck -ug {gtest.MNT}")
-    gtest.sh(f"quotaon -ug {gtest.MNT}")
-    recount = {k: {q: r[3] for q, r in repquota(k)[0].items()} for k in "ug"}
-    assert counted == recount, (counted, recount)
+    assert_quotacheck_agrees()
     plain_mount()
 
 
 def test_blocks_charged_to_owner():
-    qmount("usrquota,grpquota")
-    gtest.sh(f"quotacheck -cug {gtest.MNT}")
-    gtest.sh(f"quotaon -ug {gtest.MNT}")
-    d = f"{gtest.MNT}/blk"
-    os.mkdir(d)
-    os.chmod(d, 0o1777)
+    d = quota_on_with_dir("blk")
     log0 = dmesg()
 
     def writes():
@@ -393,11 +399,7 @@ def test_blocks_charged_to_owner():
 
     # every charge was settled exactly, and quotacheck counts the same
     assert "quota: inode" not in dmesg()[len(log0):], dmesg()[len(log0):]
-    counted = usage_table()
-    gtest.sh(f"quotaoff -ug {gtest.MNT}")
-    gtest.sh(f"quotacheck -ug {gtest.MNT}")
-    gtest.sh(f"quotaon -ug {gtest.MNT}")
-    assert usage_table() == counted, (counted, usage_table())
+    assert_quotacheck_agrees()
     plain_mount()
 
 
