@@ -308,7 +308,56 @@ def test_inodes_charged_to_owner_and_group():
     plain_mount()
 
 
+def test_inodes_charged_to_owner_and_group():
+    d = quota_on_with_dir("shared")
+
+    def make():
+        for i in range(5):
+            open(f"{d}/f{i}", "w").close()
+        os.mkdir(f"{d}/dir")
+        os.symlink("f0", f"{d}/link")
+        os.mkfifo(f"{d}/fifo")
+    assert as_user(2000, 3000, make) == "ok None"
+    assert inodes("u", 2000) == 8 and inodes("g", 3000) == 8, repquota("u")[1]
+    os.chown(f"{d}/f0", 2001, 3001)  # the charge moves with the owner
+    assert (inodes("u", 2000), inodes("u", 2001)) == (7, 1), repquota("u")[1]
+    assert (inodes("g", 3000), inodes("g", 3001)) == (7, 1), repquota("g")[1]
+    os.unlink(f"{d}/f1")
+    os.unlink(f"{d}/f2")
+    assert inodes("u", 2000) == 5, repquota("u")[1]
+
+    def tmpfile():
+        fd = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600)
+        return fd
+    # an O_TMPFILE counts while it exists (the child's exit closes it)
+    assert as_user(2000, 3000, tmpfile).startswith("ok ")
+    assert inodes("u", 2000) == 5, repquota("u")[1]
+
+    # the hard inode limit: one more file, then EDQUOT; nothing is left of
+    # the refused create
+    gtest.sh(f"setquota -u 2000 0 0 0 6 {gtest.MNT}")
+
+    def fill():
+        open(f"{d}/g0", "w").close()
+        try:
+            open(f"{d}/g1", "w").close()
+        finally:
+            assert not os.path.exists(f"{d}/g1")
+    assert as_user(2000, 3000, fill) == "errno EDQUOT"
+    assert as_user(2000, 3000, lambda: os.mkdir(f"{d}/g2")) == "errno EDQUOT"
+    assert inodes("u", 2000) == 6, repquota("u")[1]
+    # root is not limited (CAP_SYS_RESOURCE), as on ext4
+    open(f"{d}/byroot", "w").close()
+    os.chown(f"{d}/byroot", 2000, 3000)
+    assert inodes("u", 2000) == 7, repquota("u")[1]
+
+    # what was counted is what quotacheck counts
+    assert_quotacheck_agrees()
+    plain_mount()
+
+
 def test_blocks_charged_to_owner():
+    # IDs of its own: the inode test counts 2000/3000 from zero
     d = quota_on_with_dir("blk")
     log0 = dmesg()
 
@@ -329,11 +378,11 @@ def test_blocks_charged_to_owner():
         m[5 * 4096] = 1  # 2 blocks
         m.close()
         os.close(fd)
-    assert as_user(2000, 3000, writes) == "ok None"
-    assert kib("u", 2000) == 4 * (10 + 16 - 4 + 2), repquota("u")[1]
-    assert kib("g", 3000) == 4 * (10 + 16 - 4 + 2), repquota("g")[1]
+    assert as_user(4000, 5000, writes) == "ok None"
+    assert kib("u", 4000) == 4 * (10 + 16 - 4 + 2), repquota("u")[1]
+    assert kib("g", 5000) == 4 * (10 + 16 - 4 + 2), repquota("g")[1]
     os.truncate(f"{d}/a", 8192)  # -8
-    assert kib("u", 2000) == 4 * 16, repquota("u")[1]
+    assert kib("u", 4000) == 4 * 16, repquota("u")[1]
 
     # a clone is charged to its owner in full; writing over it (CoW)
     # changes nothing; the source's owner is not charged
@@ -346,18 +395,18 @@ def test_blocks_charged_to_owner():
             clone(s.fileno(), c.fileno())
         with open(f"{d}/copy", "r+b") as c:
             c.write(b"y" * 4096)
-    assert as_user(2000, 3000, reflink) == "ok None"
-    assert kib("u", 2000) == 4 * (16 + 16), repquota("u")[1]
+    assert as_user(4000, 5000, reflink) == "ok None"
+    assert kib("u", 4000) == 4 * (16 + 16), repquota("u")[1]
     assert kib("u", 0) == root0, repquota("u")[1]
     # chown moves the file's blocks
-    os.chown(f"{d}/copy", 2001, 3001)
-    assert (kib("u", 2000), kib("u", 2001)) == (4 * 16, 4 * 16), repquota("u")[1]
+    os.chown(f"{d}/copy", 4001, 5001)
+    assert (kib("u", 4000), kib("u", 4001)) == (4 * 16, 4 * 16), repquota("u")[1]
     # unlink gives them back (when the inode goes)
     os.unlink(f"{d}/m")
-    assert kib("u", 2000) == 4 * 14, repquota("u")[1]
+    assert kib("u", 4000) == 4 * 14, repquota("u")[1]
 
     # the hard block limit: a write stops exactly there, then EDQUOT
-    gtest.sh(f"setquota -u 2000 0 {4 * 14 + 20} 0 0 {gtest.MNT}")
+    gtest.sh(f"setquota -u 4000 0 {4 * 14 + 20} 0 0 {gtest.MNT}")
 
     def fill():
         fd = os.open(f"{d}/fill", os.O_WRONLY | os.O_CREAT, 0o644)
@@ -367,35 +416,35 @@ def test_blocks_charged_to_owner():
         finally:
             os.close(fd)
         return n
-    assert as_user(2000, 3000, fill) == "errno EDQUOT"
+    assert as_user(4000, 5000, fill) == "errno EDQUOT"
     assert os.path.getsize(f"{d}/fill") == 20 * 1024
-    assert kib("u", 2000) == 4 * 14 + 20, repquota("u")[1]
+    assert kib("u", 4000) == 4 * 14 + 20, repquota("u")[1]
     # and nothing more gets through: fallocate, a clone, a store fault
     fd = os.open(f"{d}/free", os.O_RDWR | os.O_CREAT, 0o666)
     os.ftruncate(fd, 4096)
     os.close(fd)
-    os.chown(f"{d}/free", 2000, 3000)
+    os.chown(f"{d}/free", 4000, 5000)
 
     def more_fallocate():
         fd = os.open(f"{d}/free", os.O_RDWR)
         fallocate(fd, 0, 0, 4096)
-    assert as_user(2000, 3000, more_fallocate) == "errno EDQUOT"
+    assert as_user(4000, 5000, more_fallocate) == "errno EDQUOT"
 
     def more_clone():
         with open(f"{d}/src", "rb") as s, open(f"{d}/free", "r+b") as c:
             clone(s.fileno(), c.fileno())
-    assert as_user(2000, 3000, more_clone) == "errno EDQUOT"
+    assert as_user(4000, 5000, more_clone) == "errno EDQUOT"
 
     def more_fault():
         fd = os.open(f"{d}/free", os.O_RDWR)
         m = mmap.mmap(fd, 4096)
         m[0] = 1
-    assert as_user(2000, 3000, more_fault) == "signal SIGBUS"
-    assert kib("u", 2000) == 4 * 14 + 20, repquota("u")[1]
+    assert as_user(4000, 5000, more_fault) == "signal SIGBUS"
+    assert kib("u", 4000) == 4 * 14 + 20, repquota("u")[1]
     # root is not limited: its write into the user's file is charged to it
     with open(f"{d}/free", "r+b") as f:
         f.write(b"r" * 4096)
-    assert kib("u", 2000) == 4 * 15 + 20, repquota("u")[1]
+    assert kib("u", 4000) == 4 * 15 + 20, repquota("u")[1]
 
     # every charge was settled exactly, and quotacheck counts the same
     assert "quota: inode" not in dmesg()[len(log0):], dmesg()[len(log0):]
