@@ -333,7 +333,7 @@ mod imp {
                 sb.id(),
                 "cannot turn on {} quota: the filesystem was not mounted with {}\n",
                 type_name(ty),
-                if ty == bindings::USRQUOTA as c_int { "usrquota" } else { "grpquota" }
+                names(1u8 << ty)
             );
             return EINVAL.to_errno();
         }
@@ -386,6 +386,24 @@ mod imp {
         }
     }
 
+    /// Bytes `[off, off + len)` of a file cut at block boundaries: for each
+    /// piece, its offset in the range, its block, its offset in that block
+    /// and its length (what `read` and `write` copy one at a time).
+    fn pieces(off: u64, len: usize) -> impl Iterator<Item = (usize, u64, u64, usize)> {
+        let mut done = 0;
+        core::iter::from_fn(move || {
+            if done >= len {
+                return None;
+            }
+            let pos = off + done as u64;
+            let at = pos % BLOCK;
+            let n = ((BLOCK - at) as usize).min(len - done);
+            let piece = (done, pos / BLOCK, at, n);
+            done += n;
+            Some(piece)
+        })
+    }
+
     fn read(inode: &Inode, buf: &mut [u8], off: i64) -> Result<usize> {
         let info = info_of(inode)?;
         let size = inode.size();
@@ -398,19 +416,14 @@ mod imp {
         let n = buf.len().min((size - off) as usize);
         let ino = inode.ino();
         info.with_fs(Op::Quota, |fs| {
-            let mut done = 0;
-            while done < n {
-                let pos = off as u64 + done as u64;
-                let at = pos % BLOCK;
-                let chunk = ((BLOCK - at) as usize).min(n - done);
+            for (done, lblk, at, chunk) in pieces(off as u64, n) {
                 let dst = &mut buf[done..done + chunk];
-                let m = fs.map(ino, pos / BLOCK, 1)?;
+                let m = fs.map(ino, lblk, 1)?;
                 if m.kind == engine::MapKind::Written {
                     fs.media().read(m.pblk * BLOCK + at, dst).map_err(|_| engine::Error::Io { block: m.pblk })?;
                 } else {
                     dst.fill(0);
                 }
-                done += chunk;
             }
             Ok(n)
         })
@@ -448,12 +461,7 @@ mod imp {
         // a quota file is not charged (S_NOQUOTA), but its i_blocks follows
         // the engine's count like every inode's
         let (size, blocks) = info.with_fs_mut_charged(Op::Quota, inode, |_| Ok(0), |fs| {
-            let mut done = 0;
-            while done < src.len() {
-                let pos = off as u64 + done as u64;
-                let at = pos % BLOCK;
-                let chunk = ((BLOCK - at) as usize).min(src.len() - done);
-                let lblk = pos / BLOCK;
+            for (done, lblk, at, chunk) in pieces(off as u64, src.len()) {
                 let mut m = fs.map(ino, lblk, 1)?;
                 if m.kind != engine::MapKind::Written || m.shared {
                     let old = m;
@@ -468,7 +476,6 @@ mod imp {
                 let to = m.pblk * BLOCK + at;
                 fs.media().write(to, &src[done..done + chunk]);
                 fs.media().flush(to, chunk as u64);
-                done += chunk;
             }
             fs.media().fence();
             let di = fs.read_inode(ino)?;
