@@ -261,6 +261,19 @@ struct inode *ferrofs_quota_inode(struct super_block *sb, int type)
 	return NULL;
 #endif
 }
+/* Whether a charge can fail: some quota type is on (not suspended) and the
+ * inode is not a quota file. Without it a block charge cannot be refused,
+ * so the allocating paths need not work out their growth first. */
+bool ferrofs_quota_limits_may_apply(struct inode *inode)
+{
+#ifdef CONFIG_QUOTA
+	struct super_block *sb = inode->i_sb;
+
+	return !IS_NOQUOTA(inode) && (sb_any_quota_loaded(sb) & ~sb_any_quota_suspended(sb));
+#else
+	return false;
+#endif
+}
 int ferrofs_dquot_suspend(struct super_block *sb) { return dquot_suspend(sb, -1); }
 int ferrofs_dquot_resume(struct super_block *sb) { return dquot_resume(sb, -1); }
 int ferrofs_dquot_disable_all(struct super_block *sb)

@@ -101,6 +101,7 @@ void ferrofs_init_engine_rwsem(struct rw_semaphore *sem);
 struct quotactl_ops;
 void ferrofs_sb_set_quota(struct super_block *sb, const struct quotactl_ops *qcop);
 struct inode *ferrofs_quota_inode(struct super_block *sb, int type);
+bool ferrofs_quota_limits_may_apply(struct inode *inode);
 int ferrofs_dquot_suspend(struct super_block *sb);
 int ferrofs_dquot_resume(struct super_block *sb);
 int ferrofs_dquot_disable_all(struct super_block *sb);

@@ -277,9 +277,10 @@ impl FsInfo {
     }
 
     /// Runs `f`, an exclusive section that may change the blocks `inode`
-    /// maps, with its quota charge kept exact: first `growth(fs)` blocks
-    /// (the most `f` can add) are charged, and if that is over a limit
-    /// (EDQUOT) `f` does not run; after `f`, whatever it returned (a
+    /// maps, with its quota charge kept exact: first, if a limit can apply
+    /// (`quota::limits_may_apply`), `growth(fs)` blocks (the most `f` can
+    /// add) are charged, and if that is over a limit (EDQUOT) `f` does not
+    /// run; after `f`, whatever it returned (a
     /// failed transaction rolls back), the charge is settled at the block
     /// count the engine has for the inode. Both happen inside the section,
     /// so no other allocation of this filesystem comes in between.
@@ -292,7 +293,7 @@ impl FsInfo {
     ) -> Result<R> {
         let ino = inode.ino();
         self.with_fs_mut(op, |fs| {
-            let g = growth(fs)?;
+            let g = if crate::quota::limits_may_apply(inode) { growth(fs)? } else { 0 };
             if let Err(e) = crate::quota::charge_blocks(inode, g) {
                 return Ok(Err(e));
             }

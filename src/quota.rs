@@ -197,6 +197,19 @@ pub(crate) fn charge_blocks(inode: &Inode, n: u64) -> Result {
     Ok(())
 }
 
+/// Whether `charge_blocks` can refuse anything for `inode`: a quota type is
+/// on and the inode is not a quota file. When it cannot, callers skip
+/// working out how much a section may add (an extent lookup on every
+/// allocating section, faults included); `settle_blocks` still keeps the
+/// usage and `i_blocks` exact. Read inside the exclusive section: a
+/// `quotaon` racing it only means that one section is not limited.
+pub(crate) fn limits_may_apply(inode: &Inode) -> bool {
+    // SAFETY: a live inode; reads its flags and its superblock's quota
+    // state, which the quota layer changes under its own locks (a stale
+    // answer is harmless, see above).
+    unsafe { bindings::ferrofs_quota_limits_may_apply(inode.as_ptr()) }
+}
+
 /// Makes the inode's charge equal `blocks`, the engine's block count after
 /// a change: gives back what was freed or not used of a `charge_blocks`,
 /// and charges (without failing: it is done) what grew beyond it. Called
