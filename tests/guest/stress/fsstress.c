@@ -15,6 +15,9 @@
  * (EIO, EUCLEAN, EFAULT, ENOMEM, ...) is an "unexpected error" and is
  * printed. A store through a mapping may SIGBUS when another process
  * truncated the file (counted, then the process goes on).
+ * With FSSTRESS_QUOTA=1 in the environment (tests/guest/stress/55-quota.py
+ * sets limits), EDQUOT is expected too and counted on its own, and so is a
+ * SIGBUS of a store fault over the limit.
  * Prints a per-operation table and "fsstress: N ops, M unexpected errors";
  * exits 1 if M > 0.
  */
@@ -57,6 +60,7 @@ struct shared {
 	unsigned long ops[MAXP][NOPS];
 	unsigned long fails[MAXP][NOPS];
 	unsigned long sigbus[MAXP];
+	unsigned long edquot[MAXP];
 	unsigned long unexpected;
 	char msgs[32][320];
 };
@@ -66,6 +70,7 @@ static uint64_t rs;
 static const char *top;
 static sigjmp_buf jb;
 static volatile int in_map;
+static int quota; /* FSSTRESS_QUOTA=1: limits are set, EDQUOT is expected */
 
 static uint64_t rnd(void)
 {
@@ -102,6 +107,10 @@ static void result(int op, long r, const char *what)
 	if (r >= 0)
 		return;
 	sh->fails[me][op]++;
+	if (quota && errno == EDQUOT) {
+		sh->edquot[me]++;
+		return;
+	}
 	if (!expected(errno)) {
 		unsigned long i = __atomic_fetch_add(&sh->unexpected, 1, __ATOMIC_RELAXED);
 		if (i < 32)
@@ -293,7 +302,7 @@ static void one(void)
 int main(int argc, char **argv)
 {
 	int nproc, secs, i;
-	unsigned long seed, total = 0, fails = 0, bus = 0;
+	unsigned long seed, total = 0, fails = 0, bus = 0, edq = 0;
 	time_t end;
 
 	if (argc != 5)
@@ -317,6 +326,7 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < MAXSZ; i++)
 		buf[i] = 'a' + i % 23;
+	quota = getenv("FSSTRESS_QUOTA") && !strcmp(getenv("FSSTRESS_QUOTA"), "1");
 	signal(SIGBUS, on_bus);
 	end = time(NULL) + secs;
 	for (me = 0; me < nproc; me++) {
@@ -350,12 +360,14 @@ int main(int argc, char **argv)
 		fails += f;
 		printf("%-16s %10lu %10lu\n", names[op], o, f);
 	}
-	for (i = 0; i < nproc; i++)
+	for (i = 0; i < nproc; i++) {
 		bus += sh->sigbus[i];
+		edq += sh->edquot[i];
+	}
 	for (unsigned long k = 0; k < sh->unexpected && k < 32; k++)
 		printf("unexpected: %s\n", sh->msgs[k]);
-	printf("fsstress: %lu ops (%lu failed as expected under races, %lu SIGBUS on a truncated mapping), "
-	       "%lu unexpected errors, %d processes, %d s\n", total, fails - sh->unexpected, bus, sh->unexpected,
-	       nproc, secs);
+	printf("fsstress: %lu ops (%lu failed as expected under races, %lu EDQUOT, %lu SIGBUS on a truncated "
+	       "mapping%s), %lu unexpected errors, %d processes, %d s\n", total, fails - sh->unexpected - edq, edq,
+	       bus, quota ? " or over a quota" : "", sh->unexpected, nproc, secs);
 	return sh->unexpected ? 1 : 0;
 }
