@@ -7,7 +7,8 @@ failed, a not-run and a crashed test, an expunged one), then checks what
 runstate.py makes of it (outcomes, the first diff line of a failure, the
 selection a resumed chunk gets, re-running crashed tests) and what
 ledger.py does with it (rows, a re-run replacing a row, a render that is
-idempotent and lists the test ferrofs fails where XFS passes).
+idempotent and lists the test ferrofs fails where XFS passes; a test of
+the extra set going to extra.tsv and to its own rendered block).
 """
 import os
 import shutil
@@ -18,7 +19,7 @@ import tempfile
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 import runstate  # noqa: E402
-from ledger import BEGIN, END  # noqa: E402
+from ledger import BEGIN, END, EXTRA_BEGIN, EXTRA_END  # noqa: E402
 
 failures = []
 
@@ -79,7 +80,7 @@ def main():
         tree = os.path.join(tmp, "tree")
         write(os.path.join(tree, "tests/generic/group.list"),
               "001 auto quick\n002 auto quick\n003 auto quick\n004 auto quick\n"
-              "005 auto\n605 auto quick dax\n")
+              "005 auto\n605 auto quick dax\n606 auto clone\n")
         exp = os.path.join(tmp, "expunge.ferrofs")
         write(exp, "# comment\ngeneric/605  # mounts -o dax=inode\n")
         run = os.path.join(tmp, "run")
@@ -126,8 +127,9 @@ def main():
 
         # the ledger, in a scratch copy of the two rendered files
         repo = os.path.join(tmp, "repo")
-        for f in ("README.md", "Documentation/xfstests.md"):
-            write(os.path.join(repo, f), f"head\n{BEGIN}\nold\n{END}\ntail\n")
+        write(os.path.join(repo, "README.md"), f"head\n{BEGIN}\nold\n{END}\ntail\n")
+        write(os.path.join(repo, "Documentation/xfstests.md"),
+              f"head\n{BEGIN}\nold\n{END}\nmid\n{EXTRA_BEGIN}\nold\n{EXTRA_END}\ntail\n")
         ledger = os.path.join(tmp, "quick.tsv")
 
         def led(*a):
@@ -180,6 +182,27 @@ def main():
         check(len(heads) == 1, f"the header is written once after several ingests: {len(heads)}")
         need = led("need-xfs").stdout.split()
         check(need == ["generic/003", "generic/605"], f"need-xfs: {need}")
+        # a test of the clone group outside quick goes to extra.tsv, beside
+        # the quick ledger, and gets a block of its own in the documentation
+        check(led("todo", "--set", "extra").stdout.split() == ["generic/606"], "extra set: generic/606")
+        rdir = os.path.join(tmp, "run5")
+        write(os.path.join(rdir, "chunks/001/meta"), "started\t2026-12-04T09:00:00Z\nxfstests\tabcdef01\n"
+              "ferrofs\t9abcdef0\n")
+        fake_test(rdir, "ferrofs", "generic/606", "001", XML_FAIL, 20)
+        fake_test(rdir, "ferrofs", "generic/005", "001", XML_PASS, 20)
+        led("ingest", rdir)
+        extra = os.path.join(tmp, "extra.tsv")
+        erows = [x.split("\t")[:3] for x in open(extra) if x.startswith("generic/")] if os.path.exists(extra) else []
+        check(erows == [["generic/606", "ferrofs", "fail"]], f"extra.tsv has generic/606 only: {erows}")
+        check(not [x for x in open(ledger) if x.startswith(("generic/606", "generic/005"))],
+              "quick.tsv has neither the extra test nor one of no set")
+        check(led("todo", "--set", "extra").stdout.split() == [], "extra set: nothing left to run")
+        check(led("need-xfs", "--set", "extra").stdout.split() == ["generic/606"], "extra set needs XFS for 606")
+        doc = open(os.path.join(repo, "Documentation/xfstests.md")).read()
+        blk = doc[doc.index(EXTRA_BEGIN):doc.index(EXTRA_END)]
+        good = "| ferrofs | 1 of 1 | 0 | 1 |" in blk and "tests/xfstests/results/extra.tsv" in blk
+        check(good, "the extra block counts generic/606" + ("" if good else f": {blk!r}"))
+        check("generic/606" not in doc[:doc.index(EXTRA_BEGIN)], "the quick block does not list it")
     finally:
         shutil.rmtree(tmp)
     print(f"selftest: {len(failures)} failed" if failures else "selftest: all passed")

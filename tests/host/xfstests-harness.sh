@@ -1,0 +1,19 @@
+# The xfstests harness's bookkeeping without a VM or an xfstests tree
+# (tests/xfstests/selftest.py): run state, outcomes, resumed and retried
+# chunks, and the ledgers (quick.tsv and extra.tsv, their rendered blocks).
+# Each of its checks is one ok/not ok line here.
+# shellcheck source=tests/host/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$here"
+
+out=$(python3 tests/xfstests/selftest.py 2>&1); rc=$?
+while IFS= read -r line; do
+  case "$line" in
+    "ok   "*) ok "xfstests harness: ${line#ok   }" ;;
+    "FAIL "*) not_ok "xfstests harness: ${line#FAIL }" ;;
+  esac
+done <<< "$out"
+n=$(grep -cE '^(ok  |FAIL) ' <<< "$out")
+check "xfstests harness: selftest.py ran its checks and exited 0 (exit $rc, $n checks)" \
+  bash -c '[ "$1" = 0 ] && [ "$2" -gt 20 ]' _ "$rc" "$n"
+finish
