@@ -274,6 +274,71 @@ bool ferrofs_quota_limits_may_apply(struct inode *inode)
 	return false;
 #endif
 }
+/*
+ * Quota on at mount: loads the visible quota file of TYPE (aquota.user or
+ * aquota.group in the root directory) in the format quotacheck wrote it in
+ * (vfsv0, else vfsv1). -ENOENT when there is no such file. Called with
+ * s_umount held for writing (fill_super, reconfigure).
+ */
+int ferrofs_quota_on_mount(struct super_block *sb, int type)
+{
+#ifdef CONFIG_QUOTA
+	static char user[] = "aquota.user", group[] = "aquota.group";
+	char *name = type == USRQUOTA ? user : group;
+	int err = dquot_quota_on_mount(sb, name, QFMT_VFS_V0, type);
+
+	if (err == -EINVAL)
+		err = dquot_quota_on_mount(sb, name, QFMT_VFS_V1, type);
+	return err;
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+struct inode *ferrofs_path_inode(const struct path *path) { return d_inode(path->dentry); }
+bool ferrofs_quota_loaded(struct super_block *sb, int type)
+{
+#ifdef CONFIG_QUOTA
+	return sb_has_quota_loaded(sb, type);
+#else
+	return false;
+#endif
+}
+/* The usage of ID's dquot of TYPE: BYTES and INODES (the recount at mount). */
+int ferrofs_quota_set_usage(struct super_block *sb, int type, u32 id, u64 bytes, u64 inodes)
+{
+#ifdef CONFIG_QUOTA
+	struct qc_dqblk d = {
+		.d_fieldmask = QC_SPACE | QC_INO_COUNT,
+		.d_space = bytes,
+		.d_ino_count = inodes,
+	};
+	struct kqid q = make_kqid(&init_user_ns, type, id);
+
+	if (!qid_valid(q))
+		return -EINVAL;
+	return dquot_set_dqblk(sb, q, &d);
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+/* The first ID at or after *ID that has a record in the quota file of
+ * TYPE, into *ID; -ENOENT after the last. */
+int ferrofs_quota_next_id(struct super_block *sb, int type, u32 *id)
+{
+#ifdef CONFIG_QUOTA
+	struct kqid q = make_kqid(&init_user_ns, type, *id);
+	int err;
+
+	if (!qid_valid(q))
+		return -ENOENT;
+	err = dquot_get_next_id(sb, &q);
+	if (!err)
+		*id = from_kqid(&init_user_ns, q);
+	return err;
+#else
+	return -EOPNOTSUPP;
+#endif
+}
 int ferrofs_dquot_suspend(struct super_block *sb) { return dquot_suspend(sb, -1); }
 int ferrofs_dquot_resume(struct super_block *sb) { return dquot_resume(sb, -1); }
 int ferrofs_dquot_disable_all(struct super_block *sb)

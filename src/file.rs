@@ -222,7 +222,7 @@ fn map_engine(info: &FsInfo, inode: &Inode, lblk: u64, count: u64, flags: c_uint
     // back to a 4 KiB fault, which asks for one block.
     let mut want = count;
     loop {
-        let r = info.with_fs_mut_charged(Op::Alloc, inode, |fs| fs.alloc_write_growth(ino, lblk, want, flags), |fs| {
+        let r = info.with_fs_mut_charged(Op::Alloc, inode, |fs| fs.alloc_write_charge(ino, lblk, want, flags), |fs| {
             // again: the map may have changed between the two locks
             let m = fs.map(ino, lblk, want)?;
             refuse_poisoned(info, fs, &m)?;
@@ -1057,11 +1057,15 @@ fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Resul
         unmap_blocks(inode, byte_of(l), byte_of(l + n), &inv)?;
         // a unit can be a large hint: bounded exclusive sections (a run is
         // mapped throughout: one step after the other)
-        match info.with_fs_mut_steps(Op::Space, inode, false, n, |_, at| Ok(Some(at)), |fs, at, k| fs.unshare(ino, l + at, k)) {
+        // The copies are charged to the file's quotas while they are made
+        // (a run is all shared blocks: one copy each), as map_engine
+        // charges a copy-on-write.
+        match info.with_fs_mut_steps(Op::Space, inode, true, n, |_, at| Ok(Some(at)), |fs, at, k| fs.unshare(ino, l + at, k)) {
             Ok(()) => {}
             // the write copies what it covers, block by block (and fails
-            // with EIO where that is a block lost to a memory failure)
-            Err(e) if e == ENOSPC || e == EIO => break,
+            // with EIO where that is a block lost to a memory failure, or
+            // EDQUOT where its own copies do not fit under a limit)
+            Err(e) if e == ENOSPC || e == EIO || e == crate::vfs::code::edquot() => break,
             Err(e) => return Err(e),
         }
     }

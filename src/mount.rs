@@ -317,8 +317,9 @@ impl FsInfo {
     /// way.
     /// Each step is charged to `inode`'s quotas as in
     /// `with_fs_mut_charged`: with `grows`, up to its `n` blocks first
-    /// (reflink: the destination may gain a block for each), else nothing
-    /// (the step frees or moves blocks); then settled.
+    /// (reflink: the destination may gain a block for each; a write's
+    /// copy-on-write of a shared run: a copy each while it runs), else
+    /// nothing (the step frees or moves blocks); then settled.
     pub(crate) fn with_fs_mut_steps(
         &self,
         op: Op,

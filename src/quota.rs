@@ -15,7 +15,8 @@
 //! `UnhashedInode::charge_quota`, eviction and setattr) and the block
 //! charges (`charge_blocks`, `settle_blocks`, called by
 //! `FsInfo::with_fs_mut_charged` around every section that can change a
-//! file's block count; Documentation/quota-plan.md says how).
+//! file's block count; Documentation/quota-plan.md says how), and the
+//! quota files turned on at mount with usage recounted (`on_at_mount`).
 //!
 //! Locking: the quota layer calls `quota_read`/`quota_write` holding its
 //! own locks (`dq_lock`, `dqio_sem`), sometimes inside another inode's
@@ -266,7 +267,11 @@ pub(crate) fn drop_inode(inode: &Inode) {
 }
 
 #[cfg(CONFIG_QUOTA)]
-pub(crate) use imp::{get_dquots, quota_read, quota_write, DquotSlots};
+pub(crate) use imp::{get_dquots, on_at_mount, quota_read, quota_write, DquotSlots};
+
+/// Without CONFIG_QUOTA no mount has a quota option (they are refused).
+#[cfg(not(CONFIG_QUOTA))]
+pub(crate) fn on_at_mount(_sb: &SuperBlock, _info: &FsInfo, _recount: bool) {}
 
 /// Without CONFIG_QUOTA the inode keeps no dquot pointers.
 #[cfg(not(CONFIG_QUOTA))]
@@ -335,8 +340,143 @@ mod imp {
         (!ip.is_null()).then(|| unsafe { Inode::from_raw(ip) })
     }
 
+    /// A read-write mount with `usrquota`/`grpquota` (and a read-only one
+    /// remounted read-write): each type the options name comes on at once
+    /// when its file (`aquota.user`, `aquota.group`) is in the root
+    /// directory, as quota on XFS and ext4 comes on with the mount, so a
+    /// remount or a reboot keeps counting and enforcing without `quotaon`.
+    /// A type without its file stays off, for quotacheck and quotaon to
+    /// create and turn on. With `recount` (at mount, before anyone can use
+    /// the filesystem), the usage the files recorded is then replaced by
+    /// what the filesystem holds, so neither a crash nor a mount without
+    /// the options leaves usage for quotacheck to fix.
+    pub(crate) fn on_at_mount(sb: &SuperBlock, info: &FsInfo, recount: bool) {
+        let mut on = 0u8;
+        for ty in [bindings::USRQUOTA as c_int, bindings::GRPQUOTA as c_int] {
+            // SAFETY: reads the quota state of a live super_block.
+            if info.opts.quota & (1u8 << ty) == 0 || unsafe { bindings::ferrofs_quota_loaded(sb.as_ptr(), ty) } {
+                continue;
+            }
+            let file = if ty == bindings::USRQUOTA as c_int { "aquota.user" } else { "aquota.group" };
+            // SAFETY: fill_super and reconfigure hold s_umount for writing,
+            // as loading a quota file requires, and the root dentry is set.
+            let r = unsafe { bindings::ferrofs_quota_on_mount(sb.as_ptr(), ty) };
+            if r == 0 {
+                if let Some(inode) = quota_file(sb.as_ptr(), ty) {
+                    set_loaded_flags(inode, true);
+                }
+                on |= 1u8 << ty;
+            } else if r == ENOENT.to_errno() {
+                crate::vfs::fs_info!(sb.id(), "{} quota stays off: there is no /{} (quotacheck creates it, quotaon turns it on)\n",
+                    type_name(ty), file);
+            } else {
+                crate::vfs::fs_err!(sb.id(), "{} quota stays off: loading /{} failed ({}); run quotacheck, then quotaon\n",
+                    type_name(ty), file, r);
+            }
+        }
+        if on == 0 {
+            return;
+        }
+        if !recount {
+            crate::vfs::fs_info!(sb.id(), "quota on ({}) with the usage the quota files recorded\n", names(on));
+            return;
+        }
+        match recount_usage(sb, info, on) {
+            Ok((inodes, ids)) => crate::vfs::fs_info!(sb.id(), "quota on ({}), usage recounted: {} inodes, {} IDs\n",
+                names(on), inodes, ids),
+            Err(e) => crate::vfs::fs_err!(sb.id(), "quota on ({}), but recounting usage failed ({:?}); usage is what the quota files recorded, run quotacheck\n",
+                names(on), e),
+        }
+    }
+
+    /// Sets every ID's usage of the quota types in `types` to what the
+    /// filesystem holds: for each inode, one inode and its blocks to its
+    /// owner and to its group (what quotacheck counts, and what the
+    /// charges add up to). IDs the quota file has but no inode belongs to
+    /// get zero. Walks the inodes in batches under the shared engine lock;
+    /// nothing else runs at mount. Returns (inodes, IDs set).
+    fn recount_usage(sb: &SuperBlock, info: &FsInfo, types: u8) -> Result<(u64, u64)> {
+        use kernel::rbtree::RBTree;
+        // (blocks, inodes) per ID, user and group
+        let mut usage: [RBTree<u32, (u64, u64)>; 2] = [RBTree::new(), RBTree::new()];
+        // The quota files are charged to no one (S_NOQUOTA while loaded,
+        // and quotacheck leaves them out too).
+        let qfiles = info.with_fs(Op::Quota, |fs| {
+            let root = fs.root_ino();
+            Ok([fs.lookup(root, b"aquota.user")?, fs.lookup(root, b"aquota.group")?])
+        })?;
+        let mut batch = [(0u64, engine::Inode::default()); 8];
+        let (mut after, mut inodes) = (0u64, 0u64);
+        loop {
+            let n = info.with_fs(Op::Quota, |fs| fs.inodes_after(after, &mut batch))?;
+            if n == 0 {
+                break;
+            }
+            for &(ino, i) in &batch[..n] {
+                if qfiles.contains(&Some(ino)) {
+                    continue;
+                }
+                for (tree, id) in usage.iter_mut().zip([i.uid, i.gid]) {
+                    match tree.get_mut(&id) {
+                        Some(u) => *u = (u.0 + i.blocks, u.1 + 1),
+                        None => {
+                            tree.try_create_and_insert(id, (i.blocks, 1), GFP_KERNEL)?;
+                        }
+                    }
+                }
+            }
+            inodes += n as u64;
+            after = batch[n - 1].0;
+            // SAFETY: a scheduling point; we hold s_umount (a sleeping lock)
+            // and no engine lock between batches.
+            unsafe { bindings::ferrofs_cond_resched() };
+        }
+        let mut ids = 0u64;
+        for ty in [bindings::USRQUOTA as c_int, bindings::GRPQUOTA as c_int] {
+            if types & (1u8 << ty) == 0 {
+                continue;
+            }
+            let tree = &usage[ty as usize];
+            // IDs the file has a record for but that own nothing now
+            let mut id = 0u32;
+            loop {
+                // SAFETY: a live super_block with this type loaded; the
+                // quota layer reads its file under its own locks.
+                let r = unsafe { bindings::ferrofs_quota_next_id(sb.as_ptr(), ty, &mut id) };
+                if r == ENOENT.to_errno() {
+                    break;
+                }
+                if r != 0 {
+                    return Err(Error::from_errno(r));
+                }
+                if tree.get(&id).is_none() {
+                    set_usage(sb, ty, id, 0, 0)?;
+                }
+                let Some(next) = id.checked_add(1) else { break };
+                id = next;
+            }
+            for (&id, &(blocks, n)) in tree.iter() {
+                set_usage(sb, ty, id, blocks.saturating_mul(BLOCK), n)?;
+                ids += 1;
+            }
+        }
+        Ok((inodes, ids))
+    }
+
+    fn set_usage(sb: &SuperBlock, ty: c_int, id: u32, bytes: u64, inodes: u64) -> Result {
+        // SAFETY: a live super_block with this type loaded; dquot_set_dqblk
+        // takes the dquot and its locks itself.
+        let r = unsafe { bindings::ferrofs_quota_set_usage(sb.as_ptr(), ty, id, bytes, inodes) };
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(())
+    }
+
     /// `quotactl_ops.quota_on`: only for a type the mount option turned on
-    /// (quota-tools read the options from /proc/mounts anyway).
+    /// (quota-tools read the options from /proc/mounts anyway). Turning on
+    /// a type that is already on from the same file (it came on at mount)
+    /// succeeds without doing anything, so `quotaon` at boot stays quiet.
     unsafe extern "C" fn quota_on(sbp: *mut bindings::super_block, ty: c_int, format: c_int, path: *const bindings::path) -> c_int {
         // SAFETY: quotactl calls us on an active super_block it holds.
         let sb = unsafe { SuperBlock::from_raw(sbp) };
@@ -349,6 +489,12 @@ mod imp {
                 names(1u8 << ty)
             );
             return EINVAL.to_errno();
+        }
+        if let Some(loaded) = quota_file(sbp, ty) {
+            // SAFETY: quotactl resolved `path` and holds it for the call.
+            if unsafe { bindings::ferrofs_path_inode(path) } == loaded.as_ptr() {
+                return 0;
+            }
         }
         // SAFETY: quotactl resolved `path` and holds it for the call;
         // dquot_quota_on checks that it is on this super_block (EXDEV).

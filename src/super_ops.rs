@@ -276,6 +276,10 @@ fn remount_rw(sb: &SuperBlock, new: MountOpts) -> Result {
         Ok(Ok(reaped)) => {
             crate::vfs::fs_info!(dev, "remounted read-write, {} orphan inodes reaped\n", reaped);
             crate::quota::resume(sb);
+            // a read-only mount loaded no quota file. Writers may start as
+            // soon as the super_block is writable, so no recount here: the
+            // files' usage is what they recorded (the log line says so)
+            crate::quota::on_at_mount(sb, info, false);
             Ok(())
         }
         Ok(Err(engine::WriteBlocker::NoRecovery)) => {
@@ -431,6 +435,10 @@ fn fill_super_inner(sb: &NewSuperBlock, opts: MountOpts) -> Result {
     }
     if let Ok(info) = FsInfo::of(sb) {
         debugfs_add(info);
+        if !read_only && info.opts.quota != 0 {
+            // before anyone can use the filesystem: the recount is exact
+            crate::quota::on_at_mount(sb, info, true);
+        }
     }
     crate::vfs::fs_info!(sb.id(), "mounted{}, dax=always, {} blocks, {} free\n",
         if read_only { " read-only" } else { "" },

@@ -50,6 +50,13 @@ fn growth_is_exact_for_every_kind_of_range() {
     fs.reflink(f, 7, g, 0, 7).unwrap();
     fs.set_size(g, 7 * BS, T).unwrap();
     assert_eq!(grow(&mut fs, g, 2, 3, d), (0, 0));
+    // g's blocks 3..7 are f's 10..14, one shared extent: a CoW of three of
+    // them is charged its three copies while it runs, and adds nothing
+    assert_eq!(fs.alloc_write_charge(g, 3, 3, d).unwrap(), 3, "CoW is charged its copies");
+    assert_eq!(grow(&mut fs, g, 3, 3, d), (0, 0));
+    // and the charge of anything else is the growth
+    assert_eq!(fs.alloc_write_charge(g, 3, 3, d).unwrap(), 0);
+    assert_eq!(fs.alloc_write_charge(g, 40, 3, d).unwrap(), fs.alloc_write_growth(g, 40, 3, d).unwrap());
     // a PMD fault's 512-block hole
     let (h, _) = fs.create(ROOT_INO, b"h", &reg()).unwrap();
     let huge = AllocFlags { huge_align: true, ..Default::default() };
@@ -115,4 +122,57 @@ fn growth_rejects_what_alloc_write_rejects() {
     assert!(fs.alloc_write_growth(999_999, 0, 1, AllocFlags::default()).is_err());
     assert!(fs.alloc_write_growth(ROOT_INO, MAX_LBLK, 1, AllocFlags::default()).is_err());
     assert!(fs.hole_blocks(ROOT_INO, 0, 1).is_err());
+}
+
+/// `Fs::inodes_after`, the walk the quota recount at mount makes: every
+/// live inode once, in order, batch after batch, orphans included, with
+/// the owners and block counts a recount sums.
+#[test]
+fn inodes_after_walks_every_inode_once() {
+    let pm = SimPmem::new(32 * MB);
+    let mut fs = new_fs(&pm);
+    let mut want = vec![ROOT_INO];
+    let d = fs.create(ROOT_INO, b"d", &NewInode { mode: S_IFDIR | 0o755, time: T, ..Default::default() }).unwrap().0;
+    want.push(d);
+    for i in 0..20u32 {
+        let name = format!("f{i}");
+        let a = NewInode { uid: 1000 + i % 3, gid: 50 + i % 2, ..reg() };
+        let (f, _) = fs.create(d, name.as_bytes(), &a).unwrap();
+        write(&mut fs, f, 0, &vec![7u8; (i as usize + 1) * BS as usize], T).unwrap();
+        want.push(f);
+    }
+    // an evicted file is gone, an orphan (unlinked, not evicted) is not
+    let gone = fs.unlink(d, b"f3", T).unwrap();
+    fs.evict(gone).unwrap();
+    want.retain(|&x| x != gone);
+    fs.unlink(d, b"f4", T).unwrap();
+    want.sort_unstable();
+
+    let mut seen = Vec::new();
+    let mut per_uid = std::collections::BTreeMap::new();
+    let mut batch = [(0u64, Inode::default()); 3];
+    let mut after = 0;
+    loop {
+        let n = fs.inodes_after(after, &mut batch).unwrap();
+        if n == 0 {
+            break;
+        }
+        for &(ino, i) in &batch[..n] {
+            assert_eq!(i, fs.read_inode(ino).unwrap());
+            seen.push(ino);
+            if i.mode & S_IFMT == S_IFREG {
+                *per_uid.entry(i.uid).or_insert(0) += i.blocks;
+            }
+        }
+        after = batch[n - 1].0;
+    }
+    assert_eq!(seen, want);
+    // files i = 0..20 hold i + 1 blocks each, f3 evicted: uid 1000 + i % 3
+    let mut expect = std::collections::BTreeMap::new();
+    for i in (0..20u32).filter(|&i| i != 3) {
+        *expect.entry(1000 + i % 3).or_insert(0) += u64::from(i) + 1;
+    }
+    assert_eq!(per_uid, expect);
+    assert_eq!(fs.inodes_after(u64::MAX, &mut batch).unwrap(), 0);
+    assert_eq!(fs.inodes_after(*want.last().unwrap(), &mut batch).unwrap(), 0);
 }

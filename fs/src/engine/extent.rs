@@ -478,6 +478,22 @@ impl<M: Media> Fs<M> {
         Ok(m.count)
     }
 
+    /// What a disk-quota charge made before `alloc_write(ino, lblk, count,
+    /// fl)` must cover: its growth (`alloc_write_growth`), or for a
+    /// copy-on-write of shared blocks the copies it makes. Those leave the
+    /// block count as it was once the shared blocks are let go, but they
+    /// are new space while the write runs, and XFS charges them the same
+    /// way: an owner over a hard limit cannot rewrite shared data
+    /// (xfstests generic/328). The caller settles the charge afterwards.
+    pub fn alloc_write_charge(&self, ino: u64, lblk: u64, count: u64, fl: AllocFlags) -> Result<u64> {
+        Self::check_range(lblk, count)?;
+        let m = self.map(ino, lblk, count)?;
+        if m.kind == MapKind::Written && m.shared {
+            return Ok(m.count);
+        }
+        self.alloc_write_growth(ino, lblk, count, fl)
+    }
+
     /// Blocks of `[lblk, lblk + count)` that are holes: the most a
     /// preallocation of the range (`fallocate`) can add to the inode's
     /// block count, and what `zero_range` adds (it leaves the whole range

@@ -125,6 +125,27 @@ impl<M: Media> Fs<M> {
         self.inode_get(ino)
     }
 
+    /// The inodes numbered above `after`, in order: fills `out` with up to
+    /// `out.len()` of them as (number, inode) and returns how many (0: no
+    /// more). For a walk of every inode in batches, each batch its own
+    /// read-only call, so that the caller need not hold the engine lock
+    /// across the walk (the disk-quota recount at mount). Orphans, unlinked
+    /// but not yet evicted, are included: they still hold their blocks.
+    /// O(batch * log inodes).
+    pub fn inodes_after(&self, after: u64, out: &mut [(u64, Inode)]) -> Result<usize> {
+        let mut n = 0;
+        let mut from = after;
+        while n < out.len() {
+            let Some(next) = from.checked_add(1) else { break };
+            let Some(k) = self.bt_seek_ge(TreeId::Inode, Key::new(next, 0, 0), &mut [])? else { break };
+            // inode_get checks the record as every other reader does
+            out[n] = (k.a, self.inode_get(k.a)?);
+            n += 1;
+            from = k.a;
+        }
+        Ok(n)
+    }
+
     /// setattr: store mode permission bits, flags, uid, gid, rdev and the four
     /// times. The file type, size (see `set_size`), blocks, nlink, parent,
     /// generation and the extent size hints with their flags (see

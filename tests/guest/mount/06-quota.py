@@ -396,6 +396,21 @@ def test_blocks_charged_to_owner():
         m[0] = 1
     assert as_user(4000, 5000, more_fault) == "signal SIGBUS"
     assert kib("u", 4000) == 4 * 14 + 20, repquota("u")[1]
+    # nor a copy-on-write: its copies are new space while it runs, though
+    # it adds nothing in the end (XFS refuses it too, generic/328)
+    with open(f"{d}/src", "rb") as s, open(f"{d}/cow", "wb") as c:
+        clone(s.fileno(), c.fileno())
+    os.chown(f"{d}/cow", 4000, 5000)  # root may take the user over the limit
+
+    def cow():
+        with open(f"{d}/cow", "r+b") as c:
+            c.write(b"w" * 4096)
+    r = as_user(4000, 5000, cow)
+    assert r == "errno EDQUOT", r
+    with open(f"{d}/cow", "rb") as c:
+        assert c.read() == pattern(2, 64 * 1024)
+    os.unlink(f"{d}/cow")
+    assert kib("u", 4000) == 4 * 14 + 20, repquota("u")[1]
     # root is not limited: its write into the user's file is charged to it
     with open(f"{d}/free", "r+b") as f:
         f.write(b"r" * 4096)
@@ -404,6 +419,87 @@ def test_blocks_charged_to_owner():
     # every charge was settled exactly, and quotacheck counts the same
     assert "quota: inode" not in dmesg()[len(log0):], dmesg()[len(log0):]
     assert_quotacheck_agrees()
+    plain_mount()
+
+
+def quota_state(kind):
+    """'on' or 'off', from quotaon -p (which exits 1 when a type is on)."""
+    out = gtest.sh(f"quotaon -p{kind} {gtest.MNT}", check=False)
+    return "on" if "is on" in out else "off"
+
+
+def test_quota_on_at_mount_and_recount():
+    d = quota_on_with_dir("mnt")
+
+    def files(tag, n):
+        def make():
+            for i in range(n):
+                with open(f"{d}/{tag}{i}", "wb") as f:
+                    f.write(pattern(i, (i + 1) * 4096))
+        return make
+    assert as_user(4100, 5100, files("a", 4)) == "ok None"  # 10 blocks, 4 inodes
+    gtest.sh(f"setquota -u 4100 0 {4 * 10 + 8} 0 0 {gtest.MNT}")
+    counted = usage_table()
+    assert counted["u"][4100] == (40, 4) and counted["g"][5100] == (40, 4), counted
+
+    # an unmount and a mount with the options: quota is on at once, with
+    # the limits, and a quotaon on top of it is no error
+    log0 = dmesg()
+    qmount("usrquota,grpquota")
+    log = dmesg()[len(log0):]
+    assert re.search(r"ferrofs \(pmem\d+\): quota on \(usrquota,grpquota\), usage recounted: \d+ inodes, \d+ IDs", log), log
+    assert quota_state("u") == "on" and quota_state("g") == "on"
+    assert usage_table() == counted, (counted, usage_table())
+    gtest.sh(f"quotaon -ug {gtest.MNT}")
+    assert as_user(4100, 5100, files("b", 3)) == "errno EDQUOT"  # 6 blocks fit under 48 KiB
+    assert kib("u", 4100) == 48, repquota("u")[1]
+
+    # changes made while no quota was on (a mount without the options) are
+    # in the usage after the next mount with them: it is recounted
+    plain_usage = usage_table()
+    qmount("")
+    assert as_user(4100, 5100, files("c", 5)) == "ok None"  # over the limit: nothing counts
+    os.unlink(f"{d}/a0")
+    os.unlink(f"{d}/b0")
+    qmount("usrquota,grpquota")
+    after = usage_table()
+    owned = sum(1 for f in os.listdir(d) if os.stat(f"{d}/{f}").st_uid == 4100)
+    assert after != plain_usage and after["u"][4100][1] == owned, (after, owned)
+    assert_quotacheck_agrees()
+
+    # a shutdown loses the dquots not yet written back: the next mount's
+    # recount puts back what the filesystem holds
+    def more():
+        for i in range(3):
+            os.unlink(f"{d}/c{i}")
+    assert as_user(4100, 5100, more) == "ok None"
+    truth = usage_table()
+    fd = os.open(gtest.MNT, os.O_RDONLY)
+    fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("I", NOLOGFLUSH))
+    os.close(fd)
+    qmount("usrquota,grpquota")
+    assert usage_table() == truth, (truth, usage_table())
+    assert_quotacheck_agrees()
+
+    # one type's option: only that type; a type without its file stays off
+    qmount("usrquota")
+    assert quota_state("u") == "on" and quota_state("g") == "off"
+    os.chdir("/")
+    gtest.sh(f"quotaoff -u {gtest.MNT}")
+    os.unlink(f"{gtest.MNT}/aquota.user")
+    log0 = dmesg()
+    qmount("usrquota,grpquota")
+    log = dmesg()[len(log0):]
+    assert quota_state("u") == "off" and quota_state("g") == "on", log
+    assert re.search(r"ferrofs \(pmem\d+\): user quota stays off: there is no /aquota.user", log), log
+    # read-only, then read-write: the files come on without a recount
+    qmount("ro,usrquota,grpquota")
+    assert quota_state("g") == "off"
+    log0 = dmesg()
+    gtest.sh(f"mount -o remount,rw {gtest.MNT}")
+    log = dmesg()[len(log0):]
+    assert quota_state("g") == "on", log
+    assert "quota on (grpquota) with the usage the quota files recorded" in log, log
     plain_mount()
 
 
