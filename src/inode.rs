@@ -166,9 +166,18 @@ pub(crate) unsafe extern "C" fn getattr(
     let Ok(inode) = d.positive() else { return ENOENT.to_errno() };
     let st = inode.state();
     stat.fill(idmap, mask, inode);
-    stat.set_extra(st.btime(), st.blocks() * 8, inode.is_dax());
+    let flags = st.flags();
+    let attrs = STATX_MAP.iter().filter(|(e, _)| flags & e != 0).fold(0, |a, (_, x)| a | u64::from(*x));
+    stat.set_extra(st.btime(), st.blocks() * 8, inode.is_dax(), attrs);
     0
 }
+
+/// Inode flags statx reports in `stx_attributes`.
+const STATX_MAP: [(u32, u32); 3] = [
+    (engine::IFLAG_IMMUTABLE, bindings::STATX_ATTR_IMMUTABLE),
+    (engine::IFLAG_APPEND, bindings::STATX_ATTR_APPEND),
+    (engine::IFLAG_NODUMP, bindings::STATX_ATTR_NODUMP),
+];
 
 /// Inode flags ferrofs stores, as FS_*_FL (FS_IOC_GETFLAGS) bits.
 const FL_MAP: [(u32, u32); 6] = [

@@ -429,8 +429,12 @@ impl Kstat {
     }
 
     /// Birth time, block count (512-byte units) and the DAX attribute.
-    pub(crate) fn set_extra(&self, btime: crate::engine::Time, blocks512: u64, dax: bool) {
+    /// `attrs` are the STATX_ATTR_* bits of the inode's flags (immutable,
+    /// append-only, nodump), which statx reports and marks as supported,
+    /// as XFS and ext4 do (xfstests generic/424).
+    pub(crate) fn set_extra(&self, btime: crate::engine::Time, blocks512: u64, dax: bool, attrs: u64) {
         let s = self.0.get();
+        let known = (bindings::STATX_ATTR_DAX | bindings::STATX_ATTR_IMMUTABLE | bindings::STATX_ATTR_APPEND | bindings::STATX_ATTR_NODUMP) as u64;
         // SAFETY: plain stores into the kstat we own.
         unsafe {
             (*s).btime.tv_sec = btime.sec;
@@ -440,7 +444,8 @@ impl Kstat {
             if dax {
                 (*s).attributes |= bindings::STATX_ATTR_DAX as u64;
             }
-            (*s).attributes_mask |= bindings::STATX_ATTR_DAX as u64;
+            (*s).attributes |= attrs & known;
+            (*s).attributes_mask |= known;
         }
     }
 }

@@ -276,6 +276,37 @@ def test_chattr_noatime_sync_nodump():
     assert os.stat("f").st_atime != 1000
 
 
+def statx_attributes(path):
+    """(stx_attributes, stx_attributes_mask) by xfs_io's statx -r (the
+    file opened read-only: an immutable or append-only file refuses a
+    writer)."""
+    out = subprocess.run(["xfs_io", "-r", "-c", "statx -r", path], capture_output=True, text=True).stdout
+    get = lambda k: int([l for l in out.splitlines() if l.startswith(f"stat.{k} = ")][0].split("=")[1], 16)  # noqa: E731
+    return get("attributes"), get("attributes_mask")
+
+
+def test_statx_reports_inode_flags():
+    """statx's stx_attributes carries immutable, append and nodump, each
+    marked supported in stx_attributes_mask (generic/424), and follows
+    chattr both ways."""
+    IMMUTABLE, APPEND, NODUMP, DAX = 0x10, 0x20, 0x40, 0x00200000
+    write("f", b"x")
+    a, mask = statx_attributes("f")
+    assert mask & (IMMUTABLE | APPEND | NODUMP | DAX) == IMMUTABLE | APPEND | NODUMP | DAX, hex(mask)
+    assert a & (IMMUTABLE | APPEND | NODUMP) == 0, hex(a)
+    for flag, bit in (("i", IMMUTABLE), ("a", APPEND), ("d", NODUMP)):
+        subprocess.run(["chattr", f"+{flag}", "f"], check=True)
+        try:
+            a, _ = statx_attributes("f")
+            assert a & (IMMUTABLE | APPEND | NODUMP) == bit, (flag, hex(a))
+            gtest.remount()
+            a, _ = statx_attributes("f")
+            assert a & (IMMUTABLE | APPEND | NODUMP) == bit, (flag, "after a remount", hex(a))
+        finally:
+            subprocess.run(["chattr", f"-{flag}", "f"], check=True)
+        assert statx_attributes("f")[0] & (IMMUTABLE | APPEND | NODUMP) == 0
+
+
 def test_statfs_counts():
     st0 = os.statvfs(".")
     write("f", pattern(1, 1 << 20))
