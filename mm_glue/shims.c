@@ -294,7 +294,6 @@ int ferrofs_quota_on_mount(struct super_block *sb, int type)
 	return -EOPNOTSUPP;
 #endif
 }
-struct inode *ferrofs_path_inode(const struct path *path) { return d_inode(path->dentry); }
 bool ferrofs_quota_loaded(struct super_block *sb, int type)
 {
 #ifdef CONFIG_QUOTA

@@ -104,7 +104,6 @@ struct inode *ferrofs_quota_inode(struct super_block *sb, int type);
 bool ferrofs_quota_limits_may_apply(struct inode *inode);
 int ferrofs_quota_on_mount(struct super_block *sb, int type);
 bool ferrofs_quota_loaded(struct super_block *sb, int type);
-struct inode *ferrofs_path_inode(const struct path *path);
 int ferrofs_quota_set_usage(struct super_block *sb, int type, u32 id, u64 bytes, u64 inodes);
 int ferrofs_quota_next_id(struct super_block *sb, int type, u32 *id);
 int ferrofs_dquot_suspend(struct super_block *sb);

@@ -233,9 +233,6 @@ fn map_engine(info: &FsInfo, inode: &Inode, lblk: u64, count: u64, flags: c_uint
             if m.shared {
                 info.rmap.lock().forget_range(m.pblk, n.count.min(m.count), ino, m.lblk);
             }
-            // a fault allocates without passing through the VFS inode: keep
-            // the block count getattr reports in step
-            inode.state().set_blocks(fs.read_inode(ino)?.blocks);
             Ok((n, m.kind != engine::MapKind::Written, m.shared))
         });
         match r {
@@ -1069,8 +1066,6 @@ fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Resul
             Err(e) => return Err(e),
         }
     }
-    let blocks = info.with_fs(Op::Inode, |fs| Ok(fs.read_inode(ino)?.blocks))?;
-    inode.state().set_blocks(blocks);
     Ok(())
 }
 

@@ -282,8 +282,11 @@ impl FsInfo {
     /// add) are charged, and if that is over a limit (EDQUOT) `f` does not
     /// run; after `f`, whatever it returned (a
     /// failed transaction rolls back), the charge is settled at the block
-    /// count the engine has for the inode. Both happen inside the section,
-    /// so no other allocation of this filesystem comes in between.
+    /// count the engine has for the inode, and that count becomes the one
+    /// getattr reports (faults allocate without passing through the VFS
+    /// inode). Both happen inside the section, so no other allocation of
+    /// this filesystem comes in between. An inode `f` changed but that
+    /// cannot be read back is an error.
     pub(crate) fn with_fs_mut_charged<R>(
         &self,
         op: Op,
@@ -298,8 +301,15 @@ impl FsInfo {
                 return Ok(Err(e));
             }
             let r = f(fs);
-            crate::quota::settle_blocks(inode, fs.read_inode(ino).ok().map(|i| i.blocks), g);
-            r.map(Ok)
+            let blocks = fs.read_inode(ino).map(|i| i.blocks);
+            crate::quota::settle_blocks(inode, blocks.as_ref().ok().copied(), g);
+            // f may have committed steps before it failed: show them too
+            if let Ok(b) = blocks {
+                inode.state().set_blocks(b);
+            }
+            let v = r?;
+            blocks?;
+            Ok(Ok(v))
         })?
     }
 

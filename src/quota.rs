@@ -73,6 +73,10 @@ pub(crate) fn names(bits: u8) -> &'static str {
     core::str::from_utf8(s.get(1..).unwrap_or(b"")).unwrap_or("?")
 }
 
+/// The quota files in the root directory, by type (USRQUOTA, GRPQUOTA):
+/// the names quotacheck writes and mm_glue's ferrofs_quota_on_mount loads.
+const FILES: [&str; 2] = ["aquota.user", "aquota.group"];
+
 fn type_name(ty: c_int) -> &'static str {
     if ty == bindings::USRQUOTA as c_int { "user" } else { "group" }
 }
@@ -357,7 +361,7 @@ mod imp {
             if info.opts.quota & (1u8 << ty) == 0 || unsafe { bindings::ferrofs_quota_loaded(sb.as_ptr(), ty) } {
                 continue;
             }
-            let file = if ty == bindings::USRQUOTA as c_int { "aquota.user" } else { "aquota.group" };
+            let file = FILES[ty as usize];
             // SAFETY: fill_super and reconfigure hold s_umount for writing,
             // as loading a quota file requires, and the root dentry is set.
             let r = unsafe { bindings::ferrofs_quota_on_mount(sb.as_ptr(), ty) };
@@ -403,7 +407,7 @@ mod imp {
         // and quotacheck leaves them out too).
         let qfiles = info.with_fs(Op::Quota, |fs| {
             let root = fs.root_ino();
-            Ok([fs.lookup(root, b"aquota.user")?, fs.lookup(root, b"aquota.group")?])
+            Ok([fs.lookup(root, FILES[0].as_bytes())?, fs.lookup(root, FILES[1].as_bytes())?])
         })?;
         let mut batch = [(0u64, engine::Inode::default()); 8];
         let (mut after, mut inodes) = (0u64, 0u64);
@@ -491,8 +495,9 @@ mod imp {
             return EINVAL.to_errno();
         }
         if let Some(loaded) = quota_file(sbp, ty) {
-            // SAFETY: quotactl resolved `path` and holds it for the call.
-            if unsafe { bindings::ferrofs_path_inode(path) } == loaded.as_ptr() {
+            // SAFETY: quotactl resolved `path` and holds it (and so its
+            // dentry and that dentry's inode) for the call.
+            if unsafe { bindings::ferrofs_d_inode((*path).dentry) } == loaded.as_ptr() {
                 return 0;
             }
         }
@@ -617,9 +622,9 @@ mod imp {
         }
         let ino = inode.ino();
         let t = inode.now();
-        // a quota file is not charged (S_NOQUOTA), but its i_blocks follows
-        // the engine's count like every inode's
-        let (size, blocks) = info.with_fs_mut_charged(Op::Quota, inode, |_| Ok(0), |fs| {
+        // a quota file is not charged (S_NOQUOTA), but its i_blocks and
+        // the count getattr reports follow the engine's like every inode's
+        let size = info.with_fs_mut_charged(Op::Quota, inode, |_| Ok(0), |fs| {
             for (done, lblk, at, chunk) in pieces(off as u64, src.len()) {
                 let mut m = fs.map(ino, lblk, 1)?;
                 if m.kind != engine::MapKind::Written || m.shared {
@@ -641,9 +646,8 @@ mod imp {
             if end > di.size {
                 fs.set_size(ino, end, t)?;
             }
-            Ok((end.max(di.size), di.blocks))
+            Ok(end.max(di.size))
         })?;
-        inode.state().set_blocks(blocks);
         if size as i64 > inode.size() {
             inode.set_quota_file_size(size as i64);
         }
