@@ -3,8 +3,19 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import re
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def parse_repquota(out):
+    """{id: (KiB used, soft, hard, inodes used, soft, hard)} from the text of
+    `repquota -n -v` (-v lists IDs without usage too; a grace column appears
+    only past a soft limit)."""
+    n = r"[ \t]+(\d+)"
+    grace = r"(?:[ \t]+\S+)?"
+    return {int(m.group(1)): tuple(int(x) for x in m.groups()[1:])
+            for m in re.finditer(r"^#(\d+)[ \t]+[-+]{2}" + n * 3 + grace + n * 3 + grace + r"[ \t]*$", out, re.M)}
 
 
 def mount_errno(dev, target, opts="dax", fstype="ferrofs"):

@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import clone, expect_errno, fallocate, pattern
+from fsutil import clone, expect_errno, fallocate, parse_repquota, pattern
 
 FS_IOC_SHUTDOWN = 0x8004587D
 NOLOGFLUSH = 2
@@ -73,12 +73,13 @@ def repquota(kind):
     """{id: (used KiB, soft, hard, inodes, isoft, ihard)} from repquota -n
     (a grace column appears only past a soft limit)."""
     out = gtest.sh(f"repquota -{kind} -n -v {gtest.MNT}")  # -v: IDs without usage too
-    rows = {}
-    n = r"[ \t]+(\d+)"
-    grace = r"(?:[ \t]+\S+)?"
-    for m in re.finditer(r"^#(\d+)[ \t]+[-+]{2}" + n * 3 + grace + n * 3 + grace + r"[ \t]*$", out, re.M):
-        rows[int(m.group(1))] = tuple(int(x) for x in m.groups()[1:])
-    return rows, out
+    return parse_repquota(out), out
+
+
+def quota_state(kind):
+    """'on' or 'off', from quotaon -p (which exits 1 when a type is on)."""
+    out = gtest.sh(f"quotaon -p{kind} {gtest.MNT}", check=False)
+    return "on" if "is on" in out else "off"
 
 
 def as_user(uid, gid, fn):
@@ -196,7 +197,7 @@ def test_limits_persist_through_quota_write():
     before = os.stat(f"{gtest.MNT}/aquota.user").st_size
     assert before > 0
     gtest.sh(f"quotaon -ug {gtest.MNT}")
-    assert "is on" in gtest.sh(f"quotaon -pu {gtest.MNT}", check=False)
+    assert quota_state("u") == "on"
     # 100 random IDs (generic/244's way): the quota tree grows through
     # quota_write, past the file's old end
     ids = [1000 + 977 * i for i in range(100)]
@@ -252,11 +253,11 @@ def test_remount_ro_rw_keeps_quota_on():
     gtest.sh(f"setquota -u 77 500 600 0 0 {gtest.MNT}")
     r = subprocess.run(["mount", "-o", "remount,ro,nosuchopt", gtest.MNT], capture_output=True, text=True)
     assert r.returncode != 0, r
-    assert "is on" in gtest.sh(f"quotaon -pu {gtest.MNT}", check=False)
+    assert quota_state("u") == "on"
     gtest.sh(f"mount -o remount,ro {gtest.MNT}")
     assert "ro" in opts()
     gtest.sh(f"mount -o remount,rw {gtest.MNT}")
-    assert "is on" in gtest.sh(f"quotaon -pu {gtest.MNT}", check=False)
+    assert quota_state("u") == "on"
     gtest.sh(f"setquota -u 78 700 800 0 0 {gtest.MNT}")
     rows, out = repquota("u")
     assert rows.get(77, ())[1:3] == (500, 600) and rows.get(78, ())[1:3] == (700, 800), out
@@ -420,12 +421,6 @@ def test_blocks_charged_to_owner():
     assert "quota: inode" not in dmesg()[len(log0):], dmesg()[len(log0):]
     assert_quotacheck_agrees()
     plain_mount()
-
-
-def quota_state(kind):
-    """'on' or 'off', from quotaon -p (which exits 1 when a type is on)."""
-    out = gtest.sh(f"quotaon -p{kind} {gtest.MNT}", check=False)
-    return "on" if "is on" in out else "off"
 
 
 def test_quota_on_at_mount_and_recount():

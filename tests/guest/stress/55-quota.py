@@ -33,6 +33,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import stresslib as S  # noqa: E402
+from fsutil import parse_repquota  # noqa: E402
 
 LIMITED, GROUP_LIMITED, CHOWN_IDS = 6000, 7000, (8000, 8001)
 
@@ -44,11 +45,7 @@ def knob(name, short, long=None):
 def repquota(kind):
     """{id: (KiB used, soft, hard, inodes used, soft, hard)} of quota type
     KIND ('u' or 'g'), every ID the quota file has."""
-    out = S.sh(f"repquota -{kind} -n -v {S.MNT}").stdout
-    n = r"[ \t]+(\d+)"
-    grace = r"(?:[ \t]+\S+)?"
-    return {int(m.group(1)): tuple(int(x) for x in m.groups()[1:])
-            for m in re.finditer(r"^#(\d+)[ \t]+[-+]{2}" + n * 3 + grace + n * 3 + grace + r"[ \t]*$", out, re.M)}
+    return parse_repquota(S.sh(f"repquota -{kind} -n -v {S.MNT}").stdout)
 
 
 def usage():
