@@ -121,6 +121,9 @@ pub fn dump_with<M: Media>(fs: &Fs<M>, with_data: &dyn Fn(u64) -> bool) -> Resul
         if i.flags & IFLAG_HINTS != 0 || i.extsize != 0 || i.cowextsize != 0 {
             desc += &format!(" hints={:x}/{}/{}", i.flags & IFLAG_HINTS, i.extsize, i.cowextsize);
         }
+        if i.projid != 0 || i.flags & IFLAG_PROJINHERIT != 0 {
+            desc += &format!(" projid={}{}", i.projid, if i.flags & IFLAG_PROJINHERIT != 0 { "+inherit" } else { "" });
+        }
         if i.is_reg() && !with_data(ino) {
             desc += " crc=-";
         } else if i.is_reg() {

@@ -129,6 +129,10 @@ pub const IFLAG_NOATIME: u32 = 64;
 pub const IFLAG_SYNC: u32 = 128;
 /// Inode flag: skip in dump(8) backups (FS_NODUMP_FL, chattr +d).
 pub const IFLAG_NODUMP: u32 = 256;
+/// Inode flag: files and directories created in this directory take its
+/// project ID, and directories this flag too (FS_XFLAG_PROJINHERIT;
+/// directories only, as on XFS).
+pub const IFLAG_PROJINHERIT: u32 = 512;
 /// The flags that belong to the extent size hints.
 pub const IFLAG_HINTS: u32 = IFLAG_EXTSIZE | IFLAG_EXTSZINHERIT | IFLAG_COWEXTSIZE;
 /// Largest extent size hint in blocks (XFS's limit, 2^21 blocks = 8 GiB).
@@ -633,6 +637,11 @@ pub struct Inode {
     pub extsize: u32,
     /// Copy-on-write extent size hint in blocks (0 = none), at 108.
     pub cowextsize: u32,
+    /// Project ID (project quota), at 112, or at 108 in a symlink. 0 (the
+    /// default project) in every inode written before project IDs existed,
+    /// whose records are zero there; older modules keep it, as they
+    /// rewrite records in place.
+    pub projid: u32,
 }
 
 impl Inode {
@@ -692,6 +701,9 @@ impl Inode {
         if (f & IFLAG_COWEXTSIZE != 0) != (self.cowextsize != 0) {
             return Err("CoW extent size hint and its flag disagree");
         }
+        if f & IFLAG_PROJINHERIT != 0 && !dir {
+            return Err("PROJINHERIT flag on a non-directory");
+        }
         Ok(())
     }
     /// Encode the fixed fields (bytes 0..104) of the record, and for every
@@ -720,6 +732,7 @@ impl Inode {
             put32(b, INODE_EXTSIZE_OFF, self.extsize);
             put32(b, INODE_COWEXTSIZE_OFF, self.cowextsize);
         }
+        put32(b, projid_off(self.is_symlink()), self.projid);
     }
     /// Decode the fixed fields.
     pub fn decode(b: &[u8]) -> Inode {
@@ -742,19 +755,41 @@ impl Inode {
             parent: le64(b, 96),
             extsize: hint(INODE_EXTSIZE_OFF),
             cowextsize: hint(INODE_COWEXTSIZE_OFF),
+            projid: le32(b, projid_off(sym)),
         }
+    }
+}
+
+/// Where the project ID is in an inode record: after the hints (112), or,
+/// in a symlink, whose target may fill 112..256, after its length (108).
+pub fn projid_off(symlink: bool) -> usize {
+    if symlink {
+        INODE_SYMLINK_PROJID_OFF
+    } else {
+        INODE_PROJID_OFF
     }
 }
 
 /// Offset of the symlink length (u16) in the inode record; 0xffff = target in block 0.
 pub const INODE_SYMLEN_OFF: usize = 104;
-/// Bytes of the fixed inode fields (every type); 104..112 depend on the type.
+/// Bytes of the fixed inode fields (every type); 104..116 depend on the
+/// type: hints at 104..112 and the project ID at 112..116 for every type
+/// but symlinks, the target length at 104..106 and the project ID at
+/// 108..112 for a symlink (whose inline target starts at 112).
 pub const INODE_FIXED: usize = 104;
 /// Offset of the extent size hint (u32 blocks) in a non-symlink inode (v2).
 pub const INODE_EXTSIZE_OFF: usize = 104;
 /// Offset of the CoW extent size hint (u32 blocks) in a non-symlink inode (v2).
 pub const INODE_COWEXTSIZE_OFF: usize = 108;
 const _: () = assert!(INODE_COWEXTSIZE_OFF + 4 == INODE_INLINE_OFF);
+/// Offset of the project ID (u32) in a non-symlink inode (the first bytes
+/// of the inline area, which only symlinks use).
+pub const INODE_PROJID_OFF: usize = INODE_INLINE_OFF;
+/// Offset of the project ID (u32) in a symlink inode (after the u16
+/// target length at 104 and two bytes of padding).
+pub const INODE_SYMLINK_PROJID_OFF: usize = 108;
+const _: () = assert!(INODE_SYMLEN_OFF + 2 <= INODE_SYMLINK_PROJID_OFF);
+const _: () = assert!(INODE_SYMLINK_PROJID_OFF + 4 == INODE_INLINE_OFF);
 
 /// Directory entry value: target inode (u64).
 pub const DE_INO: usize = 0;

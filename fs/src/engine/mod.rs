@@ -71,6 +71,10 @@ pub enum Error {
     TooBig,
     /// Buffer too small (ERANGE).
     Range,
+    /// A link or rename into a PROJINHERIT directory of another project
+    /// (EXDEV, as on XFS and ext4: the move would escape the project's
+    /// quota; userspace copies instead).
+    CrossProject,
     /// Not a ferrofs filesystem: bad superblock magic (EINVAL).
     BadMagic,
     /// Unknown incompatible feature bits (EINVAL).
@@ -113,6 +117,7 @@ impl Error {
             Error::NoData => 61,
             Error::TooBig => 7,
             Error::Range => 34,
+            Error::CrossProject => 18,
             Error::BadMagic => 22,
             Error::UnsupportedFeature { .. } => 22,
             Error::BadVersion { .. } => 22,

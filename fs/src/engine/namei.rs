@@ -42,6 +42,17 @@ pub const POS_DOTDOT: u64 = 1;
 /// readdir position past the end.
 pub const POS_EOF: u64 = u64::MAX >> 1;
 
+/// A link or rename of `i` into the directory `pd`: a PROJINHERIT
+/// directory takes only inodes of its own project (EXDEV otherwise, as on
+/// XFS and ext4), so that moving a file in cannot carry its usage past the
+/// project's quota.
+fn check_project(pd: &Inode, i: &Inode) -> Result<()> {
+    if pd.flags & IFLAG_PROJINHERIT != 0 && pd.projid != i.projid {
+        return Err(Error::CrossProject);
+    }
+    Ok(())
+}
+
 fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
         return Err(Error::Invalid);
@@ -148,13 +159,14 @@ impl<M: Media> Fs<M> {
 
     /// setattr: store mode permission bits, flags, uid, gid, rdev and the four
     /// times. The file type, size (see `set_size`), blocks, nlink, parent,
-    /// generation and the extent size hints with their flags (see
-    /// `set_flags_hints`) are owned by the engine and not changed here.
+    /// generation, the project ID and the extent size hints with their flags
+    /// (see `set_fsxattr`) are owned by the engine and not changed here.
     pub fn write_inode(&mut self, ino: u64, new: &Inode) -> Result<()> {
         self.run(|fs| {
             let mut i = fs.inode_get(ino)?;
             i.mode = (i.mode & S_IFMT) | (new.mode & !S_IFMT);
-            i.flags = (new.flags & !IFLAG_HINTS) | (i.flags & IFLAG_HINTS);
+            let owned = IFLAG_HINTS | IFLAG_PROJINHERIT;
+            i.flags = (new.flags & !owned) | (i.flags & owned);
             i.uid = new.uid;
             i.gid = new.gid;
             i.rdev = new.rdev;
@@ -174,9 +186,16 @@ impl<M: Media> Fs<M> {
     /// hint is Invalid; a hint is at most 2^21 blocks and half the
     /// filesystem; and a regular file that has blocks mapped cannot change
     /// its extent size hint (setting the same one again is fine: chattr
-    /// rewrites every field). Raises a version 1 superblock to 2 when a
-    /// hint is stored.
+    /// rewrites every field); PROJINHERIT only on a directory. Raises a
+    /// version 1 superblock to 2 when a hint is stored.
     pub fn set_flags_hints(&mut self, ino: u64, flags: u32, extsize: u32, cowextsize: u32, t: Time) -> Result<()> {
+        self.set_fsxattr(ino, flags, extsize, cowextsize, None, t)
+    }
+
+    /// `set_flags_hints`, and the project ID too when `projid` is given
+    /// (FS_IOC_FSSETXATTR sets all of them in one transaction). The quota
+    /// usage moves with the project ID in the caller, before this.
+    pub fn set_fsxattr(&mut self, ino: u64, flags: u32, extsize: u32, cowextsize: u32, projid: Option<u32>, t: Time) -> Result<()> {
         self.run(|fs| {
             let mut i = fs.inode_get(ino)?;
             let (reg, dir) = (i.is_reg(), i.is_dir());
@@ -198,6 +217,9 @@ impl<M: Media> Fs<M> {
             i.flags = flags;
             i.extsize = ext;
             i.cowextsize = cow;
+            if let Some(p) = projid {
+                i.projid = p;
+            }
             if i.check_hints().is_err() {
                 return Err(Error::Invalid);
             }
@@ -333,7 +355,8 @@ impl<M: Media> Fs<M> {
     /// A new inode in directory `parent` (whose record is `pd`): regular
     /// files and directories inherit its extent size hints as on XFS
     /// (EXTSZINHERIT gives a file EXTSIZE and a directory EXTSZINHERIT;
-    /// COWEXTSIZE passes on as it is).
+    /// COWEXTSIZE passes on as it is), and every inode its project ID if
+    /// it has PROJINHERIT.
     fn new_inode(&mut self, a: &NewInode, nlink: u32, parent: u64, pd: &Inode) -> Result<(u64, Inode)> {
         let ino = self.sb.next_ino;
         self.sb.next_ino = ino.checked_add(1).ok_or(Error::NoSpace)?;
@@ -358,9 +381,19 @@ impl<M: Media> Fs<M> {
             parent,
             extsize: 0,
             cowextsize: 0,
+            projid: 0,
         };
         let mut i = i;
-        i.flags &= !IFLAG_HINTS;
+        i.flags &= !(IFLAG_HINTS | IFLAG_PROJINHERIT);
+        // project quota: a PROJINHERIT directory gives every new inode its
+        // project ID, and new directories the flag too (XFS's
+        // xfs_get_initial_prid and xfs_inode_inherit_flags)
+        if pd.flags & IFLAG_PROJINHERIT != 0 {
+            i.projid = pd.projid;
+            if i.is_dir() {
+                i.flags |= IFLAG_PROJINHERIT;
+            }
+        }
         let (reg, dir) = (i.is_reg(), i.is_dir());
         if (reg || dir) && pd.flags & IFLAG_EXTSZINHERIT != 0 && pd.extsize != 0 {
             i.flags |= if dir { IFLAG_EXTSZINHERIT } else { IFLAG_EXTSIZE };
@@ -483,11 +516,12 @@ impl<M: Media> Fs<M> {
     pub fn link(&mut self, ino: u64, dir: u64, name: &[u8], t: Time) -> Result<()> {
         self.run(|fs| {
             check_name(name)?;
-            fs.dir_inode(dir)?;
+            let pd = fs.dir_inode(dir)?;
             let mut i = fs.inode_get(ino)?;
             if i.is_dir() {
                 return Err(Error::NotPermitted);
             }
+            check_project(&pd, &i)?;
             if i.nlink >= LINK_MAX {
                 return Err(Error::TooManyLinks);
             }
@@ -628,8 +662,8 @@ impl<M: Media> Fs<M> {
         if fl.exchange && fl.noreplace {
             return Err(Error::Invalid);
         }
-        self.dir_inode(odir)?;
-        self.dir_inode(ndir)?;
+        let opd = self.dir_inode(odir)?;
+        let npd = self.dir_inode(ndir)?;
         let (okey, oino, oft) = self.dir_find(odir, oname)?.ok_or(Error::NotFound)?;
         let mut src = self.inode_get(oino)?;
         let tgt = self.dir_find(ndir, nname)?;
@@ -639,6 +673,8 @@ impl<M: Media> Fs<M> {
                 return Ok(false);
             }
             let mut dst = self.inode_get(nino)?;
+            check_project(&npd, &src)?;
+            check_project(&opd, &dst)?;
             if odir != ndir {
                 if src.is_dir() && self.is_under(ndir, oino)? {
                     return Err(Error::Invalid);
@@ -680,6 +716,7 @@ impl<M: Media> Fs<M> {
         if src.is_dir() && odir != ndir && self.is_under(ndir, oino)? {
             return Err(Error::Invalid);
         }
+        check_project(&npd, &src)?;
         if let Some((nkey, nino, _)) = tgt {
             let mut dst = self.inode_get(nino)?;
             if src.is_dir() {
