@@ -22,6 +22,7 @@
 #include <linux/security.h>
 #include <linux/xattr.h>
 #include <linux/quotaops.h>
+#include <linux/statfs.h>
 #include "shims.h"
 
 loff_t ferrofs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
@@ -245,12 +246,79 @@ void ferrofs_init_engine_rwsem(struct rw_semaphore *sem)
  * CONFIG_QUOTA quotaops.h makes these calls no-ops, and ferrofs refuses the
  * quota mount options before any of them could matter.
  */
-void ferrofs_sb_set_quota(struct super_block *sb, const struct quotactl_ops *qcop)
+void ferrofs_sb_set_quota(struct super_block *sb, const struct quotactl_ops *qcop,
+			  const struct dquot_operations *dqop)
 {
 #ifdef CONFIG_QUOTA
-	sb->dq_op = &dquot_operations;
+	sb->dq_op = dqop;
 	sb->s_qcop = qcop;
-	sb->s_quota_types = QTYPE_MASK_USR | QTYPE_MASK_GRP;
+	sb->s_quota_types = QTYPE_MASK_USR | QTYPE_MASK_GRP | QTYPE_MASK_PRJ;
+#endif
+}
+/* dquot_operations.get_projid's answer: project ID in the initial user
+ * namespace, where project IDs live (the VFS lets no other change them). */
+void ferrofs_make_kprojid(kprojid_t *out, u32 projid)
+{
+	*out = make_kprojid(&init_user_ns, projid);
+}
+/*
+ * FS_IOC_FSSETXATTR changing the project ID: moves the inode's usage
+ * (blocks and the inode) from its project's dquot to PROJID's, as
+ * ext4_ioctl_setproject does; EDQUOT if that project is over its limit.
+ * Nothing to move while project quota is off (dqget says -ESRCH).
+ */
+int ferrofs_dquot_transfer_project(struct inode *inode, u32 projid)
+{
+#ifdef CONFIG_QUOTA
+	struct dquot *to[MAXQUOTAS] = {};
+	int err = dquot_initialize(inode);
+
+	if (err)
+		return err;
+	to[PRJQUOTA] = dqget(inode->i_sb, make_kqid_projid(make_kprojid(&init_user_ns, projid)));
+	if (IS_ERR(to[PRJQUOTA]))
+		return PTR_ERR(to[PRJQUOTA]) == -ESRCH ? 0 : PTR_ERR(to[PRJQUOTA]);
+	err = __dquot_transfer(inode, to);
+	dqput(to[PRJQUOTA]);
+	return err;
+#else
+	return 0;
+#endif
+}
+/*
+ * statfs of a directory with PROJINHERIT while project quota is enforced:
+ * the project's limits and usage cap what statfs reports (as on ext4 and
+ * XFS), so df inside a project directory shows the project's share.
+ */
+void ferrofs_statfs_project(struct super_block *sb, u32 projid, struct kstatfs *buf)
+{
+#ifdef CONFIG_QUOTA
+	struct dquot *dq;
+	u64 limit, used, left;
+
+	if (!sb_has_quota_limits_enabled(sb, PRJQUOTA))
+		return;
+	dq = dqget(sb, make_kqid_projid(make_kprojid(&init_user_ns, projid)));
+	if (IS_ERR(dq))
+		return;
+	spin_lock(&dq->dq_dqb_lock);
+	limit = min_not_zero(dq->dq_dqb.dqb_bsoftlimit, dq->dq_dqb.dqb_bhardlimit) >> sb->s_blocksize_bits;
+	if (limit) {
+		used = (dq->dq_dqb.dqb_curspace + dq->dq_dqb.dqb_rsvspace) >> sb->s_blocksize_bits;
+		left = limit > used ? limit - used : 0;
+		buf->f_blocks = min(buf->f_blocks, limit);
+		buf->f_bfree = min(buf->f_bfree, left);
+		buf->f_bavail = min(buf->f_bavail, left);
+	}
+	limit = min_not_zero(dq->dq_dqb.dqb_isoftlimit, dq->dq_dqb.dqb_ihardlimit);
+	if (limit) {
+		used = dq->dq_dqb.dqb_curinodes;
+		left = limit > used ? limit - used : 0;
+		buf->f_files = min(buf->f_files, limit);
+		buf->f_ffree = min(buf->f_ffree, left);
+	}
+	spin_unlock(&dq->dq_dqb_lock);
+	dqput(dq);
 #endif
 }
 struct inode *ferrofs_quota_inode(struct super_block *sb, int type)
@@ -275,16 +343,16 @@ bool ferrofs_quota_limits_may_apply(struct inode *inode)
 #endif
 }
 /*
- * Quota on at mount: loads the visible quota file of TYPE (aquota.user or
- * aquota.group in the root directory) in the format quotacheck wrote it in
- * (vfsv0, else vfsv1). -ENOENT when there is no such file. Called with
- * s_umount held for writing (fill_super, reconfigure).
+ * Quota on at mount: loads the visible quota file of TYPE (aquota.user,
+ * aquota.group or aquota.project in the root directory) in the format it
+ * was written in (vfsv0, else vfsv1). -ENOENT when there is no such file.
+ * Called with s_umount held for writing (fill_super, reconfigure).
  */
 int ferrofs_quota_on_mount(struct super_block *sb, int type)
 {
 #ifdef CONFIG_QUOTA
-	static char user[] = "aquota.user", group[] = "aquota.group";
-	char *name = type == USRQUOTA ? user : group;
+	static char user[] = "aquota.user", group[] = "aquota.group", project[] = "aquota.project";
+	char *name = type == USRQUOTA ? user : type == GRPQUOTA ? group : project;
 	int err = dquot_quota_on_mount(sb, name, QFMT_VFS_V0, type);
 
 	if (err == -EINVAL)

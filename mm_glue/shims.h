@@ -99,7 +99,13 @@ void ferrofs_init_engine_rwsem(struct rw_semaphore *sem);
 
 /* Disk quotas: see shims.c. */
 struct quotactl_ops;
-void ferrofs_sb_set_quota(struct super_block *sb, const struct quotactl_ops *qcop);
+struct dquot_operations;
+struct kstatfs;
+void ferrofs_sb_set_quota(struct super_block *sb, const struct quotactl_ops *qcop,
+			  const struct dquot_operations *dqop);
+void ferrofs_make_kprojid(kprojid_t *out, u32 projid);
+int ferrofs_dquot_transfer_project(struct inode *inode, u32 projid);
+void ferrofs_statfs_project(struct super_block *sb, u32 projid, struct kstatfs *buf);
 struct inode *ferrofs_quota_inode(struct super_block *sb, int type);
 bool ferrofs_quota_limits_may_apply(struct inode *inode);
 int ferrofs_quota_on_mount(struct super_block *sb, int type);

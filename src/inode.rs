@@ -33,6 +33,7 @@ pub(crate) fn attrs_of(di: &engine::Inode) -> Attrs {
         btime: di.btime,
         flags: di.flags,
         s_flags: s_flags_of(di.flags),
+        projid: di.projid,
     }
 }
 
@@ -179,14 +180,17 @@ const STATX_MAP: [(u32, u32); 3] = [
     (engine::IFLAG_NODUMP, bindings::STATX_ATTR_NODUMP),
 ];
 
-/// Inode flags ferrofs stores, as FS_*_FL (FS_IOC_GETFLAGS) bits.
-const FL_MAP: [(u32, u32); 6] = [
+/// Inode flags ferrofs stores, as FS_*_FL (FS_IOC_GETFLAGS) bits. The VFS
+/// mirrors them in FS_XFLAG_* bits (FS_PROJINHERIT_FL in
+/// FS_XFLAG_PROJINHERIT).
+const FL_MAP: [(u32, u32); 7] = [
     (engine::IFLAG_IMMUTABLE, bindings::FS_IMMUTABLE_FL),
     (engine::IFLAG_APPEND, bindings::FS_APPEND_FL),
     (engine::IFLAG_DAX, bindings::FS_DAX_FL),
     (engine::IFLAG_NOATIME, bindings::FS_NOATIME_FL),
     (engine::IFLAG_SYNC, bindings::FS_SYNC_FL),
     (engine::IFLAG_NODUMP, bindings::FS_NODUMP_FL),
+    (engine::IFLAG_PROJINHERIT, bindings::FS_PROJINHERIT_FL),
 ];
 
 /// Extent size hint flags, as FS_XFLAG_* (FS_IOC_FSGETXATTR) bits.
@@ -196,7 +200,8 @@ const XFL_MAP: [(u32, u32); 3] = [
     (engine::IFLAG_COWEXTSIZE, bindings::FS_XFLAG_COWEXTSIZE),
 ];
 
-/// `inode_operations.fileattr_get`: flags and the extent size hints.
+/// `inode_operations.fileattr_get`: flags, the extent size hints and the
+/// project ID.
 pub(crate) unsafe extern "C" fn fileattr_get(d: *mut bindings::dentry, fa: *mut bindings::fileattr) -> c_int {
     // SAFETY: the VFS holds the dentry (positive) and the fileattr for the call.
     let (d, fa) = unsafe { (Dentry::from_raw(d), FileAttr::from_raw(fa)) };
@@ -206,7 +211,7 @@ pub(crate) unsafe extern "C" fn fileattr_get(d: *mut bindings::dentry, fa: *mut 
         let xf = XFL_MAP.iter().filter(|(e, _)| di.flags & e != 0).fold(0, |a, (_, f)| a | f);
         let bs = engine::BLOCK_SIZE as u32;
         // the extent size hints are reported in bytes
-        fa.fill(fl, xf, di.extsize.saturating_mul(bs), di.cowextsize.saturating_mul(bs));
+        fa.fill(fl, xf, di.extsize.saturating_mul(bs), di.cowextsize.saturating_mul(bs), di.projid);
         Ok(())
     }))
 }
@@ -228,7 +233,12 @@ fn set_flags(inode: &Locked<'_>, fa: &FileAttr) -> Result {
     if fl & !known != 0 {
         return Err(crate::vfs::code::eopnotsupp());
     }
-    let eflags = FL_MAP.iter().filter(|(_, f)| fl & f != 0).fold(0, |a, (e, _)| a | e);
+    let mut eflags = FL_MAP.iter().filter(|(_, f)| fl & f != 0).fold(0, |a, (e, _)| a | e);
+    if !inode.is_dir() {
+        // PROJINHERIT means something only on a directory: XFS drops it
+        // elsewhere without a word, and so do we
+        eflags &= !engine::IFLAG_PROJINHERIT;
+    }
     // Extent size hints: the VFS has checked the flags against the file
     // type, cleared a flag whose value is 0 and, for FS_IOC_SETFLAGS,
     // filled in the current hints; the engine applies XFS's other rules
@@ -241,12 +251,27 @@ fn set_flags(inode: &Locked<'_>, fa: &FileAttr) -> Result {
         return Err(EINVAL);
     }
     let hflags = XFL_MAP.iter().filter(|(_, f)| xf & f != 0).fold(0, |a, (e, _)| a | e);
+    // A new project ID takes the inode's usage with it, before the change
+    // (EDQUOT if the new project is over its limit); the VFS has checked
+    // that the caller may change it (the initial user namespace only).
+    let (old, projid) = (inode.state().projid(), fa.projid());
+    if projid != old {
+        crate::quota::transfer_project(inode, projid)?;
+    }
     let t = inode.now();
-    info_of(inode)?.with_fs_mut(Op::Inode, |fs| {
+    let r = info_of(inode)?.with_fs_mut(Op::Inode, |fs| {
         let di = fs.read_inode(inode.ino())?;
         let fl_mask = FL_MAP.iter().fold(engine::IFLAG_HINTS, |a, (e, _)| a | e);
         let keep = di.flags & !fl_mask;
-        fs.set_flags_hints(inode.ino(), keep | eflags | hflags, ext / bs, cow / bs, t)
-    })?;
+        fs.set_fsxattr(inode.ino(), keep | eflags | hflags, ext / bs, cow / bs, Some(projid), t)
+    });
+    if r.is_err() && projid != old {
+        // the usage goes back with the ID that stays
+        if let Err(e) = crate::quota::transfer_project(inode, old) {
+            crate::vfs::fs_err!(inode.sb().id(), "inode {}: project quota usage stays with project {} after a failed change ({:?}); remount to recount\n",
+                inode.ino(), projid, e);
+        }
+    }
+    r?;
     refresh(inode)
 }

@@ -88,6 +88,9 @@ fn new_vfs_inode(
     // dropped on any error below: marked bad (never reached the engine) and released
     let mut u = UnhashedInode::new(dir.sb())?;
     u.init_owner(idmap, dir, mode);
+    // the project the engine will give it, to charge before it does
+    let ds = dir.state();
+    u.inode().state().set_projid(engine::inherited_projid(ds.flags(), ds.projid()));
     crate::quota::init(dir)?;
     u.charge_quota()?;
     // With SB_POSIXACL the VFS leaves the umask to us: posix_acl_create

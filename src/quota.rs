@@ -7,6 +7,14 @@
 //! files on any filesystem whose mount options say `usrquota`/`grpquota`
 //! (Documentation/quota-plan.md, §1), so ferrofs needs no tool of its own.
 //!
+//! Project quota (`prjquota`, plan step 7) has no such tool: quota-tools
+//! keep project files only for filesystems they know by name. So ferrofs
+//! makes `/aquota.project` itself at mount, loads it, and recounts it as it
+//! does the others. `xfs_quota` then manages limits through quotactl alone.
+//! Each inode's project ID is in the engine (set by FS_IOC_FSSETXATTR,
+//! inherited from PROJINHERIT directories). `get_projid` reads it from the
+//! inode's state, and `transfer_project` moves usage when it changes.
+//!
 //! What this file provides (steps 2 and 3 of the plan): the mount options,
 //! the `quotactl` operations, the quota layer's file I/O (`quota_read`,
 //! `quota_write`), the per-inode dquot pointers, the quota side of
@@ -39,6 +47,10 @@ use kernel::prelude::*;
 /// A quota type turned on by a mount option, as a bit (`1 << type`).
 pub(crate) const USR: u8 = 1 << bindings::USRQUOTA;
 pub(crate) const GRP: u8 = 1 << bindings::GRPQUOTA;
+pub(crate) const PRJ: u8 = 1 << bindings::PRJQUOTA;
+
+/// The quota types, in the quota layer's numbering.
+const TYPES: [c_int; 3] = [bindings::USRQUOTA as c_int, bindings::GRPQUOTA as c_int, bindings::PRJQUOTA as c_int];
 
 const BLOCK: u64 = engine::BLOCK_SIZE as u64;
 
@@ -48,6 +60,7 @@ pub(crate) fn parse_option(key: &[u8]) -> Option<u8> {
     match key {
         b"quota" | b"usrquota" => Some(USR),
         b"grpquota" => Some(GRP),
+        b"prjquota" => Some(PRJ),
         b"noquota" => Some(0),
         _ => None,
     }
@@ -59,12 +72,17 @@ pub(crate) const SUPPORTED: bool = cfg!(CONFIG_QUOTA);
 /// The mount-option names of the types in `bits`, for /proc/mounts (which
 /// is how quota-tools decide that a filesystem has quota).
 pub(crate) fn show(bits: u8) -> &'static core::ffi::CStr {
-    match bits & (USR | GRP) {
-        b if b == USR | GRP => c",usrquota,grpquota",
-        b if b == USR => c",usrquota",
-        b if b == GRP => c",grpquota",
-        _ => c"",
-    }
+    const SHOW: [&core::ffi::CStr; 8] = [
+        c"",
+        c",usrquota",
+        c",grpquota",
+        c",usrquota,grpquota",
+        c",prjquota",
+        c",usrquota,prjquota",
+        c",grpquota,prjquota",
+        c",usrquota,grpquota,prjquota",
+    ];
+    SHOW[usize::from(bits & (USR | GRP | PRJ))]
 }
 
 /// The mount-option names of the types in `bits`, for messages.
@@ -73,12 +91,19 @@ pub(crate) fn names(bits: u8) -> &'static str {
     core::str::from_utf8(s.get(1..).unwrap_or(b"")).unwrap_or("?")
 }
 
-/// The quota files in the root directory, by type (USRQUOTA, GRPQUOTA):
-/// the names quotacheck writes and mm_glue's ferrofs_quota_on_mount loads.
-const FILES: [&str; 2] = ["aquota.user", "aquota.group"];
+/// The quota files in the root directory, by type (USRQUOTA, GRPQUOTA,
+/// PRJQUOTA): the names quotacheck writes (the first two) and mm_glue's
+/// ferrofs_quota_on_mount loads. quota-tools keep no project quota file on
+/// a filesystem they do not know, so ferrofs creates `aquota.project`
+/// itself (`imp::make_project_file`).
+const FILES: [&str; 3] = ["aquota.user", "aquota.group", "aquota.project"];
 
 fn type_name(ty: c_int) -> &'static str {
-    if ty == bindings::USRQUOTA as c_int { "user" } else { "group" }
+    match ty {
+        0 => "user",
+        1 => "group",
+        _ => "project",
+    }
 }
 
 /// Installs the quota operations in a new super_block. Every ferrofs
@@ -88,7 +113,7 @@ pub(crate) fn setup(sb: &NewSuperBlock) {
     #[cfg(CONFIG_QUOTA)]
     // SAFETY: the super_block is new and ours; the table is a static.
     unsafe {
-        bindings::ferrofs_sb_set_quota(sb.as_ptr(), &imp::QUOTACTL_OPS.0)
+        bindings::ferrofs_sb_set_quota(sb.as_ptr(), &imp::QUOTACTL_OPS.0, &imp::DQUOT_OPS.0)
     };
     #[cfg(not(CONFIG_QUOTA))]
     let _ = sb;
@@ -263,6 +288,29 @@ pub(crate) fn setattr(idmap: &crate::vfs::Idmap, inode: &crate::vfs::Locked<'_>,
     Ok(())
 }
 
+/// The quota side of FS_IOC_FSSETXATTR changing the project ID, before the
+/// change is made: the inode's blocks and the inode itself move to the new
+/// project (EDQUOT if it is over its limit). Nothing moves while project
+/// quota is off; the recount at the next `prjquota` mount counts it.
+pub(crate) fn transfer_project(inode: &crate::vfs::Locked<'_>, projid: u32) -> Result {
+    // SAFETY: a live inode with its i_rwsem held (the caller's guard), as
+    // dquot_transfer callers hold it; never inside an engine section.
+    let r = unsafe { bindings::ferrofs_dquot_transfer_project(inode.as_ptr(), projid) };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}
+
+/// statfs of a PROJINHERIT directory: caps the answer with its project's
+/// limits and usage when project quota is enforced (df inside a project
+/// shows the project's share, as on ext4 and XFS).
+pub(crate) fn statfs_project(sb: &SuperBlock, projid: u32, buf: *mut bindings::kstatfs) {
+    // SAFETY: a live super_block (the dentry being statfs'd pins it) and
+    // the kstatfs of that call; the quota layer locks the dquot.
+    unsafe { bindings::ferrofs_statfs_project(sb.as_ptr(), projid, buf) };
+}
+
 /// Releases the inode's dquot references (eviction, before clear_inode).
 pub(crate) fn drop_inode(inode: &Inode) {
     // SAFETY: the inode is being evicted; dquot_drop only clears and puts
@@ -331,6 +379,35 @@ mod imp {
         ..unsafe { core::mem::zeroed() }
     });
 
+    /// The quota layer's own `dquot_operations` (what ext2 uses), with
+    /// `get_projid`, which project quota needs (the quota layer refuses to
+    /// load a project file without it).
+    pub(super) static DQUOT_OPS: Table<bindings::dquot_operations> = Table(bindings::dquot_operations {
+        write_dquot: Some(bindings::dquot_commit),
+        acquire_dquot: Some(bindings::dquot_acquire),
+        release_dquot: Some(bindings::dquot_release),
+        mark_dirty: Some(bindings::dquot_mark_dquot_dirty),
+        write_info: Some(bindings::dquot_commit_info),
+        alloc_dquot: Some(bindings::dquot_alloc),
+        destroy_dquot: Some(bindings::dquot_destroy),
+        get_next_id: Some(bindings::dquot_get_next_id),
+        get_projid: Some(get_projid),
+        // SAFETY: all-zero is a valid value for the remaining fields.
+        ..unsafe { core::mem::zeroed() }
+    });
+
+    /// `dquot_operations.get_projid`: from the inode's state, which every
+    /// refresh from the engine sets (no engine call: the quota layer asks
+    /// under its own locks).
+    unsafe extern "C" fn get_projid(ip: *mut bindings::inode, out: *mut bindings::kprojid_t) -> c_int {
+        // SAFETY: the quota layer passes a live ferrofs inode and a place
+        // for the answer.
+        let inode = unsafe { Inode::from_raw(ip) };
+        // SAFETY: as above.
+        unsafe { bindings::ferrofs_make_kprojid(out, inode.state().projid()) };
+        0
+    }
+
     /// The loaded quota file of type `ty`, if any.
     fn quota_file<'a>(sb: *mut bindings::super_block, ty: c_int) -> Option<&'a Inode> {
         if !(0..bindings::MAXQUOTAS as c_int).contains(&ty) {
@@ -356,12 +433,21 @@ mod imp {
     /// the options leaves usage for quotacheck to fix.
     pub(crate) fn on_at_mount(sb: &SuperBlock, info: &FsInfo, recount: bool) {
         let mut on = 0u8;
-        for ty in [bindings::USRQUOTA as c_int, bindings::GRPQUOTA as c_int] {
+        for ty in TYPES {
             // SAFETY: reads the quota state of a live super_block.
             if info.opts.quota & (1u8 << ty) == 0 || unsafe { bindings::ferrofs_quota_loaded(sb.as_ptr(), ty) } {
                 continue;
             }
             let file = FILES[ty as usize];
+            // Project quota's file is ours to make (at mount only: nobody
+            // can have looked the name up yet, so no dentry says it is
+            // absent, and the recount below will count it in).
+            if ty == bindings::PRJQUOTA as c_int && recount {
+                if let Err(e) = make_project_file(sb, info) {
+                    crate::vfs::fs_err!(sb.id(), "project quota stays off: creating /{} failed ({:?})\n", file, e);
+                    continue;
+                }
+            }
             // SAFETY: fill_super and reconfigure hold s_umount for writing,
             // as loading a quota file requires, and the root dentry is set.
             let r = unsafe { bindings::ferrofs_quota_on_mount(sb.as_ptr(), ty) };
@@ -393,21 +479,82 @@ mod imp {
         }
     }
 
+    /// Creates `/aquota.project` as an empty vfsv1 project quota file
+    /// (what quotacheck would write: the header, the info block and an
+    /// empty tree root, two 1 KiB blocks), or finishes one a crash left
+    /// empty; leaves a complete one alone. quota-tools cannot make this
+    /// file on a filesystem they do not know (Documentation/
+    /// quota-plan.md), and `xfs_quota` manages project quota through
+    /// quotactl alone. The header reaches media before the size that
+    /// exposes it, so a crash leaves either an empty file or a whole one.
+    fn make_project_file(sb: &SuperBlock, info: &FsInfo) -> Result {
+        // struct v2_disk_dqheader (magic for PRJQUOTA, version 1 = vfsv1),
+        // then struct v2_disk_dqinfo: grace times 7 days (MAX_DQ_TIME,
+        // MAX_IQ_TIME), flags 0, blocks 2 (QT_TREEOFF + 1), no free block
+        // or entry list. Block 1, the tree root, is all zeroes.
+        const V2_PRJ_MAGIC: u32 = 0xd9c0_3f14;
+        const WEEK: u32 = 7 * 24 * 60 * 60;
+        const SIZE: u64 = 2048;
+        let mut head = [0u8; 32];
+        for (i, v) in [V2_PRJ_MAGIC, 1, WEEK, WEEK, 0, 2, 0, 0].into_iter().enumerate() {
+            head[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        let name = FILES[bindings::PRJQUOTA as usize].as_bytes();
+        let t = engine::Time { sec: crate::super_ops::now_secs(), nsec: 0 };
+        let (root, made) = info.with_fs_mut(Op::Quota, |fs| {
+            let root = fs.root_ino();
+            let (ino, made) = match fs.lookup(root, name)? {
+                Some(ino) => (ino, false),
+                None => {
+                    let a = engine::NewInode { mode: engine::S_IFREG | 0o600, time: t, ..Default::default() };
+                    (fs.create(root, name, &a)?.0, true)
+                }
+            };
+            let di = fs.read_inode(ino)?;
+            if !di.is_reg() {
+                return Err(engine::Error::Exists);
+            }
+            if di.size != 0 {
+                return Ok((root, made));
+            }
+            let flags = engine::AllocFlags { unwritten: false, huge_align: false, cow_unit: false };
+            // a new block comes back zeroed: only the header is written
+            let m = fs.alloc_write(ino, 0, 1, flags)?;
+            fs.media().write(m.pblk * BLOCK, &head);
+            fs.media().flush(m.pblk * BLOCK, head.len() as u64);
+            fs.media().fence();
+            fs.set_size(ino, SIZE, t)?;
+            Ok((root, true))
+        })?;
+        if made {
+            // the root directory's size, link count and times changed
+            // under its VFS inode
+            let root = crate::namei::iget(sb, root)?;
+            crate::inode::refresh(&root.lock())?;
+            crate::vfs::fs_info!(sb.id(), "created /{} for project quota\n", FILES[bindings::PRJQUOTA as usize]);
+        }
+        Ok(())
+    }
+
     /// Sets every ID's usage of the quota types in `types` to what the
     /// filesystem holds: for each inode, one inode and its blocks to its
-    /// owner and to its group (what quotacheck counts, and what the
-    /// charges add up to). IDs the quota file has but no inode belongs to
+    /// owner, its group and its project (what quotacheck counts, and what
+    /// the charges add up to). IDs the quota file has but no inode belongs to
     /// get zero. Walks the inodes in batches under the shared engine lock;
     /// nothing else runs at mount. Returns (inodes, IDs set).
     fn recount_usage(sb: &SuperBlock, info: &FsInfo, types: u8) -> Result<(u64, u64)> {
         use kernel::rbtree::RBTree;
-        // (blocks, inodes) per ID, user and group
-        let mut usage: [RBTree<u32, (u64, u64)>; 2] = [RBTree::new(), RBTree::new()];
+        // (blocks, inodes) per ID: user, group, project
+        let mut usage: [RBTree<u32, (u64, u64)>; 3] = [RBTree::new(), RBTree::new(), RBTree::new()];
         // The quota files are charged to no one (S_NOQUOTA while loaded,
         // and quotacheck leaves them out too).
         let qfiles = info.with_fs(Op::Quota, |fs| {
             let root = fs.root_ino();
-            Ok([fs.lookup(root, FILES[0].as_bytes())?, fs.lookup(root, FILES[1].as_bytes())?])
+            let mut q = [None; 3];
+            for (q, name) in q.iter_mut().zip(FILES) {
+                *q = fs.lookup(root, name.as_bytes())?;
+            }
+            Ok(q)
         })?;
         let mut batch = [(0u64, engine::Inode::default()); 8];
         let (mut after, mut inodes) = (0u64, 0u64);
@@ -420,7 +567,7 @@ mod imp {
                 if qfiles.contains(&Some(ino)) {
                     continue;
                 }
-                for (tree, id) in usage.iter_mut().zip([i.uid, i.gid]) {
+                for (tree, id) in usage.iter_mut().zip([i.uid, i.gid, i.projid]) {
                     match tree.get_mut(&id) {
                         Some(u) => *u = (u.0 + i.blocks, u.1 + 1),
                         None => {
@@ -436,7 +583,7 @@ mod imp {
             unsafe { bindings::ferrofs_cond_resched() };
         }
         let mut ids = 0u64;
-        for ty in [bindings::USRQUOTA as c_int, bindings::GRPQUOTA as c_int] {
+        for ty in TYPES {
             if types & (1u8 << ty) == 0 {
                 continue;
             }
@@ -485,7 +632,7 @@ mod imp {
         // SAFETY: quotactl calls us on an active super_block it holds.
         let sb = unsafe { SuperBlock::from_raw(sbp) };
         let Ok(info) = FsInfo::of(sb) else { return EIO.to_errno() };
-        if !(0..2).contains(&ty) || info.opts.quota & (1u8 << ty) == 0 {
+        if !TYPES.contains(&ty) || info.opts.quota & (1u8 << ty) == 0 {
             crate::vfs::fs_err!(
                 sb.id(),
                 "cannot turn on {} quota: the filesystem was not mounted with {}\n",

@@ -520,6 +520,12 @@ unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::k
         (*buf).f_namelen = st.name_max as _;
         (*buf).f_fsid.val = [fsid as u32 as i32, (fsid >> 32) as u32 as i32];
     }
+    // SAFETY: the dentry is live for the call; its inode, if any, is a
+    // ferrofs inode it pins.
+    let inode = unsafe { crate::vfs::Dentry::from_raw(dentry) }.positive().ok();
+    if let Some(i) = inode.filter(|i| i.state().flags() & engine::IFLAG_PROJINHERIT != 0) {
+        crate::quota::statfs_project(sb, i.state().projid(), buf);
+    }
     0
 }
 

@@ -295,9 +295,16 @@ impl FileAttr {
         unsafe { ((*self.0.get()).fsx_extsize, (*self.0.get()).fsx_cowextsize) }
     }
 
+    /// The project ID (FS_IOC_SETFLAGS: the current one, filled in by
+    /// vfs_fileattr_set).
+    pub(crate) fn projid(&self) -> u32 {
+        // SAFETY: as for flags.
+        unsafe { (*self.0.get()).fsx_projid }
+    }
+
     /// Fills the answer of a get: FS_*_FL flags (and their xflags mirror),
-    /// extra xflags, and the hints in bytes.
-    pub(crate) fn fill(&self, flags: u32, xflags: u32, extsize: u32, cowextsize: u32) {
+    /// extra xflags, the hints in bytes and the project ID.
+    pub(crate) fn fill(&self, flags: u32, xflags: u32, extsize: u32, cowextsize: u32, projid: u32) {
         let f = self.0.get();
         // SAFETY: the fileattr is ours to fill for the call.
         unsafe {
@@ -305,6 +312,7 @@ impl FileAttr {
             (*f).fsx_xflags |= xflags;
             (*f).fsx_extsize = extsize;
             (*f).fsx_cowextsize = cowextsize;
+            (*f).fsx_projid = projid;
         }
     }
 }

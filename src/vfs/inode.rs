@@ -70,6 +70,9 @@ pub(crate) struct InodeState {
     blocks: AtomicU64,
     /// Engine inode flags (`engine::IFLAG_*`).
     flags: AtomicU32,
+    /// Project ID (project quota's `get_projid` reads it without the
+    /// engine).
+    projid: AtomicU32,
     /// Written, unshared runs iomap_begin has seen (see `MapCache`).
     pub(crate) maps: super::MapCache,
     /// The quota layer's dquot pointers (see `crate::quota`).
@@ -83,6 +86,7 @@ impl InodeState {
             btime_nsec: AtomicU32::new(0),
             blocks: AtomicU64::new(0),
             flags: AtomicU32::new(0),
+            projid: AtomicU32::new(0),
             maps: super::MapCache::new(),
             dquots: crate::quota::DquotSlots::new(),
         }
@@ -104,11 +108,22 @@ impl InodeState {
         self.flags.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set(&self, btime: Time, blocks: u64, flags: u32) {
+    pub(crate) fn projid(&self) -> u32 {
+        self.projid.load(Ordering::Relaxed)
+    }
+
+    /// Sets the project ID of an inode not yet created in the engine, to
+    /// charge it to its project first (every later refresh sets it again).
+    pub(crate) fn set_projid(&self, projid: u32) {
+        self.projid.store(projid, Ordering::Relaxed)
+    }
+
+    pub(crate) fn set(&self, btime: Time, blocks: u64, flags: u32, projid: u32) {
         self.btime_sec.store(btime.sec, Ordering::Relaxed);
         self.btime_nsec.store(btime.nsec, Ordering::Relaxed);
         self.blocks.store(blocks, Ordering::Relaxed);
         self.flags.store(flags, Ordering::Relaxed);
+        self.projid.store(projid, Ordering::Relaxed);
     }
 }
 
@@ -506,6 +521,8 @@ pub(crate) struct Attrs {
     /// Engine flags (kept in the state), and the S_* flags they imply.
     pub(crate) flags: u32,
     pub(crate) s_flags: u32,
+    /// Project ID (kept in the state).
+    pub(crate) projid: u32,
 }
 
 /// Writes `a` into the VFS inode and its state. With `keep_newer_times`,
@@ -545,7 +562,7 @@ unsafe fn write_attrs(inode: &Inode, a: &Attrs, keep_newer_times: bool, init: bo
         let loaded = if (*p).i_flags & bindings::S_NOQUOTA != 0 { bindings::S_IMMUTABLE | bindings::S_NOATIME } else { 0 };
         bindings::inode_set_flags(p, a.s_flags | loaded, bindings::S_IMMUTABLE | bindings::S_APPEND | bindings::S_NOATIME | bindings::S_SYNC);
     }
-    inode.state().set(a.btime, a.blocks, a.flags);
+    inode.state().set(a.btime, a.blocks, a.flags, a.projid);
 }
 
 /// The operation tables of an inode (set once, while it is new).

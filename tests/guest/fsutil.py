@@ -4,6 +4,7 @@ import ctypes.util
 import errno
 import os
 import re
+import signal
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -158,3 +159,32 @@ if __name__ == "__main__":
     import sys
     if sys.argv[1:] == ["kmsg"]:
         sys.stdout.write(kernel_log())
+
+
+def as_user(uid, gid, fn):
+    """Runs fn() in a child with uid/gid (no capabilities, so limits
+    apply): its return value (repr'd), or raises what it raised."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            out = "ok " + repr(fn())
+        except OSError as e:
+            out = "errno " + errno.errorcode.get(e.errno, str(e.errno))
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            out = "exc " + repr(e)
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    out = b""
+    while chunk := os.read(r, 4096):
+        out += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return out.decode()

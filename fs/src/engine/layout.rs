@@ -832,6 +832,18 @@ pub fn inherited_flags(parent_flags: u32, mode: u32) -> u32 {
     }
 }
 
+/// The project ID a new inode takes in a directory with `parent_flags`
+/// and `parent_projid`: the directory's if it has PROJINHERIT, else the
+/// default project 0 (XFS's xfs_get_initial_prid). The kernel charges the
+/// new inode to it before the engine creates it.
+pub fn inherited_projid(parent_flags: u32, parent_projid: u32) -> u32 {
+    if parent_flags & IFLAG_PROJINHERIT != 0 {
+        parent_projid
+    } else {
+        0
+    }
+}
+
 /// Xattr record: namespace index (u8).
 pub const XA_NS: usize = 0;
 /// Xattr record: name length (u8).

@@ -388,11 +388,9 @@ impl<M: Media> Fs<M> {
         // project quota: a PROJINHERIT directory gives every new inode its
         // project ID, and new directories the flag too (XFS's
         // xfs_get_initial_prid and xfs_inode_inherit_flags)
-        if pd.flags & IFLAG_PROJINHERIT != 0 {
-            i.projid = pd.projid;
-            if i.is_dir() {
-                i.flags |= IFLAG_PROJINHERIT;
-            }
+        i.projid = inherited_projid(pd.flags, pd.projid);
+        if pd.flags & IFLAG_PROJINHERIT != 0 && i.is_dir() {
+            i.flags |= IFLAG_PROJINHERIT;
         }
         let (reg, dir) = (i.is_reg(), i.is_dir());
         if (reg || dir) && pd.flags & IFLAG_EXTSZINHERIT != 0 && pd.extsize != 0 {

@@ -18,14 +18,13 @@ import fcntl
 import os
 import mmap
 import re
-import signal
 import struct
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import clone, expect_errno, fallocate, parse_repquota, pattern
+from fsutil import as_user, clone, expect_errno, fallocate, parse_repquota, pattern
 
 FS_IOC_SHUTDOWN = 0x8004587D
 NOLOGFLUSH = 2
@@ -80,35 +79,6 @@ def quota_state(kind):
     """'on' or 'off', from quotaon -p (which exits 1 when a type is on)."""
     out = gtest.sh(f"quotaon -p{kind} {gtest.MNT}", check=False)
     return "on" if "is on" in out else "off"
-
-
-def as_user(uid, gid, fn):
-    """Runs fn() in a child with uid/gid (no capabilities, so limits
-    apply): its return value (repr'd), or raises what it raised."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-            out = "ok " + repr(fn())
-        except OSError as e:
-            out = "errno " + errno.errorcode.get(e.errno, str(e.errno))
-        except BaseException as e:  # noqa: BLE001 - reported to the parent
-            out = "exc " + repr(e)
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    out = b""
-    while chunk := os.read(r, 4096):
-        out += chunk
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
-    return out.decode()
 
 
 def inodes(kind, qid):
