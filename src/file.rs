@@ -676,7 +676,9 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
         // XFS; xfstests' fsx uses it that way and found the size short).
         unmap_blocks(inode, byte_of(l), byte_of(e), inv)?;
         let next = |fs: &engine::Fs<_>, from: u64| Ok(fs.next_mapped(ino, l + from, e)?.map(|b| b - l));
-        info.with_fs_mut_steps(Op::Space, inode, false, e - l, next, |fs, at, n| fs.unshare(ino, l + at, n))?;
+        // each step is charged the copies it makes, as XFS charges them
+        let copies = |fs: &engine::Fs<_>, at: u64, n: u64| fs.shared_blocks(ino, l + at, n);
+        info.with_fs_mut_steps(Op::Space, inode, copies, e - l, next, |fs, at, n| fs.unshare(ino, l + at, n))?;
     }
     let new_size = if keep || end <= inode.size() { None } else { Some(end) };
     // Fills the holes left (for ZERO_RANGE: the partial edge blocks). The
@@ -838,7 +840,8 @@ fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, fl
     // a reflink step may add a block to the destination for each it
     // shares (charged to its owner in full, as XFS does); dedupe replaces
     // blocks one for one
-    info.with_fs_mut_steps(Op::Remap, &dst, !dedupe, nblocks, next, |fs, o, n| {
+    let charge = |_: &engine::Fs<_>, _: u64, n: u64| Ok(if dedupe { 0 } else { n });
+    info.with_fs_mut_steps(Op::Remap, &dst, charge, nblocks, next, |fs, o, n| {
         if dedupe {
             fs.dedupe(s, sl + o, d, dl + o, n)
         } else {
@@ -1057,7 +1060,7 @@ fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Resul
         // The copies are charged to the file's quotas while they are made
         // (a run is all shared blocks: one copy each), as map_engine
         // charges a copy-on-write.
-        match info.with_fs_mut_steps(Op::Space, inode, true, n, |_, at| Ok(Some(at)), |fs, at, k| fs.unshare(ino, l + at, k)) {
+        match info.with_fs_mut_steps(Op::Space, inode, |_, _, k| Ok(k), n, |_, at| Ok(Some(at)), |fs, at, k| fs.unshare(ino, l + at, k)) {
             Ok(()) => {}
             // the write copies what it covers, block by block (and fails
             // with EIO where that is a block lost to a memory failure, or

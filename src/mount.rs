@@ -326,15 +326,15 @@ impl FsInfo {
     /// (`tx_restart`), so a crash leaves a prefix of the work done either
     /// way.
     /// Each step is charged to `inode`'s quotas as in
-    /// `with_fs_mut_charged`: with `grows`, up to its `n` blocks first
-    /// (reflink: the destination may gain a block for each; a write's
-    /// copy-on-write of a shared run: a copy each while it runs), else
-    /// nothing (the step frees or moves blocks); then settled.
+    /// `with_fs_mut_charged`: first what `charge(fs, at, n)` says the step
+    /// may add (reflink: a block for each of its `n`; a copy-on-write or an
+    /// unshare: a copy for each shared block while it runs; a step that
+    /// frees or moves blocks: nothing), then settled.
     pub(crate) fn with_fs_mut_steps(
         &self,
         op: Op,
         inode: &Inode,
-        grows: bool,
+        charge: impl Fn(&engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<u64, engine::Error>,
         count: u64,
         next: impl Fn(&engine::Fs<PmemMedia>, u64) -> core::result::Result<Option<u64>, engine::Error>,
         mut f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
@@ -342,7 +342,7 @@ impl FsInfo {
         let mut at = self.with_fs(op, |fs| next(fs, 0))?;
         while let Some(o) = at.filter(|&o| o < count) {
             let n = (count - o).min(STEP_BLOCKS);
-            at = self.with_fs_mut_charged(op, inode, |_| Ok(if grows { n } else { 0 }), |fs| {
+            at = self.with_fs_mut_charged(op, inode, |fs| charge(fs, o, n), |fs| {
                 f(fs, o, n)?;
                 next(fs, o + n)
             })?;
@@ -359,7 +359,7 @@ impl FsInfo {
         self.with_fs_mut_steps(
             op,
             inode,
-            false,
+            |_, _, _| Ok(0),
             end - lblk,
             |fs, from| Ok(fs.next_mapped(ino, lblk + from, end)?.map(|b| b - lblk)),
             |fs, at, n| {

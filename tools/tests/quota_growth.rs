@@ -57,6 +57,14 @@ fn growth_is_exact_for_every_kind_of_range() {
     // and the charge of anything else is the growth
     assert_eq!(fs.alloc_write_charge(g, 3, 3, d).unwrap(), 0);
     assert_eq!(fs.alloc_write_charge(g, 40, 3, d).unwrap(), fs.alloc_write_growth(g, 40, 3, d).unwrap());
+    // an unshare is charged its copies: the shared blocks of the range
+    // (g's 0, 1 and 6 are still f's 7, 8 and 13), not its holes or
+    // private blocks
+    assert_eq!(fs.shared_blocks(g, 0, 64).unwrap(), 3);
+    assert_eq!(fs.shared_blocks(f, 0, 200).unwrap(), 3, "the other owner's view");
+    let before = fs.read_inode(g).unwrap().blocks;
+    fs.unshare(g, 0, 64).unwrap();
+    assert_eq!((fs.shared_blocks(g, 0, 64).unwrap(), fs.read_inode(g).unwrap().blocks), (0, before));
     // a PMD fault's 512-block hole
     let (h, _) = fs.create(ROOT_INO, b"h", &reg()).unwrap();
     let huge = AllocFlags { huge_align: true, ..Default::default() };

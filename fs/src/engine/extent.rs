@@ -494,6 +494,25 @@ impl<M: Media> Fs<M> {
         self.alloc_write_growth(ino, lblk, count, fl)
     }
 
+    /// Blocks of `[lblk, lblk + count)` that are mapped and shared: what
+    /// `unshare` of the range copies, one new block each (disk quotas
+    /// charge them before it runs, as XFS charges an unshare). O(extents
+    /// in the range).
+    pub fn shared_blocks(&self, ino: u64, lblk: u64, count: u64) -> Result<u64> {
+        Self::check_range(lblk, count)?;
+        self.data_inode(ino)?;
+        let end = lblk + count;
+        let (mut cur, mut n) = (lblk, 0u64);
+        while cur < end {
+            let m = self.map(ino, cur, end - cur)?;
+            if m.shared && m.kind != MapKind::Hole {
+                n += m.count;
+            }
+            cur += m.count.max(1);
+        }
+        Ok(n)
+    }
+
     /// Blocks of `[lblk, lblk + count)` that are holes: the most a
     /// preallocation of the range (`fallocate`) can add to the inode's
     /// block count, and what `zero_range` adds (it leaves the whole range

@@ -97,7 +97,7 @@ def usage_table():
     return {k: {q: (r[0], r[3]) for q, r in repquota(k)[0].items()} for k in "ug"}
 
 
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_UNSHARE_RANGE = 1, 2, 0x40
 
 
 def quota_on_with_dir(name):
@@ -381,6 +381,26 @@ def test_blocks_charged_to_owner():
     with open(f"{d}/cow", "rb") as c:
         assert c.read() == pattern(2, 64 * 1024)
     os.unlink(f"{d}/cow")
+    assert kib("u", 4000) == 4 * 14 + 20, repquota("u")[1]
+    # nor an unshare (fallocate UNSHARE_RANGE), charged its copies the
+    # same way; root's goes through and, in the end, adds nothing either
+    with open(f"{d}/src", "rb") as s, open(f"{d}/uns", "wb") as c:
+        clone(s.fileno(), c.fileno())
+    os.chown(f"{d}/uns", 4000, 5000)
+
+    def unshare():
+        fd = os.open(f"{d}/uns", os.O_RDWR)
+        try:
+            fallocate(fd, FALLOC_FL_UNSHARE_RANGE, 0, 64 * 1024)
+        finally:
+            os.close(fd)
+    assert as_user(4000, 5000, unshare) == "errno EDQUOT"
+    assert kib("u", 4000) == 4 * (14 + 16) + 20, repquota("u")[1]
+    unshare()
+    assert kib("u", 4000) == 4 * (14 + 16) + 20, repquota("u")[1]
+    with open(f"{d}/uns", "rb") as c:
+        assert c.read() == pattern(2, 64 * 1024)
+    os.unlink(f"{d}/uns")
     assert kib("u", 4000) == 4 * 14 + 20, repquota("u")[1]
     # root is not limited: its write into the user's file is charged to it
     with open(f"{d}/free", "r+b") as f:
