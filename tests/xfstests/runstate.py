@@ -13,9 +13,13 @@ days and machines. Its layout:
   results/FSTYP/expunged  "test<TAB>reason" for tests the host left out
   results/FSTYP/state/generic/001.start  "EPOCH CHUNK": written by the guest
                           before the test starts
-  results/FSTYP/state/generic/001.end    "EPOCH EXIT": after ./check returns
-  results/FSTYP/state/generic/001.log    ./check's console output, whose
-                          line for the test gives the outcome
+  results/FSTYP/state/generic/001.end    "EPOCH EXIT": after the test and
+                          ./check's checks of it (EXIT: 0, or ./check's
+                          exit status for a chunk's last test; runs before
+                          guest-mark had one ./check per test)
+  results/FSTYP/state/generic/001.log    ./check's console output for the
+                          test (header, its line, summary), whose line for
+                          the test gives the outcome
   results/FSTYP/state/generic/001.xml    an xunit report, used if present
                           (runs before guest-check dropped -R xunit)
 

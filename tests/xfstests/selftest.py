@@ -8,7 +8,9 @@ runstate.py makes of it (outcomes, the first diff line of a failure, the
 selection a resumed chunk gets, re-running crashed tests) and what
 ledger.py does with it (rows, a re-run replacing a row, a render that is
 idempotent and lists the test ferrofs fails where XFS passes; a test of
-the extra set going to extra.tsv and to its own rendered block).
+the extra set going to extra.tsv and to its own rendered block). Also
+runs guest-mark, the guest's per-test hook, under a stand-in ./check: each
+test's state and outcome, and the count and time bounds.
 """
 import os
 import shutil
@@ -74,9 +76,77 @@ LOGS = {
 }
 
 
+# A stand-in for xfstests' ./check: the console header, then per test its
+# name, the LOGGER_PROG call, its outcome; a summary; TERM as ./check traps it.
+FAKE_CHECK = r"""#!/bin/bash
+trap 'echo "Interrupted!"; exit 1' 15
+printf 'FSTYP         -- ferrofs\nPLATFORM      -- Linux\n\n'
+for t in "$@"; do
+  printf "%-20s" "$t"
+  $LOGGER_PROG "run xfstest $t"
+  case $t in
+    */002) printf -- "- output mismatch (see x)\n    --- a\n    +++ b\n    @@ -1 +1 @@\n    -good\n    +bad\n";;
+    */003) echo "[not run] no reason";;
+    *) echo "12s";;
+  esac
+done
+echo "Ran: $*"; echo "Failures: generic/002"
+exit 1
+"""
+
+
+def mark_run(tmp, name, tests, cur, **env):
+    """Runs the fake ./check over `tests` with guest-mark as its hook, as
+    guest-check does; returns (state dir, progress lines, stop reason)."""
+    d = os.path.join(tmp, name)
+    os.makedirs(os.path.join(d, "state"))
+    fake = os.path.join(d, "check")
+    write(fake, FAKE_CHECK)
+    os.chmod(fake, 0o755)
+    mark = os.path.join(here, "guest-mark")
+    e = dict(os.environ, XFST_STATE=os.path.join(d, "state"), XFST_FS="ferrofs", XFST_LOG=os.path.join(d, "check.log"),
+             XFST_OUT=os.path.join(d, "progress"), XFST_CUR=os.path.join(d, "cur"), XFST_DEADLINE="0", XFST_MAX="0",
+             FERROFS_T_XFST_CHUNK="007", LOGGER_PROG=mark)
+    e.update(env)
+    write(e["XFST_CUR"], cur)
+    with open(e["XFST_LOG"], "w") as log:
+        rc = subprocess.run([fake] + tests, stdout=log, stderr=subprocess.STDOUT, env=e).returncode
+    subprocess.run([mark, "close", str(rc)], env=e, check=True)
+    prog = open(e["XFST_OUT"]).read().splitlines() if os.path.exists(e["XFST_OUT"]) else []
+    stop = open(e["XFST_CUR"] + ".stop").read().strip() if os.path.exists(e["XFST_CUR"] + ".stop") else ""
+    return os.path.join(d, "state"), prog, stop
+
+
+def check_guest_mark(tmp):
+    """guest-mark: one ./check over a list still leaves per-test state."""
+    tests = ["generic/001", "generic/002", "generic/003", "generic/004"]
+    sdir, prog, stop = mark_run(tmp, "mark1", tests, "- 5 0\n")
+    got = {t: runstate.classify(os.path.join(sdir, t), t) for t in tests}
+    check([got[t]["outcome"] for t in tests] == ["pass", "fail", "notrun", "pass"],
+          f"guest-mark: each test's own .log gives its outcome: {got}")
+    check(got["generic/002"]["detail"] == "output mismatch: -good", f"and its own diff: {got['generic/002']}")
+    check(all(os.path.exists(os.path.join(sdir, t + x)) for t in tests for x in (".start", ".end")),
+          "guest-mark: every test has a .start and an .end")
+    check(open(os.path.join(sdir, "generic/004.end")).read().split()[1] == "1",
+          "the last test's .end has ./check's exit status")
+    check(len(prog) == 4 and "[test 6 of this chunk" in prog[0] and "[test 9 of this chunk" in prog[3],
+          f"one progress line per test, counted on from earlier FSTYPs: {prog}")
+    check(not stop, "no stop reason when the list ran out")
+    # the count bound: the third test is not started (the next chunk runs it)
+    sdir, prog, stop = mark_run(tmp, "mark2", tests, "- 0 0\n", XFST_MAX="2")
+    started = sorted(f for f in os.listdir(os.path.join(sdir, "generic")) if f.endswith(".start"))
+    check(started == ["001.start", "002.start"], f"count bound 2: two tests started: {started}")
+    check(stop.startswith("count bound"), f"and the chunk says why it stopped: {stop!r}")
+    # a spent budget: nothing starts at all
+    sdir, prog, stop = mark_run(tmp, "mark3", tests, "- 0 0\n", XFST_DEADLINE="1")
+    check(not os.path.exists(os.path.join(sdir, "generic")) and stop.startswith("time budget"),
+          f"spent budget: no test started ({stop!r})")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="ferrofs-xfst-selftest.")
     try:
+        check_guest_mark(tmp)
         tree = os.path.join(tmp, "tree")
         write(os.path.join(tree, "tests/generic/group.list"),
               "001 auto quick\n002 auto quick\n003 auto quick\n004 auto quick\n"
