@@ -105,14 +105,20 @@ def mark_run(tmp, name, tests, cur, **env):
     os.chmod(fake, 0o755)
     mark = os.path.join(here, "guest-mark")
     e = dict(os.environ, XFST_STATE=os.path.join(d, "state"), XFST_FS="ferrofs", XFST_LOG=os.path.join(d, "check.log"),
-             XFST_OUT=os.path.join(d, "progress"), XFST_CUR=os.path.join(d, "cur"), XFST_DEADLINE="0", XFST_MAX="0",
+             XFST_CUR=os.path.join(d, "cur"), XFST_DEADLINE="0", XFST_MAX="0",
              FERROFS_T_XFST_CHUNK="007", LOGGER_PROG=mark)
     e.update(env)
     write(e["XFST_CUR"], cur)
+    # fd 3 is where progress goes (guest-check's console), as in the guest
+    prog_path = os.path.join(d, "progress")
+    on3 = ["sh", "-c", 'exec 3>>"$XFST_PROGRESS"; exec "$@"', "sh"]
+    e["XFST_PROGRESS"] = prog_path
     with open(e["XFST_LOG"], "w") as log:
-        rc = subprocess.run([fake] + tests, stdout=log, stderr=subprocess.STDOUT, env=e).returncode
-    subprocess.run([mark, "close", str(rc)], env=e, check=True)
-    prog = open(e["XFST_OUT"]).read().splitlines() if os.path.exists(e["XFST_OUT"]) else []
+        rc = subprocess.run(on3 + [fake] + tests, stdout=log, stderr=subprocess.STDOUT, env=e).returncode
+    subprocess.run(on3 + [mark, "close", str(rc)], env=e, check=True)
+    prog = open(prog_path).read().splitlines()
+    log_text = open(e["XFST_LOG"]).read()
+    check("xfstests:" not in log_text, "progress lines stay out of ./check's output")
     stop = open(e["XFST_CUR"] + ".stop").read().strip() if os.path.exists(e["XFST_CUR"] + ".stop") else ""
     return os.path.join(d, "state"), prog, stop
 
