@@ -305,9 +305,9 @@ pub(crate) fn transfer_project(inode: &crate::vfs::Locked<'_>, projid: u32) -> R
 /// statfs of a PROJINHERIT directory: caps the answer with its project's
 /// limits and usage when project quota is enforced (df inside a project
 /// shows the project's share, as on ext4 and XFS).
-pub(crate) fn statfs_project(sb: &SuperBlock, projid: u32, buf: *mut bindings::kstatfs) {
-    // SAFETY: a live super_block (the dentry being statfs'd pins it) and
-    // the kstatfs of that call; the quota layer locks the dquot.
+pub(crate) fn statfs_project(sb: &SuperBlock, projid: u32, buf: &mut bindings::kstatfs) {
+    // SAFETY: a live super_block and a kstatfs we may write; the quota
+    // layer takes and locks the dquot itself.
     unsafe { bindings::ferrofs_statfs_project(sb.as_ptr(), projid, buf) };
 }
 
@@ -457,11 +457,19 @@ mod imp {
                 }
                 on |= 1u8 << ty;
             } else if r == ENOENT.to_errno() {
-                crate::vfs::fs_info!(sb.id(), "{} quota stays off: there is no /{} (quotacheck creates it, quotaon turns it on)\n",
-                    type_name(ty), file);
+                let how = if ty == bindings::PRJQUOTA as c_int {
+                    "a read-write mount with prjquota creates it"
+                } else {
+                    "quotacheck creates it, quotaon turns it on"
+                };
+                crate::vfs::fs_info!(sb.id(), "{} quota stays off: there is no /{} ({})\n", type_name(ty), file, how);
             } else {
-                crate::vfs::fs_err!(sb.id(), "{} quota stays off: loading /{} failed ({}); run quotacheck, then quotaon\n",
-                    type_name(ty), file, r);
+                let how = if ty == bindings::PRJQUOTA as c_int {
+                    "remove it, and the next read-write mount with prjquota makes a new one"
+                } else {
+                    "run quotacheck, then quotaon"
+                };
+                crate::vfs::fs_err!(sb.id(), "{} quota stays off: loading /{} failed ({}); {}\n", type_name(ty), file, r, how);
             }
         }
         if on == 0 {

@@ -524,7 +524,9 @@ unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::k
     // ferrofs inode it pins.
     let inode = unsafe { crate::vfs::Dentry::from_raw(dentry) }.positive().ok();
     if let Some(i) = inode.filter(|i| i.state().flags() & engine::IFLAG_PROJINHERIT != 0) {
-        crate::quota::statfs_project(sb, i.state().projid(), buf);
+        // SAFETY: buf is the kstatfs of this call, ours to fill, and nothing
+        // else refers to it meanwhile.
+        crate::quota::statfs_project(sb, i.state().projid(), unsafe { &mut *buf });
     }
     0
 }

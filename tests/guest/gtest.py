@@ -34,6 +34,16 @@ def umount():
     sh(f"umount {MNT}")
 
 
+def mount_with(extra):
+    """DEV on MNT with `-o dax,EXTRA` (unmounted first; what the test left
+    open there is closed, and the working directory leaves it)."""
+    os.chdir("/")
+    release_mount()
+    if os.path.ismount(MNT):
+        umount()
+    sh(f"mount -t ferrofs -o dax{',' + extra if extra else ''} {DEV} {MNT}")
+
+
 def remount():
     """Unmount and mount again. Files and mappings the caller still has open
     on the mount are closed first; the harness's cwd is inside the mount, so

@@ -499,18 +499,7 @@ impl<M: Media> Fs<M> {
     /// charge them before it runs, as XFS charges an unshare). O(extents
     /// in the range).
     pub fn shared_blocks(&self, ino: u64, lblk: u64, count: u64) -> Result<u64> {
-        Self::check_range(lblk, count)?;
-        self.data_inode(ino)?;
-        let end = lblk + count;
-        let (mut cur, mut n) = (lblk, 0u64);
-        while cur < end {
-            let m = self.map(ino, cur, end - cur)?;
-            if m.shared && m.kind != MapKind::Hole {
-                n += m.count;
-            }
-            cur += m.count.max(1);
-        }
-        Ok(n)
+        self.count_blocks(ino, lblk, count, |m| m.shared && m.kind != MapKind::Hole)
     }
 
     /// Blocks of `[lblk, lblk + count)` that are holes: the most a
@@ -519,13 +508,19 @@ impl<M: Media> Fs<M> {
     /// allocated, and what it unmaps was counted already). For a charge
     /// made before either runs (disk quotas). O(extents in the range).
     pub fn hole_blocks(&self, ino: u64, lblk: u64, count: u64) -> Result<u64> {
+        self.count_blocks(ino, lblk, count, |m| m.kind == MapKind::Hole)
+    }
+
+    /// Blocks of `[lblk, lblk + count)` in the mapped pieces (or holes)
+    /// that `which` picks.
+    fn count_blocks(&self, ino: u64, lblk: u64, count: u64, which: impl Fn(&Mapping) -> bool) -> Result<u64> {
         Self::check_range(lblk, count)?;
         self.data_inode(ino)?;
         let end = lblk + count;
         let (mut cur, mut n) = (lblk, 0u64);
         while cur < end {
             let m = self.map(ino, cur, end - cur)?;
-            if m.kind == MapKind::Hole {
+            if which(&m) {
                 n += m.count;
             }
             cur += m.count.max(1);

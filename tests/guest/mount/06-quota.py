@@ -50,22 +50,13 @@ def opts():
     return line.split()[3].split(",")
 
 
-def qmount(extra):
-    """The test device on MNT with `-o dax,EXTRA` (unmounted first)."""
-    os.chdir("/")
-    gtest.release_mount()
-    if os.path.ismount(gtest.MNT):
-        gtest.umount()
-    gtest.sh(f"mount -t ferrofs -o dax{',' + extra if extra else ''} {gtest.DEV} {gtest.MNT}")
-
-
 def plain_mount():
     """Back to the harness's mount: quotas off, quota files gone."""
     gtest.sh(f"quotaoff -ug {gtest.MNT}", check=False)
     for f in ("aquota.user", "aquota.group"):
         if os.path.exists(f"{gtest.MNT}/{f}"):
             os.unlink(f"{gtest.MNT}/{f}")
-    qmount("")
+    gtest.mount_with("")
 
 
 def repquota(kind):
@@ -103,7 +94,7 @@ FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_UNSHARE_RANGE = 1, 2, 0x40
 def quota_on_with_dir(name):
     """User and group quotas on, fresh quota files, and a sticky
     world-writable directory NAME for other users' files: its path."""
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     gtest.sh(f"quotacheck -cug {gtest.MNT}")
     gtest.sh(f"quotaon -ug {gtest.MNT}")
     d = f"{gtest.MNT}/{name}"
@@ -122,17 +113,17 @@ def assert_quotacheck_agrees():
 
 
 def test_options_in_proc_mounts():
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     o = opts()
     assert "usrquota" in o and "grpquota" in o, o
-    qmount("quota")  # the old name of usrquota
+    gtest.mount_with("quota")  # the old name of usrquota
     o = opts()
     assert "usrquota" in o and "grpquota" not in o, o
-    qmount("noquota")
+    gtest.mount_with("noquota")
     o = opts()
     assert not any("quota" in x for x in o), o
     # an option left out on a remount keeps its state...
-    qmount("usrquota")
+    gtest.mount_with("usrquota")
     gtest.sh(f"mount -o remount,ro {gtest.MNT}")
     assert "ro" in opts() and "usrquota" in opts(), opts()
     gtest.sh(f"mount -o remount,rw {gtest.MNT}")
@@ -148,7 +139,7 @@ def test_options_in_proc_mounts():
 
 
 def test_quotaon_needs_the_option():
-    qmount("usrquota")
+    gtest.mount_with("usrquota")
     gtest.sh(f"quotacheck -cu {gtest.MNT}")
     log0 = dmesg()
     # a valid quota file, of the type the mount has: the option decides
@@ -162,7 +153,7 @@ def test_quotaon_needs_the_option():
 
 
 def test_limits_persist_through_quota_write():
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     gtest.sh(f"quotacheck -cug {gtest.MNT}")
     before = os.stat(f"{gtest.MNT}/aquota.user").st_size
     assert before > 0
@@ -179,7 +170,7 @@ def test_limits_persist_through_quota_write():
         assert rows.get(qid, ())[1:3] == (100 + i, 200 + i), (qid, out)
     # unmount with quota on: put_super writes the dquots, then releases
     # the files; the next mount reads them back through the read path
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     assert os.stat(f"{gtest.MNT}/aquota.user").st_size > before
     gtest.sh(f"quotaon -ug {gtest.MNT}")
     rows, out = repquota("u")
@@ -196,7 +187,7 @@ def test_limits_persist_through_quota_write():
 
 
 def test_loaded_quota_file_is_immutable():
-    qmount("usrquota")
+    gtest.mount_with("usrquota")
     gtest.sh(f"quotacheck -cu {gtest.MNT}")
     q = f"{gtest.MNT}/aquota.user"
     gtest.sh(f"quotaon -u {gtest.MNT}")
@@ -217,7 +208,7 @@ def test_loaded_quota_file_is_immutable():
 
 def test_remount_ro_rw_keeps_quota_on():
     # generic/082 and 235's sequence
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     gtest.sh(f"quotacheck -cug {gtest.MNT}")
     gtest.sh(f"quotaon -ug {gtest.MNT}")
     gtest.sh(f"setquota -u 77 500 600 0 0 {gtest.MNT}")
@@ -430,7 +421,7 @@ def test_quota_on_at_mount_and_recount():
     # an unmount and a mount with the options: quota is on at once, with
     # the limits, and a quotaon on top of it is no error
     log0 = dmesg()
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     log = dmesg()[len(log0):]
     assert re.search(r"ferrofs \(pmem\d+\): quota on \(usrquota,grpquota\), usage recounted: \d+ inodes, \d+ IDs", log), log
     assert quota_state("u") == "on" and quota_state("g") == "on"
@@ -442,11 +433,11 @@ def test_quota_on_at_mount_and_recount():
     # changes made while no quota was on (a mount without the options) are
     # in the usage after the next mount with them: it is recounted
     plain_usage = usage_table()
-    qmount("")
+    gtest.mount_with("")
     assert as_user(4100, 5100, files("c", 5)) == "ok None"  # over the limit: nothing counts
     os.unlink(f"{d}/a0")
     os.unlink(f"{d}/b0")
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     after = usage_table()
     owned = sum(1 for f in os.listdir(d) if os.stat(f"{d}/{f}").st_uid == 4100)
     assert after != plain_usage and after["u"][4100][1] == owned, (after, owned)
@@ -462,23 +453,23 @@ def test_quota_on_at_mount_and_recount():
     fd = os.open(gtest.MNT, os.O_RDONLY)
     fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("I", NOLOGFLUSH))
     os.close(fd)
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     assert usage_table() == truth, (truth, usage_table())
     assert_quotacheck_agrees()
 
     # one type's option: only that type; a type without its file stays off
-    qmount("usrquota")
+    gtest.mount_with("usrquota")
     assert quota_state("u") == "on" and quota_state("g") == "off"
     os.chdir("/")
     gtest.sh(f"quotaoff -u {gtest.MNT}")
     os.unlink(f"{gtest.MNT}/aquota.user")
     log0 = dmesg()
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     log = dmesg()[len(log0):]
     assert quota_state("u") == "off" and quota_state("g") == "on", log
     assert re.search(r"ferrofs \(pmem\d+\): user quota stays off: there is no /aquota.user", log), log
     # read-only, then read-write: the files come on without a recount
-    qmount("ro,usrquota,grpquota")
+    gtest.mount_with("ro,usrquota,grpquota")
     assert quota_state("g") == "off"
     log0 = dmesg()
     gtest.sh(f"mount -o remount,rw {gtest.MNT}")
@@ -489,7 +480,7 @@ def test_quota_on_at_mount_and_recount():
 
 
 def test_shutdown_with_quota_on():
-    qmount("usrquota,grpquota")
+    gtest.mount_with("usrquota,grpquota")
     gtest.sh(f"quotacheck -cug {gtest.MNT}")
     gtest.sh(f"quotaon -ug {gtest.MNT}")
     gtest.sh(f"setquota -u 99 10 20 0 0 {gtest.MNT}")

@@ -10,6 +10,7 @@ IDs survive a remount, and the mount recounts what was written while
 project quota was off. fsck stays clean."""
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import os
 import struct
@@ -79,14 +80,6 @@ def setproj(path, projid, inherit=None):
         os.close(fd)
 
 
-def qmount(extra):
-    os.chdir("/")
-    gtest.release_mount()
-    if os.path.ismount(gtest.MNT):
-        gtest.umount()
-    gtest.sh(f"mount -t ferrofs -o dax{',' + extra if extra else ''} {gtest.DEV} {gtest.MNT}")
-
-
 def blocks(path):
     return os.lstat(path).st_blocks * 512
 
@@ -102,11 +95,11 @@ def project_dir(name, projid):
 
 def test_prjquota_mount_makes_and_loads_the_file():
     # (other tests may have made it already: start without one)
-    qmount("")
+    gtest.mount_with("")
     if os.path.exists(f"{gtest.MNT}/aquota.project"):
         os.unlink(f"{gtest.MNT}/aquota.project")
     gtest.sh("dmesg -C")
-    qmount("prjquota")
+    gtest.mount_with("prjquota")
     assert "prjquota" in [l for l in open("/proc/mounts") if f" {gtest.MNT} " in l][-1].split()[3].split(",")
     f = f"{gtest.MNT}/aquota.project"
     st = os.stat(f)
@@ -124,14 +117,39 @@ def test_prjquota_mount_makes_and_loads_the_file():
     expect_errno("EPERM", os.open, f, os.O_WRONLY)
     # the next mount loads the same file, and says nothing of creating it
     gtest.sh("dmesg -C")
-    qmount("prjquota")
+    gtest.mount_with("prjquota")
     assert "created /aquota.project" not in gtest.sh("dmesg")
     assert os.stat(f).st_ino == st.st_ino
-    qmount("")
+    # an empty file, what a crash between its creation and its header
+    # leaves, is finished and loaded
+    gtest.mount_with("")
+    os.unlink(f)
+    open(f, "w").close()
+    gtest.mount_with("prjquota")
+    assert os.stat(f).st_size >= 2048
+    quotactl(Q_GETFMT, 0, ctypes.byref(fmt))
+    assert fmt.value == QFMT_VFS_V1, fmt.value
+    # a file that is not a quota file: project quota stays off, the mount
+    # goes on and the kernel log says why
+    gtest.mount_with("")
+    os.unlink(f)
+    with open(f, "wb") as g:
+        g.write(b"not a quota file" * 256)
+    gtest.sh("dmesg -C")
+    gtest.mount_with("prjquota")
+    log = gtest.sh("dmesg")
+    assert "project quota stays off: loading /aquota.project failed" in log, log
+    try:
+        quotactl(Q_GETFMT, 0, ctypes.byref(fmt))
+        raise AssertionError("project quota is on with a bad file")
+    except OSError as e:
+        assert e.errno == errno.ESRCH, e
+    gtest.mount_with("")
+    os.unlink(f)
 
 
 def test_ids_inherit_and_usage_follows():
-    qmount("prjquota")
+    gtest.mount_with("prjquota")
     d = project_dir("p", 42)
     assert getx(d) == (FS_XFLAG_PROJINHERIT, 42), getx(d)
     with open(f"{d}/f", "wb") as f:
@@ -157,11 +175,11 @@ def test_ids_inherit_and_usage_follows():
     # unlink gives it back
     os.unlink(f"{d}/f")
     assert usage(43) == (0, 0), usage(43)
-    qmount("")
+    gtest.mount_with("")
 
 
 def test_exdev_into_another_project():
-    qmount("prjquota")
+    gtest.mount_with("prjquota")
     a, b = project_dir("a", 1), project_dir("b", 2)
     with open(f"{a}/fa", "wb") as f:
         f.write(b"a")
@@ -179,11 +197,11 @@ def test_exdev_into_another_project():
     # out of a project into a plain directory is allowed, and keeps the ID
     os.rename(f"{b}/fb", f"{gtest.MNT}/fb")
     assert getx(f"{gtest.MNT}/fb") == (0, 2)
-    qmount("")
+    gtest.mount_with("")
 
 
 def test_limits_statfs_and_edquot():
-    qmount("prjquota")
+    gtest.mount_with("prjquota")
     d = project_dir("lim", 7)
     set_limits(7, bhard_kib=1024, ihard=4)
     st = os.statvfs(d)
@@ -206,26 +224,26 @@ def test_limits_statfs_and_edquot():
 
     assert as_user(*USER, many) == "errno EDQUOT", "and at its inode limit"
     assert usage(7)[1] == 4, usage(7)
-    qmount("")
+    gtest.mount_with("")
 
 
 def test_ids_survive_remount_and_usage_is_recounted():
-    qmount("prjquota")
+    gtest.mount_with("prjquota")
     d = project_dir("keep", 9)
     with open(f"{d}/f", "wb") as f:
         f.write(pattern(4, 64 << 10))
     # written while project quota is off: the next prjquota mount counts it
-    qmount("")
+    gtest.mount_with("")
     assert getx(d) == (FS_XFLAG_PROJINHERIT, 9)
     with open(f"{d}/g", "wb") as f:
         f.write(pattern(5, 128 << 10))
     assert getx(f"{d}/g") == (0, 9), "inheritance does not need quota on"
     gtest.sh("dmesg -C")
-    qmount("prjquota")
+    gtest.mount_with("prjquota")
     assert "usage recounted" in gtest.sh("dmesg")
     want = sum(blocks(f"{d}/{n}") for n in ("", "f", "g"))
     assert usage(9) == (want, 3), (usage(9), want)
-    qmount("")
+    gtest.mount_with("")
     r = subprocess.run(["umount", gtest.MNT], capture_output=True)
     assert r.returncode == 0, r
     r = subprocess.run(["fsck.ferrofs", "-n", gtest.DEV], capture_output=True, text=True)
