@@ -1072,7 +1072,25 @@ fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Resul
     Ok(())
 }
 
+/// `address_space_operations.bmap` (the FIBMAP ioctl, which the VFS allows
+/// only with CAP_SYS_RAWIO): the device block behind a file block, for
+/// tools that read a file past the filesystem (`filefrag -B`). It answers 0
+/// for a hole and for an unwritten block. For a shared block it answers 0
+/// too, as XFS does for reflinked files: something that wrote to it through
+/// the device would change every file that shares it.
+unsafe extern "C" fn bmap(mapping: *mut bindings::address_space, block: bindings::sector_t) -> bindings::sector_t {
+    // SAFETY: ioctl_fibmap holds the file, and so a reference on
+    // mapping->host, our inode.
+    let inode = unsafe { Inode::from_raw((*mapping).host) };
+    let Ok(info) = info_of(inode) else { return 0 };
+    match info.with_fs(Op::Map, |fs| fs.map(inode.ino(), block as u64, 1)) {
+        Ok(m) if m.kind == engine::MapKind::Written && !m.shared => m.pblk as bindings::sector_t,
+        _ => 0,
+    }
+}
+
 static DAX_AOPS: bindings::address_space_operations = bindings::address_space_operations {
+    bmap: Some(bmap),
     writepages: Some(dax_writepages),
     dirty_folio: Some(bindings::noop_dirty_folio),
     direct_IO: Some(bindings::noop_direct_IO),

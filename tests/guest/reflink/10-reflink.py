@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import FIEMAP_EXTENT_SHARED, clone, clone_range, dedupe, expect_errno, pattern
+from fsutil import FALLOC_FL_KEEP_SIZE, FIEMAP_EXTENT_SHARED, clone, clone_range, dedupe, expect_errno, fallocate, pattern
 from fsutil import fiemap as extents, mkfile, read_all
 
 B = 4096
@@ -82,6 +82,39 @@ def test_cow_pmd():
     want = bytearray(data)
     want[(2 << 20) + 7] = 0x11
     assert os.pread(b, size, 0) == bytes(want)
+
+
+def fibmap(fd, block):
+    """FIBMAP: the device block behind file block `block` (0: none)."""
+    return struct.unpack("i", fcntl.ioctl(fd, 1, struct.pack("i", block)))[0]
+
+
+def test_fibmap_answers_private_written_blocks_only():
+    data = pattern(7, 8 * B)
+    f = mkfile("fib", data)
+    os.ftruncate(f, 24 * B)
+    fallocate(f, FALLOC_FL_KEEP_SIZE, 20 * B, B)
+    (lo, phys, length, _), = [e for e in extents(f) if e[0] == 0]
+    assert length >= 8 * B, extents(f)
+    got = [fibmap(f, i) for i in range(8)]
+    assert got == [phys // B + i for i in range(8)], (got, phys)
+    # those device blocks hold the file's bytes
+    dev = os.open(gtest.DEV, os.O_RDONLY)
+    try:
+        assert os.pread(dev, 8 * B, got[0] * B) == data
+    finally:
+        os.close(dev)
+    assert fibmap(f, 10) == 0, "a hole"
+    assert fibmap(f, 20) == 0, "a preallocated (unwritten) block"
+    assert fibmap(f, 1 << 30) == 0, "past EOF"
+    # shared blocks: none, in either file (writing them behind the
+    # filesystem would change both)
+    g = os.open("fib2", os.O_RDWR | os.O_CREAT, 0o644)
+    clone(f, g)
+    assert fibmap(f, 0) == 0 and fibmap(g, 0) == 0
+    # a private copy has a device block again
+    os.pwrite(g, b"Z", 0)
+    assert fibmap(g, 0) not in (0, got[0]), fibmap(g, 0)
 
 
 def test_clone_range_and_self():
