@@ -197,3 +197,46 @@ fn needs_recovery_and_norecovery_mounts_write_nothing() {
     fs.unmount(6).unwrap();
     assert!(!Fs::needs_recovery(&m).unwrap());
 }
+
+/// FS_IOC_SETFSLABEL's engine half: the label is stored in one transaction
+/// (a crash at any fence leaves the old label or the new one, fsck clean),
+/// at most LABEL_MAX bytes and no NUL; an empty label clears it.
+#[test]
+fn set_label_is_transactional_and_bounded() {
+    use ferrofs_tools::fsck::{fsck, FsckOptions};
+    use ferrofs_tools::{CrashMode, CrashView};
+    let label = |fs: &Fs<&SimPmem>| {
+        let l = fs.superblock().label;
+        l[..l.iter().position(|&b| b == 0).unwrap_or(LABEL_MAX)].to_vec()
+    };
+    let m = SimPmem::new(16 * MB);
+    fmt(&m);
+    let mut fs = mount(&m).unwrap();
+    assert_eq!(fs.set_label(&[b'x'; LABEL_MAX + 1]), Err(Error::Invalid));
+    assert_eq!(fs.set_label(b"a\0b"), Err(Error::Invalid));
+    assert_eq!(label(&fs), b"t", "a refused label changes nothing");
+    fs.set_label(&[b'm'; LABEL_MAX]).unwrap();
+    fs.unmount(1).unwrap();
+    let tp = SimPmem::from_image(m.snapshot(), true);
+    let mut fs = mount(&tp).unwrap();
+    assert_eq!(label(&fs), vec![b'm'; LABEL_MAX]);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new([0u32; 2]));
+    let s = seen.clone();
+    tp.set_fence_hook(Some(Box::new(move |v: &CrashView| {
+        for mode in [CrashMode::DurableOnly, CrashMode::AllStored, CrashMode::Random(v.fence_no)] {
+            let p = SimPmem::from_image(v.image(mode), false);
+            let fs = mount(&p).unwrap();
+            let rep = fsck(&p, FsckOptions::default());
+            assert_eq!(rep.exit_code, 0, "fence {} {mode:?}:\n{}", v.fence_no, rep.describe());
+            let l = label(&fs);
+            assert!(l == vec![b'm'; LABEL_MAX] || l == b"new", "fence {} {mode:?}: label {l:?}", v.fence_no);
+            s.borrow_mut()[usize::from(l == b"new")] += 1;
+        }
+    })));
+    fs.set_label(b"new").unwrap();
+    tp.set_fence_hook(None);
+    let [old, new] = *seen.borrow();
+    assert!(old > 0 && new > 0, "crash states: {old} old, {new} new");
+    fs.set_label(b"").unwrap();
+    assert_eq!(label(&fs), b"");
+}

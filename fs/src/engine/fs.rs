@@ -189,6 +189,22 @@ impl<M: Media> Fs<M> {
         }
     }
 
+    /// FS_IOC_SETFSLABEL: the label becomes `label` (at most LABEL_MAX
+    /// bytes, no NUL: the superblock pads with NULs, so a NUL would end it
+    /// early), in one transaction with the superblock.
+    pub fn set_label(&mut self, label: &[u8]) -> Result<()> {
+        if label.len() > LABEL_MAX || label.contains(&0) {
+            return Err(Error::Invalid);
+        }
+        self.run(|fs| {
+            let mut l = [0u8; LABEL_MAX];
+            l[..label.len()].copy_from_slice(label);
+            fs.sb.label = l;
+            fs.sb_dirty();
+            Ok(())
+        })
+    }
+
     pub(crate) fn sb_dirty(&mut self) {
         self.tx.sb_dirty = true;
     }
@@ -220,7 +236,7 @@ impl<M: Media> Fs<M> {
         if size > msize {
             return Err(Error::DeviceTooSmall { need_blocks: total, have_blocks: msize / BLOCK_SIZE });
         }
-        if opts.label.len() > 32 {
+        if opts.label.len() > LABEL_MAX {
             return Err(Error::Invalid);
         }
         let g = match Geometry::compute(total, slots) {

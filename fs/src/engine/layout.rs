@@ -22,6 +22,8 @@ pub const FORMAT_VERSION: u32 = 3;
 pub const MIN_FORMAT_VERSION: u32 = 1;
 /// Bytes of the superblock covered by its crc (the rest of block 0 is zero).
 pub const SB_SIZE: usize = 512;
+/// Longest filesystem label, in bytes (NUL-padded in the superblock).
+pub const LABEL_MAX: usize = 32;
 /// Offset of the crc in the superblock.
 pub const SB_CRC_OFF: usize = 8;
 /// Superblock state: cleanly unmounted.
@@ -280,7 +282,7 @@ pub struct Superblock {
     /// Filesystem uuid.
     pub uuid: [u8; 16],
     /// Label, NUL padded.
-    pub label: [u8; 32],
+    pub label: [u8; LABEL_MAX],
     /// Blocks in the filesystem.
     pub total_blocks: u64,
     /// First journal block (the header).
