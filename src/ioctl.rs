@@ -17,6 +17,12 @@
 //!   at once. ferrofs commits each metadata transaction before returning,
 //!   so there is no log to flush and the last two are the same: what was
 //!   fsync'd before the call survives, what was not may not.
+//! - `FS_IOC_GETFSLABEL` and `FS_IOC_SETFSLABEL` (`_IOR`/`_IOW(0x94, 49/50,
+//!   char[FSLABEL_MAX])`, as on XFS, ext4 and btrfs; `xfs_io -c label`):
+//!   the filesystem label, at most 32 bytes (EINVAL beyond). Setting it
+//!   needs CAP_SYS_ADMIN and a writable mount, and is one engine
+//!   transaction; the block device's cache is dropped after it, so that
+//!   `blkid` and other readers of the device see the new label.
 //! - `FERROFS_IOC_DEFRAG` (`_IOWR(0xF4, 1, struct ferrofs_defrag)`, a type
 //!   byte Documentation/userspace-api/ioctl/ioctl-number.rst leaves free):
 //!   online defragmentation of a file (`crate::file::defrag`), for
@@ -25,7 +31,7 @@
 //!   fragmented for want of contiguous space out.
 
 use crate::bindings;
-use crate::mount::FsInfo;
+use crate::mount::{FsInfo, Op};
 use crate::vfs::{File, Inode};
 use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
 use kernel::prelude::*;
@@ -36,6 +42,9 @@ const FS_SHUTDOWN_FLAGS_DEFAULT: u32 = 0;
 const FS_SHUTDOWN_FLAGS_LOGFLUSH: u32 = 1;
 const FS_SHUTDOWN_FLAGS_NOLOGFLUSH: u32 = 2;
 const FERROFS_IOC_DEFRAG: c_uint = 0xc028_f401;
+const FS_IOC_GETFSLABEL: c_uint = 0x8100_9431;
+const FS_IOC_SETFSLABEL: c_uint = 0x4100_9432;
+const FSLABEL_MAX: usize = 256;
 const DEFRAG_ARG_SIZE: usize = 5 * core::mem::size_of::<u64>();
 
 /// `file_operations.unlocked_ioctl` of files and directories.
@@ -46,6 +55,8 @@ pub(crate) unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, ar
     let r = match cmd {
         FS_IOC_SHUTDOWN => shutdown(file.inode(), arg as usize),
         FERROFS_IOC_DEFRAG => defrag(file, arg as usize),
+        FS_IOC_GETFSLABEL => get_label(file.inode(), arg as usize),
+        FS_IOC_SETFSLABEL => set_label(file, arg as usize),
         _ => return -(bindings::ENOIOCTLCMD as c_long),
     };
     match r {
@@ -79,6 +90,32 @@ fn shutdown(inode: &Inode, arg: usize) -> Result {
     } else {
         info.shutdown(how);
     }
+    Ok(())
+}
+
+fn get_label(inode: &Inode, arg: usize) -> Result {
+    let label = FsInfo::of(inode.sb())?.with_fs(Op::Statfs, |fs| Ok(fs.superblock().label))?;
+    // NUL-padded in the superblock: the rest of the answer is NULs too
+    let mut out = [0u8; FSLABEL_MAX];
+    out[..label.len()].copy_from_slice(&label);
+    UserSlice::new(arg, FSLABEL_MAX).writer().write_slice(&out)
+}
+
+fn set_label(file: &File, arg: usize) -> Result {
+    // SAFETY: a capability check of the current task.
+    if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) } {
+        return Err(EPERM);
+    }
+    let mut buf = [0u8; FSLABEL_MAX];
+    UserSlice::new(arg, FSLABEL_MAX).reader().read_slice(&mut buf)?;
+    // a label fills the buffer up to its NUL (none at all: EINVAL)
+    let len = buf.iter().position(|&b| b == 0).ok_or(EINVAL)?;
+    let sb = file.inode().sb();
+    let _write = file.want_write()?;
+    FsInfo::of(sb)?.with_fs_mut(Op::Statfs, |fs| fs.set_label(&buf[..len]))?;
+    // SAFETY: the mounted super_block's own block device, which the mount
+    // holds; dropping its page cache only makes later reads go to media.
+    unsafe { bindings::invalidate_bdev(sb.bdev()) };
     Ok(())
 }
 

@@ -171,6 +171,74 @@ def test_ro_then_rw_then_ro():
     assert used_inodes() == used - 2 + 2
 
 
+FS_IOC_GETFSLABEL, FS_IOC_SETFSLABEL, FSLABEL_MAX = 0x81009431, 0x41009432, 256
+
+
+def get_label(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return fcntl.ioctl(fd, FS_IOC_GETFSLABEL, bytes(FSLABEL_MAX)).rstrip(b"\0")
+    finally:
+        os.close(fd)
+
+
+def set_label(path, label, pad=True):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = label + bytes(FSLABEL_MAX - len(label)) if pad else label
+        fcntl.ioctl(fd, FS_IOC_SETFSLABEL, buf)
+    finally:
+        os.close(fd)
+
+
+def device_label():
+    """The label in the primary superblock, read through the block device
+    (bytes 72..104 of block 0, NUL-padded)."""
+    fd = os.open(gtest.DEV, os.O_RDONLY)
+    try:
+        return os.pread(fd, 32, 72).rstrip(b"\0")
+    finally:
+        os.close(fd)
+
+
+def test_label_ioctls():
+    """FS_IOC_GETFSLABEL/SETFSLABEL (xfs_io -c label): the label reaches
+    the media and the block device at once and survives a remount; at most
+    32 bytes; CAP_SYS_ADMIN only; not on a read-only mount."""
+    m = gtest.MNT
+    assert get_label(m) == b"", get_label(m)  # the harness's mkfs sets none
+    assert device_label() == b""
+    set_label(m, b"ferro-label")
+    assert get_label(m) == b"ferro-label"
+    assert device_label() == b"ferro-label", "readers of the device see it"
+    gtest.remount()
+    assert get_label(gtest.MNT) == b"ferro-label"
+    set_label(m, b"L" * 32)
+    assert get_label(m) == b"L" * 32
+    expect_errno("EINVAL", set_label, m, b"L" * 33)
+    expect_errno("EINVAL", set_label, m, b"x" * FSLABEL_MAX, pad=False)  # no NUL in the buffer
+    assert get_label(m) == b"L" * 32, "a refused label changes nothing"
+    pid = os.fork()
+    if pid == 0:
+        os.setresuid(4000, 4000, 4000)
+        try:
+            set_label(m, b"user")
+            os._exit(1)
+        except OSError as e:
+            os._exit(0 if e.errno == errno.EPERM else 2)
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == 0, "a user may not set the label"
+    os.chdir("/")
+    gtest.sh(f"mount -o remount,ro {m}")
+    try:
+        expect_errno("EROFS", set_label, m, b"ro")
+        assert get_label(m) == b"L" * 32
+    finally:
+        gtest.sh(f"mount -o remount,rw {m}")
+    set_label(m, b"")
+    assert get_label(m) == b"" and device_label() == b""
+
+
 def test_norecovery_refuses_rw():
     d = gtest.MNT
     os.chdir("/")
