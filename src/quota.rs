@@ -493,8 +493,9 @@ mod imp {
     /// empty; leaves a complete one alone. quota-tools cannot make this
     /// file on a filesystem they do not know (Documentation/
     /// quota-plan.md), and `xfs_quota` manages project quota through
-    /// quotactl alone. The header reaches media before the size that
-    /// exposes it, so a crash leaves either an empty file or a whole one.
+    /// quotactl alone. The contents go through `write`, the quota layer's
+    /// own path, which makes them durable before the size that exposes
+    /// them, so a crash leaves either an empty file or a whole one.
     fn make_project_file(sb: &SuperBlock, info: &FsInfo) -> Result {
         // struct v2_disk_dqheader (magic for PRJQUOTA, version 1 = vfsv1),
         // then struct v2_disk_dqinfo: grace times 7 days (MAX_DQ_TIME,
@@ -502,44 +503,40 @@ mod imp {
         // or entry list. Block 1, the tree root, is all zeroes.
         const V2_PRJ_MAGIC: u32 = 0xd9c0_3f14;
         const WEEK: u32 = 7 * 24 * 60 * 60;
-        const SIZE: u64 = 2048;
-        let mut head = [0u8; 32];
+        let mut contents = [0u8; 2048];
         for (i, v) in [V2_PRJ_MAGIC, 1, WEEK, WEEK, 0, 2, 0, 0].into_iter().enumerate() {
-            head[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+            contents[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
         }
-        let name = FILES[bindings::PRJQUOTA as usize].as_bytes();
+        let file = FILES[bindings::PRJQUOTA as usize];
         let t = engine::Time { sec: crate::super_ops::now_secs(), nsec: 0 };
-        let (root, made) = info.with_fs_mut(Op::Quota, |fs| {
+        let (root, ino, created) = info.with_fs_mut(Op::Quota, |fs| {
             let root = fs.root_ino();
-            let (ino, made) = match fs.lookup(root, name)? {
-                Some(ino) => (ino, false),
+            Ok(match fs.lookup(root, file.as_bytes())? {
+                Some(ino) => (root, ino, false),
                 None => {
                     let a = engine::NewInode { mode: engine::S_IFREG | 0o600, time: t, ..Default::default() };
-                    (fs.create(root, name, &a)?.0, true)
+                    (root, fs.create(root, file.as_bytes(), &a)?.0, true)
                 }
-            };
-            let di = fs.read_inode(ino)?;
-            if !di.is_reg() {
-                return Err(engine::Error::Exists);
-            }
-            if di.size != 0 {
-                return Ok((root, made));
-            }
-            let flags = engine::AllocFlags { unwritten: false, huge_align: false, cow_unit: false };
-            // a new block comes back zeroed: only the header is written
-            let m = fs.alloc_write(ino, 0, 1, flags)?;
-            fs.media().write(m.pblk * BLOCK, &head);
-            fs.media().flush(m.pblk * BLOCK, head.len() as u64);
-            fs.media().fence();
-            fs.set_size(ino, SIZE, t)?;
-            Ok((root, true))
+            })
         })?;
-        if made {
+        if created {
             // the root directory's size, link count and times changed
             // under its VFS inode
             let root = crate::namei::iget(sb, root)?;
             crate::inode::refresh(&root.lock())?;
-            crate::vfs::fs_info!(sb.id(), "created /{} for project quota\n", FILES[bindings::PRJQUOTA as usize]);
+        }
+        let inode = crate::namei::iget(sb, ino)?;
+        if !inode.is_reg() {
+            return Err(EEXIST);
+        }
+        if inode.size() != 0 {
+            return Ok(());
+        }
+        write(&inode, &contents, 0)?;
+        if created {
+            crate::vfs::fs_info!(sb.id(), "created /{} for project quota\n", file);
+        } else {
+            crate::vfs::fs_info!(sb.id(), "finished /{}, which a crash had left empty\n", file);
         }
         Ok(())
     }
