@@ -2,12 +2,14 @@
 """The xfstests results ledgers: tests/xfstests/results/quick.tsv and extra.tsv.
 
 One row per (test, filesystem type): outcome (pass, fail, notrun, crashed,
-expunged), seconds, the xfstests and ferrofs commits it ran on, the date,
-and the not-run reason or the first failure line. Two sets of tests, one
+expunged), seconds, the xfstests and ferrofs commits it ran on, the date
+(UTC, to the second, of the result's end), and the not-run reason or the
+first failure line. Two sets of tests, one
 file each: `quick`, the generic quick group, and `extra`, the generic tests
 of the clone, dedupe, dax and mmap groups that are not in quick (issue #22
 item 4). A run may take days of chunks (scripts/xfstests -r); the ledgers
-are what is committed, and re-running a test replaces its row.
+are what is committed, and re-running a test replaces its row: ingest
+keeps the newest result of each test, whatever order runs are given in.
 
   ledger.py ingest RUN_DIR...  add the outcomes of runs (every FSTYP in them)
                                to the ledger of each test's set (tests in
@@ -32,6 +34,7 @@ import collections
 import os
 import statistics
 import sys
+import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 repo = os.path.dirname(os.path.dirname(here))
@@ -107,6 +110,21 @@ def need_sets(args):
     return sets
 
 
+def when(epoch):
+    """The ledger's date of a result: UTC time of day to the second, so that
+    two results of one day order; "" if the epoch is unknown."""
+    if not epoch:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+
+
+def order_key(date):
+    """Rows written before results carried their time have the day only:
+    they count as the start of that day, so any result of that day or later
+    replaces them, as every result did then."""
+    return date if "T" in date else date + "T00:00:00Z"
+
+
 def ingest(args):
     sets = need_sets(args)
     member = {t: which for which in SETS for t in sets[which]}
@@ -127,7 +145,13 @@ def ingest(args):
                     continue
                 meta, rows = led[which]
                 m = metas.get(r["chunk"], last)
-                date = m.get("started", "")[:10]
+                date = when(r.get("ended", 0)) or m.get("started", "")[:10]
+                old = rows.get((t, fs))
+                if old and order_key(old["date"]) > order_key(date):
+                    # a newer result is in the ledger already (runs may be
+                    # ingested in any order, and again)
+                    added[f"{which} {fs} older than the ledger's, left out"] += 1
+                    continue
                 detail = r["detail"]
                 xfs_io = m.get("xfs_io", "")
                 if "(" in xfs_io:

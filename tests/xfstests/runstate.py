@@ -145,11 +145,17 @@ def crash_cause(run, chunk):
 
 
 def outcomes(run, fs):
-    """test -> dict(outcome, seconds, detail, chunk) for one FSTYP of a run."""
+    """test -> dict(outcome, seconds, detail, chunk, ended) for one FSTYP of a
+    run. `ended` is the epoch the result came to be: the test's end, the
+    start of a test that crashed, and for an expunged test the start of the
+    run's last chunk (whose selection applied the expunge list); 0 if
+    unknown. The ledger keeps the newest result of a test by it."""
     res = {}
     base = os.path.join(run, "results", fs)
+    metas = chunk_meta(run)
+    last_start = max([int(m.get("started_epoch", 0) or 0) for m in metas.values()] or [0])
     for t, reason in expunged(base).items():
-        res[t] = dict(outcome="expunged", seconds="", detail=reason, chunk="")
+        res[t] = dict(outcome="expunged", seconds="", detail=reason, chunk="", ended=last_start)
     sdir = os.path.join(base, "state")
     if not os.path.isdir(sdir):
         return res
@@ -163,13 +169,14 @@ def outcomes(run, fs):
             t0, chunk = (int(start[0]) if start else 0), (start[1] if len(start) > 1 else "")
             if not os.path.exists(stem + ".end"):
                 cause = crash_cause(run, chunk) or "the VM never came back from this test (guest crash, VM timeout or host stopped)"
-                res[t] = dict(outcome="crashed", seconds="", detail=cause, chunk=chunk)
+                res[t] = dict(outcome="crashed", seconds="", detail=cause, chunk=chunk, ended=t0)
                 continue
             end = open(stem + ".end").read().split()
             wall = int(end[0]) - t0 if end else 0
             r = classify(stem, t)
             r.setdefault("seconds", str(wall))
             r["chunk"] = chunk
+            r["ended"] = int(end[0]) if end else t0
             res[t] = r
     return res
 

@@ -12,11 +12,13 @@ the extra set going to extra.tsv and to its own rendered block). Also
 runs guest-mark, the guest's per-test hook, under a stand-in ./check: each
 test's state and outcome, and the count and time bounds.
 """
+import calendar
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
@@ -48,11 +50,15 @@ XML_NOTRUN = ('<testsuite><testcase classname="xfstests.global" name="{t}" time=
 
 
 def fake_test(run, fs, t, chunk, xml, secs, crashed=False):
+    """A test's state as guest-mark leaves it, started a minute after its
+    chunk (whose meta must be written first)."""
+    meta = dict(line.rstrip("\n").split("\t", 1) for line in open(os.path.join(run, "chunks", chunk, "meta")))
+    t0 = calendar.timegm(time.strptime(meta["started"], "%Y-%m-%dT%H:%M:%SZ")) + 60
     stem = os.path.join(run, "results", fs, "state", t)
-    write(stem + ".start", f"1000 {chunk}\n")
+    write(stem + ".start", f"{t0} {chunk}\n")
     if crashed:
         return
-    write(stem + ".end", f"{1000 + secs + 5} 0\n")
+    write(stem + ".end", f"{t0 + secs + 5} 0\n")
     write(stem + ".xml", xml.format(t=t, s=secs))
 
 
@@ -240,6 +246,25 @@ def main():
         row = [x.split("\t") for x in open(ledger) if x.startswith("generic/004\tferrofs")]
         check(len(row) == 1 and row[0][2] == "pass" and row[0][5] == "9abcdef0",
               f"re-run replaces the row: {row}")
+        # an older run ingested after a newer one leaves the newer row: run2
+        # (2026-12-01) again with its 004 crashed leaves chunk 003's pass
+        fake_test(run2, "ferrofs", "generic/004", "001", None, 0, crashed=True)
+        led("ingest", run2)
+        row = [x.split("\t") for x in open(ledger) if x.startswith("generic/004\tferrofs")]
+        check(len(row) == 1 and row[0][2] == "pass" and row[0][6] == "2026-12-02T09:01:25Z",
+              f"an older result does not replace a newer row: {row}")
+        # a row from before results carried their time (the day only) is
+        # replaced by a result of that day
+        text = open(ledger).read().replace("2026-12-02T09:01:25Z", "2026-12-02")
+        open(ledger, "w").write(text)
+        run6 = os.path.join(tmp, "run6")
+        write(os.path.join(run6, "chunks/001/meta"), "started\t2026-12-02T00:30:00Z\nxfstests\tabcdef01\n"
+              "ferrofs\t0fedcba9\n")
+        fake_test(run6, "ferrofs", "generic/004", "001", XML_FAIL, 20)
+        led("ingest", run6)
+        row = [x.split("\t") for x in open(ledger) if x.startswith("generic/004\tferrofs")]
+        check(len(row) == 1 and row[0][2] == "fail" and row[0][6] == "2026-12-02T00:31:25Z",
+              f"a day-only row is replaced by a result of its day: {row}")
         # a chunk's run conditions reach its rows' detail column
         def ingest_one(name, test, meta_tail, detail, what):
             rdir = os.path.join(tmp, name)
@@ -257,7 +282,7 @@ def main():
         heads = [x for x in open(ledger) if x.startswith("# xfstests results ledger")]
         check(len(heads) == 1, f"the header is written once after several ingests: {len(heads)}")
         need = led("need-xfs").stdout.split()
-        check(need == ["generic/003", "generic/605"], f"need-xfs: {need}")
+        check(need == ["generic/003", "generic/004", "generic/605"], f"need-xfs (004 failed in run6): {need}")
         # a test of the clone group outside quick goes to extra.tsv, beside
         # the quick ledger, and gets a block of its own in the documentation
         check(led("todo", "--set", "extra").stdout.split() == ["generic/606"], "extra set: generic/606")
