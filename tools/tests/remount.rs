@@ -273,3 +273,75 @@ fn failed_load_during_remount_rw_stays_read_only() {
     eprintln!("remount_rw: {n} loads failed in turn, {errors} errors");
     assert!(errors > 0 && n > 50);
 }
+
+/// FIFREEZE's engine half: `quiesce` leaves exactly the media a clean
+/// unmount leaves (so a snapshot of a frozen filesystem mounts without
+/// recovery), a crash at any of its fences recovers to the same state, a
+/// refused operation afterwards keeps it clean, and the first change
+/// afterwards marks the superblock dirty in its own commit: no crash image
+/// shows the change beside a clean superblock.
+#[test]
+fn quiesce_is_a_clean_unmount_until_the_next_change() {
+    let (start, ctx) = start_image(base_setup);
+    let op = |fs: &mut Fs<&SimPmem>| {
+        let (n, _) = fs.create(ROOT_INO, b"new", &reg()).unwrap();
+        ferrofs_tools::harness::write(fs, n, 0, &[3u8; 5000], T).unwrap();
+    };
+    let a = SimPmem::from_image(start.clone(), false);
+    let mut fs = Fs::mount(&a, &RW).unwrap();
+    op(&mut fs);
+    fs.unmount(20).unwrap();
+
+    let tp = SimPmem::from_image(start, true);
+    let mut fs = Fs::mount(&tp, &RW).unwrap();
+    op(&mut fs);
+    assert!(!fs.is_quiesced());
+    let pre = state(&fs);
+    let seen = Rc::new(RefCell::new(0u64));
+    let (s2, pre2) = (seen.clone(), pre.clone());
+    tp.set_fence_hook(Some(Box::new(move |v: &CrashView| {
+        for mode in [CrashMode::DurableOnly, CrashMode::AllStored, CrashMode::Random(29)] {
+            let what = format!("quiesce fence {} {mode:?}", v.fence_no);
+            assert!(recovered(v.image(mode), &what) == pre2, "{what}: state changed");
+            *s2.borrow_mut() += 1;
+        }
+    })));
+    fs.quiesce(20).unwrap();
+    tp.set_fence_hook(None);
+    assert!(*seen.borrow() > 0);
+    assert!(fs.is_quiesced() && !fs.is_read_only());
+    assert!(tp.durable() == a.snapshot(), "quiesce left different media than a clean unmount");
+    assert!(!Fs::needs_recovery(&tp).unwrap());
+    fs.quiesce(20).unwrap();
+    assert!(tp.durable() == a.snapshot(), "a second quiesce changed the media");
+
+    // a refused change writes nothing and stays clean
+    assert_eq!(fs.create(ROOT_INO, b"new", &reg()).unwrap_err(), Error::Exists);
+    assert_eq!(fs.unlink(ctx.ino["dir"], b"sub", T).unwrap_err(), Error::IsDir);
+    assert!(fs.is_quiesced() && tp.durable() == a.snapshot());
+
+    // the first change: dirty in the same commit as the change
+    let counts = Rc::new(RefCell::new([0u64; 2]));
+    let c2 = counts.clone();
+    tp.set_fence_hook(Some(Box::new(move |v: &CrashView| {
+        for mode in [CrashMode::DurableOnly, CrashMode::AllStored, CrashMode::Random(31)] {
+            let img = v.image(mode);
+            let dirty = Fs::needs_recovery(&SimPmem::from_image(img.clone(), false)).unwrap();
+            let pm = SimPmem::from_image(img, false);
+            let fs = Fs::mount(&pm, &RW).unwrap();
+            let made = fs.lookup(ROOT_INO, b"y").unwrap().is_some();
+            assert!(dirty || !made, "fence {} {mode:?}: the create is on media under a clean superblock", v.fence_no);
+            c2.borrow_mut()[usize::from(made)] += 1;
+        }
+    })));
+    fs.create(ROOT_INO, b"y", &reg()).unwrap();
+    tp.set_fence_hook(None);
+    let [before, after] = *counts.borrow();
+    assert!(before > 0 && after > 0, "crash states: {before} without the create, {after} with it");
+    assert!(!fs.is_quiesced());
+    assert!(Fs::needs_recovery(&tp).unwrap());
+    fs.unmount(30).unwrap();
+    assert!(!Fs::needs_recovery(&tp).unwrap());
+    let rep = fsck(&tp, FsckOptions::default());
+    assert_eq!(rep.exit_code, 0, "{}", rep.describe());
+}

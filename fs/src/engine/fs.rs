@@ -427,6 +427,38 @@ impl<M: Media> Fs<M> {
         Ok(())
     }
 
+    /// Freeze (FIFREEZE): leave the media as a clean unmount leaves it
+    /// (superblock state clean, write time set, journal committed) while
+    /// staying mounted and writable, so that an image taken now (a
+    /// snapshot, a copy of the device) mounts without recovery, even on a
+    /// read-only device, as a frozen XFS's or ext4's does. Nothing changes
+    /// the media while the kernel holds the freeze; whatever transaction
+    /// comes first afterwards marks the superblock dirty again in its own
+    /// commit (`run`), so "clean" is never on the media beside a change it
+    /// does not cover. A no-op when read-only or already quiesced.
+    pub fn quiesce(&mut self, time: i64) -> Result<()> {
+        if self.ro || self.is_quiesced() {
+            return Ok(());
+        }
+        self.mark_clean(time)
+    }
+
+    /// Undo `quiesce` now rather than at the next change: the superblock
+    /// marked dirty in a transaction of its own (a shutdown, after which
+    /// the next mount must recover). A no-op unless quiesced.
+    pub fn unquiesce(&mut self) -> Result<()> {
+        if !self.is_quiesced() {
+            return Ok(());
+        }
+        self.run(|_| Ok(()))
+    }
+
+    /// Writable, and the media says clean: `quiesce` ran and no
+    /// transaction since.
+    pub fn is_quiesced(&self) -> bool {
+        !self.ro && self.sb.state == STATE_CLEAN
+    }
+
     /// The writable half of mount. On error the mount stays read-only (the
     /// media may hold a dirty state or partly reaped orphans: a crash state,
     /// which the next mount recovers).
@@ -550,6 +582,13 @@ impl<M: Media> Fs<M> {
     /// Run `f` as one transaction: commit on success, roll back on error.
     pub(crate) fn run<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.begin()?;
+        if self.sb.state != STATE_DIRTY {
+            // the first change after `quiesce` (or mount's own, which sets
+            // it too): the superblock says dirty again in this same commit;
+            // an abort reloads the superblock, clean
+            self.sb.state = STATE_DIRTY;
+            self.sb_dirty();
+        }
         match f(self) {
             Ok(v) => {
                 if let Err(e) = self.commit() {
