@@ -77,6 +77,8 @@ u32 ferrofs_encode_dev(dev_t dev) { return new_encode_dev(dev); }
 
 void ferrofs_sb_start_pagefault(struct super_block *sb) { sb_start_pagefault(sb); }
 void ferrofs_sb_end_pagefault(struct super_block *sb) { sb_end_pagefault(sb); }
+void ferrofs_sb_start_intwrite(struct super_block *sb) { sb_start_intwrite(sb); }
+void ferrofs_sb_end_intwrite(struct super_block *sb) { sb_end_intwrite(sb); }
 void ferrofs_file_accessed(struct file *file) { file_accessed(file); }
 bool ferrofs_file_writable(const struct file *file) { return file->f_mode & FMODE_WRITE; }
 bool ferrofs_inode_append_or_immutable(const struct inode *inode)

@@ -42,6 +42,8 @@ u32 ferrofs_encode_dev(dev_t dev);
 
 void ferrofs_sb_start_pagefault(struct super_block *sb);
 void ferrofs_sb_end_pagefault(struct super_block *sb);
+void ferrofs_sb_start_intwrite(struct super_block *sb);
+void ferrofs_sb_end_intwrite(struct super_block *sb);
 void ferrofs_file_accessed(struct file *file);
 bool ferrofs_file_writable(const struct file *file);
 bool ferrofs_inode_append_or_immutable(const struct inode *inode);

@@ -107,6 +107,9 @@ fn evict(inode: &Inode) {
     let Ok(info) = info_of(inode) else { return };
     info.rmap.lock().forget_inode(inode.ino());
     if inode.nlink() == 0 && !inode.is_bad() && inode.ino() != 0 {
+        // a freeze waits for this, and holds it off until the thaw (the
+        // last close of an unlinked file during a freeze sleeps here)
+        let _intwrite = inode.sb().start_intwrite();
         if info.is_shut_down() {
             // Nothing can be written. The inode has been on the orphan list
             // since its last unlink, so the next mount frees it; umount

@@ -430,6 +430,13 @@ impl FsInfo {
         self.shut_down.store(true, Ordering::Release);
         let mut g = self.fs.write();
         self.next_epoch();
+        if let Some(fs) = g.as_mut() {
+            // frozen (FIFREEZE, or the freeze of FS_IOC_SHUTDOWN's default
+            // mode) the media says clean; after a shutdown it must say
+            // that the next mount recovers, whatever the mode. If even
+            // this write fails, the media is clean and consistent.
+            let _ = fs.unquiesce();
+        }
         if g.take().is_some() {
             crate::vfs::fs_err!(self.dev(), "shutting down: {}; further access fails with EIO\n", why);
         }

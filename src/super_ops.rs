@@ -297,6 +297,30 @@ fn remount_rw(sb: &SuperBlock, new: MountOpts) -> Result {
     }
 }
 
+/// `super_operations.freeze_fs` (FIFREEZE, and the kernel-held freeze of
+/// FS_IOC_SHUTDOWN's default mode). freeze_super has already stopped
+/// writers and write faults, written back every inode and dirty DAX entry
+/// (sync_fs wrote the dquots), and waited for internal writers (an
+/// unlinked inode being freed, `evict`). Every engine transaction is
+/// durable when it returns, so what is left is the superblock: marked
+/// clean (`Fs::quiesce`), so that a snapshot or copy of the frozen device
+/// mounts without recovery, even read-only, as a frozen XFS or ext4 does.
+/// No unfreeze_fs: the first transaction after the thaw marks it dirty
+/// again in its own commit.
+unsafe extern "C" fn freeze_fs(sbp: *mut bindings::super_block) -> c_int {
+    // SAFETY: freeze_super calls freeze_fs on a live super_block, with
+    // s_umount held.
+    let sb = unsafe { SuperBlock::from_raw(sbp) };
+    let Ok(info) = FsInfo::of(sb) else { return EIO.to_errno() };
+    if info.is_shut_down() {
+        // nothing can be written, and nothing needs to be
+        return 0;
+    }
+    to_c(info.with_fs_mut(Op::Other, |fs| fs.quiesce(now_secs())).inspect_err(|e| {
+        crate::vfs::fs_err!(sb.id(), "cannot freeze: marking the filesystem clean failed ({:?})\n", e);
+    }))
+}
+
 /// rw -> ro: lazily kept times reach the engine (sync_filesystem), then the
 /// engine leaves the media as a clean unmount does and refuses writes.
 /// Unlinked files still open make the VFS refuse the remount (EBUSY) before
@@ -476,6 +500,7 @@ static SUPER_OPS: bindings::super_operations = bindings::super_operations {
     evict_inode: Some(crate::inode::evict_inode),
     write_inode: Some(crate::inode::write_inode),
     sync_fs: Some(crate::quota::sync_fs),
+    freeze_fs: Some(freeze_fs),
     #[cfg(CONFIG_QUOTA)]
     quota_read: Some(crate::quota::quota_read),
     #[cfg(CONFIG_QUOTA)]

@@ -168,6 +168,16 @@ impl SuperBlock {
         PagefaultGuard(self)
     }
 
+    /// Freeze protection for a write the filesystem makes on its own
+    /// (`sb_start_intwrite`: freeing an unlinked inode at eviction), which
+    /// a freeze waits for and then holds off until the thaw; released when
+    /// the guard drops.
+    pub(crate) fn start_intwrite(&self) -> IntwriteGuard<'_> {
+        // SAFETY: a live super_block; paired in the guard's drop.
+        unsafe { bindings::ferrofs_sb_start_intwrite(self.as_ptr()) };
+        IntwriteGuard(self)
+    }
+
     pub(crate) fn is_read_only(&self) -> bool {
         // SAFETY: reading s_flags of a live super_block.
         unsafe { (*self.as_ptr()).s_flags as usize & bindings::FERROFS_SB_RDONLY as usize != 0 }
@@ -251,6 +261,15 @@ impl Drop for PagefaultGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: taken in start_pagefault.
         unsafe { bindings::ferrofs_sb_end_pagefault(self.0.as_ptr()) };
+    }
+}
+
+pub(crate) struct IntwriteGuard<'a>(&'a SuperBlock);
+
+impl Drop for IntwriteGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken in start_intwrite.
+        unsafe { bindings::ferrofs_sb_end_intwrite(self.0.as_ptr()) };
     }
 }
 
