@@ -82,6 +82,7 @@ fn new_vfs_inode(
     dir: &Locked<'_>,
     mode: u16,
     rdev: u32,
+    new_entries: u64,
     make: impl FnOnce(&mut engine::Fs<crate::dax::PmemMedia>, &engine::NewInode) -> engine::Result<(u64, engine::Inode)>,
 ) -> Result<NewInode> {
     let info = info_of(dir)?;
@@ -109,12 +110,48 @@ fn new_vfs_inode(
         flags: engine::inherited_flags(dir.state().flags(), mode),
         time: dir.now(),
     };
-    let (ino, di) = info.with_fs_mut(Op::Namespace, |fs| make(fs, &new))?;
+    let (ino, di) = in_dir(info, dir, new_entries, |fs| make(fs, &new))?;
     let n = u.insert(ino, &attrs_of(&di), &ops_for(mode, rdev))?;
     if let Err(e) = crate::xattr::acl_init(&n, acls) {
         crate::vfs::fs_err!(dir.sb().id(), "inode {}: storing inherited ACLs failed: {:?}\n", ino, e);
     }
     Ok(n)
+}
+
+/// An exclusive engine section `f` that changes the entries of `dir`,
+/// adding at most `new_entries` (0 or 1): a directory is charged the blocks
+/// its entries take in the DIR btree (`engine::dir_blocks`), so a name
+/// added by a user over the limit of the directory's owner, when it takes
+/// a new block's worth, is EDQUOT before anything changes (XFS reserves
+/// quota for a directory's growth the same way), and the charge is
+/// settled at the directory's new count afterwards (a removal gives blocks
+/// back). `crate::quota::init(dir)` must have run.
+fn in_dir<R>(
+    info: &crate::mount::FsInfo,
+    dir: &Inode,
+    new_entries: u64,
+    f: impl FnOnce(&mut engine::Fs<crate::dax::PmemMedia>) -> engine::Result<R>,
+) -> Result<R> {
+    let dino = dir.ino();
+    info.with_fs_mut_charged(
+        Op::Namespace,
+        dir,
+        |fs| {
+            let size = fs.read_inode(dino)?.size;
+            Ok(engine::dir_blocks(size + new_entries) - engine::dir_blocks(size))
+        },
+        f,
+    )
+}
+
+/// Settles the quota charge of a second directory a section changed
+/// (the source directory of a rename), inside that section.
+fn settle_dir(fs: &engine::Fs<crate::dax::PmemMedia>, dir: &Inode) {
+    let blocks = fs.read_inode(dir.ino()).map(|i| i.blocks).ok();
+    crate::quota::settle_blocks(dir, blocks, 0);
+    if let Some(b) = blocks {
+        dir.state().set_blocks(b);
+    }
 }
 
 /// Stores the labels the active LSMs (SELinux, Smack, EVM) give the new
@@ -136,7 +173,7 @@ fn unmake_node(dir: &Locked<'_>, d: &NamedDentry, n: NewInode) {
     let (dino, name, t) = (dir.ino(), d.name(), dir.now());
     let is_dir = inode.is_dir();
     let r = info_of(dir).and_then(|info| {
-        info.with_fs_mut(Op::Namespace, |fs| if is_dir { fs.rmdir(dino, name, t) } else { fs.unlink(dino, name, t) }.map(|_| ()))
+        in_dir(info, dir, 0, |fs| if is_dir { fs.rmdir(dino, name, t) } else { fs.unlink(dino, name, t) }.map(|_| ()))
     });
     match r {
         Ok(()) => {
@@ -150,7 +187,7 @@ fn unmake_node(dir: &Locked<'_>, d: &NamedDentry, n: NewInode) {
 /// Creates an inode of `mode` named by `d` in `dir`, instantiates `d`.
 fn make_node(idmap: &Idmap, dir: &Locked<'_>, d: &NamedDentry, mode: u16, rdev: u32, symlink: Option<&[u8]>) -> Result {
     let (dino, name) = (dir.ino(), d.name());
-    let n = new_vfs_inode(idmap, dir, mode, rdev, |fs, new| match symlink {
+    let n = new_vfs_inode(idmap, dir, mode, rdev, 1, |fs, new| match symlink {
         Some(target) => fs.symlink(dino, name, target, new),
         None => fs.create(dino, name, new),
     })?;
@@ -168,7 +205,7 @@ unsafe extern "C" fn tmpfile(idmap: *mut bindings::mnt_idmap, dirp: *mut binding
     // the idmap.
     let (dir, file, idmap) = unsafe { (Inode::from_raw(dirp).assume_locked(), crate::vfs::File::from_raw(file), Idmap::from_raw(idmap)) };
     let dino = dir.ino();
-    let r = new_vfs_inode(idmap, &dir, mode, 0, |fs, new| fs.tmpfile(dino, new)).and_then(|n| {
+    let r = new_vfs_inode(idmap, &dir, mode, 0, 0, |fs, new| fs.tmpfile(dino, new)).and_then(|n| {
         if let Err(e) = label(&n, &dir, None) {
             // unlabelled: dropping our reference to the unlinked inode frees it
             drop(n.publish());
@@ -217,7 +254,8 @@ unsafe extern "C" fn link(old: *mut bindings::dentry, dir: *mut bindings::inode,
     to_c(old.positive().and_then(|inode| {
         // SAFETY: vfs_link holds the source inode's i_rwsem (see above).
         let inode = unsafe { inode.assume_locked() };
-        info_of(&dir)?.with_fs_mut(Op::Namespace, |fs| fs.link(inode.ino(), dir.ino(), d.name(), dir.now()))?;
+        crate::quota::init(&dir)?;
+        in_dir(info_of(&dir)?, &dir, 1, |fs| fs.link(inode.ino(), dir.ino(), d.name(), dir.now()))?;
         let _ = refresh(&inode);
         let _ = refresh(&dir);
         d.instantiate(inode.to_aref());
@@ -230,7 +268,8 @@ fn remove(dir: &Locked<'_>, d: &NamedDentry, is_dir: bool) -> Result {
     // SAFETY: vfs_unlink and vfs_rmdir hold the victim's i_rwsem.
     let victim = unsafe { victim.assume_locked() };
     let t = dir.now();
-    info_of(dir)?.with_fs_mut(Op::Namespace, |fs| if is_dir { fs.rmdir(dir.ino(), d.name(), t) } else { fs.unlink(dir.ino(), d.name(), t) }.map(|_| ()))?;
+    crate::quota::init(dir)?;
+    in_dir(info_of(dir)?, dir, 0, |fs| if is_dir { fs.rmdir(dir.ino(), d.name(), t) } else { fs.unlink(dir.ino(), d.name(), t) }.map(|_| ()))?;
     refresh(&victim)?;
     refresh(dir)
 }
@@ -288,8 +327,13 @@ fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Lock
         // The VFS calls no rename for two names of one inode, so the
         // engine's "nothing to do, no whiteout" answer cannot come; refuse
         // it if it does.
-        let w = new_vfs_inode(idmap, odir, bindings::S_IFCHR as u16, 0, |fs, new| {
-            fs.rename_whiteout(o, oname, n, nname, rf, new)?.ok_or(engine::Error::Invalid)
+        // (the whiteout takes the source's entry in `odir`; a new name in
+        // `ndir` is settled, not limited: overlayfs is copying up)
+        crate::quota::init(ndir)?;
+        let w = new_vfs_inode(idmap, odir, bindings::S_IFCHR as u16, 0, 0, |fs, new| {
+            let r = fs.rename_whiteout(o, oname, n, nname, rf, new)?.ok_or(engine::Error::Invalid);
+            settle_dir(fs, ndir);
+            r
         })?;
         // Labelled as a child named like the source (XFS 70b589a37e1a; what
         // generic/700 checks). The rename is durable already, so a label
@@ -300,7 +344,16 @@ fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Lock
         // published and released: it stays cached (nlink 1)
         drop(w.publish());
     } else {
-        info_of(odir)?.with_fs_mut(Op::Namespace, |fs| fs.rename(o, oname, n, nname, rf, odir.now()))?;
+        // a new name in `ndir` (no target to replace, no exchange) is
+        // charged to its owner; `odir` gives one back
+        crate::quota::init(odir)?;
+        crate::quota::init(ndir)?;
+        let grows = u64::from(!rf.exchange && nd.inode().is_none());
+        in_dir(info_of(odir)?, ndir, grows, |fs| {
+            let r = fs.rename(o, oname, n, nname, rf, odir.now());
+            settle_dir(fs, odir);
+            r
+        })?;
     }
     // the rename is done and durable: a failed refresh must not report it failed
     // SAFETY: vfs_rename holds the i_rwsem of both children, except for a

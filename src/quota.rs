@@ -523,6 +523,14 @@ mod imp {
             // the root directory's size, link count and times changed
             // under its VFS inode
             let root = crate::namei::iget(sb, root)?;
+            // and its blocks (engine::dir_blocks of its entries): its
+            // charge follows before refresh compares the two (the recount
+            // that follows sets the usage itself)
+            info.with_fs_mut(Op::Quota, |fs| {
+                let blocks = fs.read_inode(root.ino()).map(|i| i.blocks).ok();
+                settle_blocks(&root, blocks, 0);
+                Ok(())
+            })?;
             crate::inode::refresh(&root.lock())?;
         }
         let inode = crate::namei::iget(sb, ino)?;

@@ -694,7 +694,8 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
                 dirsize_fix.push((ino, entries.get(&ino).copied().unwrap_or(0)));
             }
             let sd = subdirs.get(&ino).copied().unwrap_or(0);
-            (if r == 0 && ino != ROOT_INO { 0 } else { 2 + sd }, 0)
+            // blocks are derived from the size when read: what the entries are
+            (if r == 0 && ino != ROOT_INO { 0 } else { 2 + sd }, dir_blocks(i.size))
         } else {
             (r, blocks_of.get(&ino).copied().unwrap_or(0))
         };

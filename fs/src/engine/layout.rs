@@ -620,7 +620,13 @@ pub struct Inode {
     pub rdev: u32,
     /// Size in bytes.
     pub size: u64,
-    /// Mapped blocks (filesystem blocks, not 512-byte sectors).
+    /// Mapped blocks (filesystem blocks, not 512-byte sectors). For a
+    /// directory, whose entries live in the filesystem-wide DIR btree, the
+    /// blocks its entries take there: `dir_blocks(size)`, derived when the
+    /// record is read and stored as 0, so that st_blocks and the quota
+    /// charge of the directory's owner grow with its entries (a link or a
+    /// rename into a directory over its owner's limit is EDQUOT, as XFS
+    /// charges directory blocks).
     pub blocks: u64,
     /// Access time.
     pub atime: Time,
@@ -644,6 +650,13 @@ pub struct Inode {
     /// whose records are zero there; older modules keep it, as they
     /// rewrite records in place.
     pub projid: u32,
+}
+
+/// The blocks a directory of `entries` entries is charged: one per full
+/// DIR btree leaf (13 entries), whatever the leaves it shares with other
+/// directories hold.
+pub const fn dir_blocks(entries: u64) -> u64 {
+    entries.div_ceil(TreeId::Dir.leaf_cap())
 }
 
 impl Inode {
@@ -719,7 +732,7 @@ impl Inode {
         put32(b, 16, self.nlink);
         put32(b, 20, self.rdev);
         put64(b, 24, self.size);
-        put64(b, 32, self.blocks);
+        put64(b, 32, if self.is_dir() { 0 } else { self.blocks });
         put64(b, 40, self.atime.sec as u64);
         put64(b, 48, self.mtime.sec as u64);
         put64(b, 56, self.ctime.sec as u64);
@@ -748,7 +761,7 @@ impl Inode {
             nlink: le32(b, 16),
             rdev: le32(b, 20),
             size: le64(b, 24),
-            blocks: le64(b, 32),
+            blocks: if le32(b, 0) & S_IFMT == S_IFDIR { dir_blocks(le64(b, 24)) } else { le64(b, 32) },
             atime: Time { sec: le64(b, 40) as i64, nsec: le32(b, 72) },
             mtime: Time { sec: le64(b, 48) as i64, nsec: le32(b, 76) },
             ctime: Time { sec: le64(b, 56) as i64, nsec: le32(b, 80) },

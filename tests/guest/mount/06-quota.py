@@ -273,6 +273,54 @@ def test_inodes_charged_to_owner_and_group():
     plain_mount()
 
 
+def test_directory_entries_charged_to_owner():
+    """A directory's entries live in the filesystem-wide DIR btree; the
+    directory is charged a block for each 13 of them (a full leaf) to its
+    owner, and st_blocks says the same, so quotacheck agrees. A user over
+    the block limit gets EDQUOT for a link or a rename that would take a
+    new block's worth (xfstests generic/681, 682; XFS reserves quota for a
+    directory's growth), and removing names gives the blocks back."""
+    d = quota_on_with_dir("dirq")
+    sub = f"{d}/sub"
+    os.mkdir(sub)
+    os.chown(sub, 4300, 5300)
+    for n in ("file", "mine", "more"):
+        open(f"{d}/{n}", "wb").close()
+        os.chown(f"{d}/{n}", 4300, 5300)
+    assert os.stat(sub).st_blocks == 0 and kib("u", 4300) == 0
+    for i in range(13):
+        os.link(f"{d}/file", f"{sub}/x{i}")
+    assert os.stat(sub).st_blocks == 8 and kib("u", 4300) == 4, repquota("u")[1]
+    os.link(f"{d}/file", f"{sub}/x13")
+    assert os.stat(sub).st_blocks == 16 and kib("u", 4300) == 8 and kib("g", 5300) == 8
+    gtest.sh(f"setquota -u 4300 0 8 0 0 {gtest.MNT}")
+
+    def fill():
+        for i in range(14, 40):
+            try:
+                os.link(f"{d}/file", f"{sub}/x{i}")
+            except OSError as e:
+                return f"{errno.errorcode[e.errno]} at {i}"
+        return "no error"
+    # block 2 holds entries 14..26; the 27th needs a third
+    assert as_user(4300, 5300, fill) == "ok 'EDQUOT at 26'"
+    assert len(os.listdir(sub)) == 26 and kib("u", 4300) == 8
+    assert as_user(4300, 5300, lambda: os.rename(f"{d}/mine", f"{sub}/y")) == "errno EDQUOT"
+    # a rename over an existing name adds none: allowed
+    assert as_user(4300, 5300, lambda: os.rename(f"{d}/mine", f"{sub}/x20")) == "ok None"
+    for i in range(13):
+        os.unlink(f"{sub}/x{i}")
+    assert os.stat(sub).st_blocks == 8 and kib("u", 4300) == 4, repquota("u")[1]
+    # now there is room: the rename goes through
+    assert as_user(4300, 5300, lambda: os.rename(f"{d}/more", f"{sub}/y")) == "ok None"
+    assert kib("u", 4300) == 8
+    assert_quotacheck_agrees()
+    gtest.sh(f"setquota -u 4300 0 0 0 0 {gtest.MNT}")
+    gtest.sh(f"rm -rf {d}")
+    assert kib("u", 4300) == 0 and inodes("u", 4300) == 0, repquota("u")[1]
+    plain_mount()
+
+
 def test_blocks_charged_to_owner():
     # IDs of its own: the inode test counts 2000/3000 from zero
     d = quota_on_with_dir("blk")
