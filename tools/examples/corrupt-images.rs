@@ -40,7 +40,7 @@ struct Base {
 
 fn populate() -> Base {
     let pm = SimPmem::new(8 << 20);
-    let o = FormatOptions { label: b"corrupt", uuid: [7; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"corrupt", uuid: [7; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(&pm, &o).unwrap();
     let mut fs = Fs::mount(&pm, &MountOptions { read_only: false, time: T.sec }).unwrap();
     let reg = NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() };

@@ -10,7 +10,7 @@ use ferrofs_tools::{harness, SimPmem};
 const T: Time = Time { sec: 1, nsec: 0 };
 
 fn fs_on(pm: &SimPmem) -> Fs<&SimPmem> {
-    let o = FormatOptions { label: b"", uuid: [2; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"", uuid: [2; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(pm, &o).unwrap();
     Fs::mount(pm, &MountOptions::default()).unwrap()
 }
@@ -337,4 +337,96 @@ fn mapped_end_and_stepwise_free() {
     assert_eq!(fs.statfs().free_blocks, free0);
     fs.unmount(2).unwrap();
     assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+}
+
+fn fs_striped(pm: &SimPmem, stripe: (u64, u64)) -> Fs<&SimPmem> {
+    let o = FormatOptions { label: b"", uuid: [2; 16], size_bytes: 0, time: T, journal_slots: 64, stripe };
+    Fs::format(pm, &o).unwrap();
+    Fs::mount(pm, &MountOptions::default()).unwrap()
+}
+
+/// generic/223's question, for every stripe unit it asks about: each
+/// file's first extent of a stripe unit or more starts on a multiple of the
+/// unit, written or preallocated, whatever smaller files left in between;
+/// a request smaller than a unit is not held to it; a file that grows
+/// goes on where it ended; the geometry survives a remount.
+#[test]
+fn stripe_unit_aligns_first_extents() {
+    for su in [2u64, 4, 8, 16, 32, 3, 24] {
+        let pm = SimPmem::new(64 << 20);
+        let mut fs = fs_striped(&pm, (su, su * 4));
+        assert_eq!(fs.stripe(), (su, su * 4));
+        let mut small_unaligned = 0;
+        for (i, mult) in [1u64, 2, 8, 1, 3].into_iter().enumerate() {
+            for unwritten in [false, true] {
+                let f = newfile(&mut fs, &format!("f{su}-{i}-{unwritten}"));
+                let m = fs.alloc_write(f, 0, su * mult, AllocFlags { unwritten, ..Default::default() }).unwrap();
+                assert_eq!(m.pblk % su, 0, "su {su}, {mult} units, unwritten {unwritten}: {m:?}");
+                assert_eq!(m.count, su * mult, "su {su}: one extent: {m:?}");
+                // one-block files between two: the next unit-sized one
+                // must skip what they leave; they are not held to the unit
+                for k in 0..2 {
+                    let s = newfile(&mut fs, &format!("s{su}-{i}-{unwritten}-{k}"));
+                    let m = fs.alloc_write(s, 0, 1, AllocFlags::default()).unwrap();
+                    small_unaligned += (m.pblk % su != 0) as u32;
+                }
+            }
+        }
+        assert!(small_unaligned > 0, "su {su}: every one-block file is on a stripe unit");
+        // growing a file at its end goes on from its last block
+        let g = newfile(&mut fs, &format!("grow{su}"));
+        let a = fs.alloc_write(g, 0, su, AllocFlags::default()).unwrap();
+        let b = fs.alloc_write(g, su, su, AllocFlags::default()).unwrap();
+        assert_eq!(b.pblk, a.pblk + su, "su {su}: growth is contiguous");
+        drop(fs);
+        let fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+        assert_eq!(fs.stripe(), (su, su * 4));
+        drop(fs);
+        assert_eq!(fsck(&pm, FsckOptions::default()).exit_code, 0);
+    }
+}
+
+/// A stripe unit that is not a divisor of 2 MiB (4 MiB here): a huge
+/// request starts on both, and the first 2 MiB-aligned chunk, which is not
+/// on a 4 MiB boundary when the data region starts past one, is skipped.
+#[test]
+fn huge_request_on_a_wide_stripe_unit() {
+    let pm = SimPmem::new(64 << 20);
+    let mut fs = fs_striped(&pm, (1024, 1024));
+    for i in 0..3 {
+        let f = newfile(&mut fs, &format!("h{i}"));
+        let m = fs.alloc_write(f, 0, 1024, AllocFlags { huge_align: true, ..Default::default() }).unwrap();
+        assert_eq!((m.pblk % 1024, m.count), (0, 512), "{i}: {m:?}");
+    }
+    // without a stripe unit the same request takes the first 2 MiB chunk
+    let pm2 = SimPmem::new(64 << 20);
+    let mut fs2 = fs_on(&pm2);
+    let f = newfile(&mut fs2, "h");
+    let m = fs2.alloc_write(f, 0, 1024, AllocFlags { huge_align: true, ..Default::default() }).unwrap();
+    assert_eq!(m.pblk % 512, 0);
+    assert_eq!(fs2.stripe(), (0, 0));
+}
+
+/// Geometry mkfs must refuse, and a superblock that holds it (patched, or
+/// written by a bug) does not mount: a width that is not whole units, one
+/// without a unit, a unit without a width, one wider than the data region.
+#[test]
+fn bad_stripe_geometry_is_refused() {
+    let pm = SimPmem::new(16 << 20);
+    for stripe in [(4, 6), (0, 4), (4, 0), (1 << 20, 1 << 20)] {
+        let o = FormatOptions { label: b"", uuid: [2; 16], size_bytes: 0, time: T, journal_slots: 64, stripe };
+        assert!(matches!(Fs::format(&pm, &o), Err(Error::Invalid)), "{stripe:?}");
+    }
+    drop(fs_striped(&pm, (4, 8)));
+    let mut b = [0u8; SB_SIZE];
+    pm.read(0, &mut b).unwrap();
+    let mut sb = Superblock::decode(&b, 0).unwrap();
+    sb.stripe_width = 6;
+    sb.encode(&mut b);
+    pm.write(0, &b);
+    match Fs::mount(&pm, &MountOptions::default()) {
+        Err(Error::Corrupt { what, .. }) => assert_eq!(what, "superblock stripe geometry"),
+        other => panic!("mounted a width of 1.5 units: {:?}", other.map(|_| ())),
+    }
+    assert_ne!(fsck(&pm, FsckOptions::default()).exit_code, 0);
 }

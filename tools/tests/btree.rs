@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 fn fresh(mb: u64) -> SimPmem {
     let m = SimPmem::new(mb << 20);
-    let o = FormatOptions { label: b"", uuid: [3; 16], size_bytes: 0, time: Time::default(), journal_slots: 64 };
+    let o = FormatOptions { label: b"", uuid: [3; 16], size_bytes: 0, time: Time::default(), journal_slots: 64, stripe: (0, 0) };
     Fs::format(&m, &o).unwrap();
     m
 }

@@ -60,6 +60,54 @@ fn mkfs_and_fsck_on_image_files() {
     let _ = std::fs::remove_file(&small);
 }
 
+fn db(args: &[&str]) -> (i32, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_ferrofs-db")).args(args).output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+}
+
+/// `-d su=,sw=` as xfstests' _scratch_mkfs_geom passes it: the geometry
+/// lands in the superblock and mkfs says it; each bad spelling is refused
+/// with the reason, before anything is written; fsck names a superblock
+/// whose width is not whole units.
+#[test]
+fn mkfs_stripe_geometry() {
+    let img = tmp("stripe", 64 << 20);
+    let (rc, out) = mkfs(&["-d", "su=32k,sw=4", &img]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("stripe: unit 8 blocks (32 KiB), width 32 blocks (4 units)"), "{out}");
+    assert_eq!(db(&[&img, "get", "stripe_unit"]), (0, "8\n".to_string()));
+    assert_eq!(db(&[&img, "get", "stripe_width"]), (0, "32\n".to_string()));
+    let (rc, out) = mkfs(&["-f", "-d", "su=2m", &img]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(db(&[&img, "get", "stripe_width"]), (0, "512\n".to_string()));
+    let before = std::fs::read(&img).unwrap();
+    for (opt, why) in [
+        ("su=6k,sw=2", "not a whole number of 4096-byte blocks"),
+        ("su=0", "not a whole number"),
+        ("su=16k,sw=0", "bad stripe width sw=0"),
+        ("sw=4", "needs a stripe unit su="),
+        ("su=16k,swidth=4", "unknown data option 'swidth=4'"),
+        ("su=16m,sw=8", "wider than the"),
+    ] {
+        let (rc, out) = mkfs(&["-f", "-d", opt, &img]);
+        assert_eq!(rc, 1, "-d {opt}: {out}");
+        assert!(out.contains(why), "-d {opt}: {out}");
+    }
+    assert!(std::fs::read(&img).unwrap() == before, "a refused mkfs wrote");
+    let (rc, out) = fsck(&["-n", &img]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(db(&[&img, "set", "stripe_width", "768"]).0, 0);
+    let (rc, out) = fsck(&["-n", &img]);
+    assert_eq!(rc, 4, "{out}");
+    assert!(out.contains("stripe geometry: unit 512 and width 768 blocks") && out.contains("would reset to unit 512 width 512"), "{out}");
+    let (rc, out) = fsck(&["-y", &img]);
+    assert_eq!(rc, 1, "{out}");
+    assert_eq!(db(&[&img, "get", "stripe_width"]), (0, "512\n".to_string()));
+    let (rc, out) = fsck(&["-n", &img]);
+    assert_eq!(rc, 0, "{out}");
+    let _ = std::fs::remove_file(&img);
+}
+
 /// Runs a system mkfs (or other signature writer) on `img`; false when the
 /// tool is not installed on this machine.
 fn foreign(tool: &str, args: &[&str], img: &str, post: &[&str]) -> bool {

@@ -12,7 +12,7 @@ const T: Time = Time { sec: 5, nsec: 0 };
 
 fn populated() -> (Vec<u8>, u64, u64) {
     let pm = SimPmem::new(8 << 20);
-    let o = FormatOptions { label: b"c", uuid: [4; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"c", uuid: [4; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(&pm, &o).unwrap();
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     let a = NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() };
@@ -359,7 +359,7 @@ fn fsck_semantic_checks() {
 #[test]
 fn deleting_a_found_key_that_the_tree_cannot_reach_is_corruption() {
     let pm = SimPmem::new(8 << 20);
-    let o = FormatOptions { label: b"k", uuid: [5; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"k", uuid: [5; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(&pm, &o).unwrap();
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     for p in 1..=5u64 {

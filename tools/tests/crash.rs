@@ -56,6 +56,11 @@ fn crash_op(name: &str, setup: Setup, op: Op) -> (u64, u64) {
 
 fn crash_op_modes(name: &str, setup: Setup, op: Op, modes: &'static [CrashMode]) -> (u64, u64) {
     let (start, ctx) = start_image(setup);
+    crash_from(name, start, ctx, op, modes)
+}
+
+/// Every crash point of `op` run on the image `start`.
+fn crash_from(name: &str, start: Vec<u8>, ctx: Ctx, op: Op, modes: &'static [CrashMode]) -> (u64, u64) {
     // Reference run.
     let refpm = SimPmem::from_image(start.clone(), false);
     let mut fs = Fs::mount(&refpm, &MountOptions { read_only: false, time: 9 }).unwrap();
@@ -104,6 +109,22 @@ fn crash_every_fence_every_op() {
     }
     eprintln!("crash test: {} operation kinds, {total_points} persist points, {total_states} crash states checked", ops().len());
     assert!(total_states > 1000);
+}
+
+/// The allocating operations again on a filesystem with a stripe unit of
+/// 4 blocks (mkfs -d su=16k,sw=4): aligned allocation changes where blocks
+/// go, not what a crash can show.
+#[test]
+fn crash_allocations_with_stripe_geometry() {
+    let mut states = 0;
+    let allocating = ["alloc_write_hole", "alloc_write_cow", "alloc_write_extsize_unit", "fallocate", "fallocate_keep_size", "unshare", "insert_range"];
+    for (name, op) in ops().into_iter().filter(|(n, _)| allocating.contains(n)) {
+        let (start, ctx) = start_image_on(new_fs_striped((4, 16)), base_setup);
+        let (p, s) = crash_from(name, start, ctx, op, &MODES);
+        eprintln!("crash {name} (stripe unit 4): {p} persist points, {s} crash states");
+        states += s;
+    }
+    assert!(states > 100, "{states} crash states");
 }
 
 #[test]

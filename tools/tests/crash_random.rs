@@ -30,7 +30,7 @@ fn recovered_state(img: Vec<u8>) -> BTreeMap<String, String> {
 
 fn run(seed: u64, ops: usize) -> (u64, u64) {
     let pm = SimPmem::new_tracked(6 << 20);
-    let o = FormatOptions { label: b"r", uuid: [seed as u8; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"r", uuid: [seed as u8; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(&pm, &o).unwrap();
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     let mut r = Rng::new(seed);

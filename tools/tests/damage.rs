@@ -28,7 +28,7 @@ fn pblk_of(fs: &Fs<&SimPmem>, ino: u64, lblk: u64) -> u64 {
 /// block 3 of solo quarantined, and one free block.
 fn image() -> (SimPmem, u64, u64, u64) {
     let pm = SimPmem::new(8 << 20);
-    let o = FormatOptions { label: b"dmg", uuid: [3; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"dmg", uuid: [3; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(&pm, &o).unwrap();
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     let root = fs.root_ino();
@@ -77,7 +77,7 @@ fn many_reflinks_of_one_bad_block_are_one_range() {
     // mf/17-rmap-many-owners): one line for the contiguous range, and one
     // more for the separate range past a gap
     let pm = SimPmem::new(8 << 20);
-    let o = FormatOptions { label: b"dmg", uuid: [4; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"dmg", uuid: [4; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(&pm, &o).unwrap();
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     let root = fs.root_ino();
@@ -142,7 +142,7 @@ fn du_damaged_and_fsck_print_the_same_lines() {
     }
     // an undamaged image
     let clean = SimPmem::new(8 << 20);
-    let o2 = FormatOptions { label: b"ok", uuid: [4; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o2 = FormatOptions { label: b"ok", uuid: [4; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(&clean, &o2).unwrap();
     std::fs::write(&img, clean.snapshot()).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_ferrofs-du")).args(["--damaged", img.to_str().unwrap()]).output().unwrap();

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 fn fs_on(pm: &SimPmem) -> Fs<&SimPmem> {
-    let o = FormatOptions { label: b"", uuid: [3; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"", uuid: [3; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(pm, &o).unwrap();
     Fs::mount(pm, &MountOptions::default()).unwrap()
 }

@@ -6,7 +6,7 @@ use ferrofs_tools::SimPmem;
 const MB: u64 = 1 << 20;
 
 fn fmt(m: &SimPmem) {
-    let o = FormatOptions { label: b"t", uuid: [7; 16], size_bytes: 0, time: Time::default(), journal_slots: 64 };
+    let o = FormatOptions { label: b"t", uuid: [7; 16], size_bytes: 0, time: Time::default(), journal_slots: 64, stripe: (0, 0) };
     Fs::format(m, &o).unwrap();
 }
 
@@ -125,7 +125,7 @@ fn device_too_small() {
     let small = SimPmem::from_image(img[..4 * MB as usize].to_vec(), false);
     assert!(matches!(mount(&small).err(), Some(Error::DeviceTooSmall { need_blocks: 2048, have_blocks: 1024 })));
     let tiny = SimPmem::new(64 * 4096);
-    let o = FormatOptions { label: b"", uuid: [1; 16], size_bytes: 0, time: Time::default(), journal_slots: 64 };
+    let o = FormatOptions { label: b"", uuid: [1; 16], size_bytes: 0, time: Time::default(), journal_slots: 64, stripe: (0, 0) };
     assert!(matches!(Fs::format(&tiny, &o), Err(Error::DeviceTooSmall { .. })));
     let o2 = FormatOptions { size_bytes: 16 * MB, ..o };
     assert!(matches!(Fs::format(&m, &o2), Err(Error::DeviceTooSmall { .. })));
@@ -135,7 +135,7 @@ fn device_too_small() {
 #[test]
 fn size_limit_option() {
     let m = SimPmem::new(8 * MB);
-    let o = FormatOptions { label: b"", uuid: [1; 16], size_bytes: 4 * MB, time: Time::default(), journal_slots: 64 };
+    let o = FormatOptions { label: b"", uuid: [1; 16], size_bytes: 4 * MB, time: Time::default(), journal_slots: 64, stripe: (0, 0) };
     Fs::format(&m, &o).unwrap();
     let fs = mount(&m).unwrap();
     assert_eq!(fs.statfs().blocks, 1024);

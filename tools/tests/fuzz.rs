@@ -27,7 +27,7 @@ struct Base {
 
 fn populated() -> Base {
     let pm = SimPmem::new(6 << 20);
-    let o = FormatOptions { label: b"fuzz", uuid: [9; 16], size_bytes: 0, time: T, journal_slots: 48 };
+    let o = FormatOptions { label: b"fuzz", uuid: [9; 16], size_bytes: 0, time: T, journal_slots: 48, stripe: (0, 0) };
     Fs::format(&pm, &o).unwrap();
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     let reg = NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() };

@@ -14,7 +14,7 @@ const T: Time = Time { sec: 7, nsec: 0 };
 const BS: u64 = BLOCK_SIZE;
 
 fn new_fs(pm: &SimPmem) -> Fs<&SimPmem> {
-    let o = FormatOptions { label: b"hints", uuid: [3; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"hints", uuid: [3; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(pm, &o).unwrap();
     Fs::mount(pm, &MountOptions::default()).unwrap()
 }

@@ -166,7 +166,7 @@ fn extend(d: &mut Vec<u8>, n: usize) {
 
 fn run_seed(seed: u64, steps: usize) {
     let pm = SimPmem::new(48 << 20);
-    let o = FormatOptions { label: b"model", uuid: [seed as u8; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"model", uuid: [seed as u8; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(&pm, &o).unwrap();
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     let mut md = Model::default();

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 const T: Time = Time { sec: 3, nsec: 4 };
 
 fn setup(pm: &SimPmem) -> Fs<&SimPmem> {
-    let o = FormatOptions { label: b"", uuid: [8; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"", uuid: [8; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(pm, &o).unwrap();
     Fs::mount(pm, &MountOptions::default()).unwrap()
 }

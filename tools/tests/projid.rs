@@ -12,7 +12,7 @@ const MB: u64 = 1 << 20;
 const T: Time = Time { sec: 7, nsec: 0 };
 
 fn new_fs(pm: &SimPmem) -> Fs<&SimPmem> {
-    let o = FormatOptions { label: b"projid", uuid: [5; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"projid", uuid: [5; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
     Fs::format(pm, &o).unwrap();
     Fs::mount(pm, &MountOptions::default()).unwrap()
 }

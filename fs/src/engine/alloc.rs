@@ -10,6 +10,7 @@ use super::fs::Fs;
 use super::layout::*;
 use super::media::Media;
 use super::{corrupt, Error, Result};
+use core::num::NonZeroU64;
 
 /// Blocks in a PMD-sized (2 MiB) run.
 pub const HUGE_BLOCKS: u64 = 512;
@@ -167,39 +168,64 @@ impl<M: Media> Fs<M> {
         }
     }
 
-    /// First fully free, 2 MiB aligned run of 512 blocks.
-    fn find_huge(&self, from: u64) -> Result<Option<u64>> {
-        let lo = self.sb.data_start.div_ceil(HUGE_BLOCKS) * HUGE_BLOCKS;
+    /// The first run of `len` free blocks that starts on a multiple of
+    /// `align` (2 MiB chunks for PMD faults, the stripe unit), searching
+    /// from the aligned block at or below `from` to the end of the data
+    /// region, then once from its start. Costs a bitmap word or two per
+    /// used stretch it steps over, not per candidate.
+    fn find_aligned(&self, from: u64, align: NonZeroU64, len: u64) -> Result<Option<u64>> {
+        let a = align.get();
+        // (No `%` or `/` by a plain variable here: the kernel's objtool
+        // (6.12) does not know rustc's divide-by-zero panic as noreturn and
+        // warns that the function falls through. A NonZeroU64 divisor has
+        // no such panic.)
+        let up = |b: u64| b.saturating_add(a - 1) / align * a;
+        let lo = up(self.sb.data_start);
         let hi = self.sb.total_blocks - 1;
-        if lo + HUGE_BLOCKS > hi {
+        let fits = |c: u64| c.checked_add(len).is_some_and(|e| e <= hi);
+        if !fits(lo) {
             return Ok(None);
         }
-        let nchunks = (hi - lo) / HUGE_BLOCKS;
-        // No `%` by a variable here: the kernel's objtool (6.12) does not
-        // know rustc's rem-by-zero panic as noreturn and warns that the
-        // function falls through. nchunks >= 1, so checked_rem never fails.
-        let Some(first) = (from.saturating_sub(lo) / HUGE_BLOCKS).checked_rem(nchunks) else {
-            return Ok(None);
-        };
-        let mut i = 0;
-        while i < nchunks {
-            let k = first + i; // < 2 * nchunks
-            let c = lo + (if k >= nchunks { k - nchunks } else { k }) * HUGE_BLOCKS;
-            let mut ok = true;
-            let mut w = 0;
-            while w < HUGE_BLOCKS / 64 {
-                if self.bm_word(c + w * 64)? != 0 {
-                    ok = false;
-                    break;
+        let start = if from < lo || !fits(from / align * a) { lo } else { from / align * a };
+        let (mut c, mut wrapped) = (start, false);
+        loop {
+            if !fits(c) {
+                if wrapped {
+                    return Ok(None);
                 }
-                w += 1;
+                (c, wrapped) = (lo, true);
             }
-            if ok {
+            if wrapped && c >= start {
+                return Ok(None);
+            }
+            let n = self.free_run(c, len)?;
+            if n >= len {
                 return Ok(Some(c));
             }
-            i += 1;
+            // block c + n is in use: go on from the next free block after it
+            let used = c + n;
+            c = match self.find_free(used + 1)? {
+                Some(f) if f > used => up(f),
+                _ => hi,
+            };
         }
-        Ok(None)
+    }
+
+    /// The alignment of a 2 MiB chunk for a huge allocation: 2 MiB, or,
+    /// when the request also wants a `stripe` unit, the least common
+    /// multiple of the two (a 2 MiB chunk on a stripe unit).
+    fn huge_alignment(stripe: Option<NonZeroU64>) -> NonZeroU64 {
+        const HUGE: NonZeroU64 = match NonZeroU64::new(HUGE_BLOCKS) {
+            Some(h) => h,
+            None => panic!("HUGE_BLOCKS is 0"),
+        };
+        let Some(s) = stripe else { return HUGE };
+        let (mut x, mut y) = (HUGE_BLOCKS, s.get());
+        while let Some(r) = x.checked_rem(y) {
+            (x, y) = (y, r);
+        }
+        // x = gcd(512, s) >= 1 divides 512, and 512 / x * s fits: s < 2^32
+        NonZeroU64::new(x).and_then(|g| NonZeroU64::new(HUGE_BLOCKS / g * s.get())).unwrap_or(HUGE)
     }
 
     /// Blocks kept back from data allocations so that metadata updates (btree
@@ -210,8 +236,10 @@ impl<M: Media> Fs<M> {
     }
 
     /// Allocate up to `want` contiguous data blocks, preferring `goal`; with
-    /// `huge`, try a 2 MiB aligned 512-block run first. Returns (start, len
-    /// >= 1). Never dips into the metadata reserve.
+    /// `huge`, try a 2 MiB aligned 512-block run first (on a stripe unit
+    /// too, with stripe geometry); a request of at least a stripe unit that
+    /// cannot go on from `goal` starts on a stripe unit when one is free.
+    /// Returns (start, len >= 1). Never dips into the metadata reserve.
     pub(crate) fn alloc_blocks(&mut self, goal: u64, want: u64, huge: bool) -> Result<(u64, u64)> {
         let avail = self.sb.free_blocks.saturating_sub(self.metadata_reserve());
         if avail == 0 {
@@ -227,8 +255,12 @@ impl<M: Media> Fs<M> {
             return Err(Error::NoSpace);
         }
         let mut found = None;
+        let su = self.sb.stripe_unit as u64;
+        let stripe = NonZeroU64::new(su).filter(|_| su > 1 && want >= su);
+        // a huge request takes a whole aligned 2 MiB chunk, even over
+        // going on from `goal`: a PMD fault can map it
         if huge && want >= HUGE_BLOCKS {
-            if let Some(c) = self.find_huge(self.sb.alloc_rotor)? {
+            if let Some(c) = self.find_aligned(self.sb.alloc_rotor, Self::huge_alignment(stripe), HUGE_BLOCKS)? {
                 found = Some((c, HUGE_BLOCKS));
             }
         }
@@ -236,6 +268,14 @@ impl<M: Media> Fs<M> {
             let n = self.free_run(goal, want)?;
             if n > 0 {
                 found = Some((goal, n));
+            }
+        }
+        // a request of a stripe unit or more that does not go on from its
+        // goal (a file's first extent, say) starts on a stripe unit, as
+        // XFS aligns it: at least a unit free there, then as much as is
+        if let Some(a) = stripe.filter(|_| found.is_none()) {
+            if let Some(c) = self.find_aligned(self.sb.alloc_rotor, a, su)? {
+                found = Some((c, self.free_run(c, want)?));
             }
         }
         if found.is_none() {

@@ -19,6 +19,8 @@ pub struct FormatOptions<'a> {
     pub time: Time,
     /// Undo journal slots; 0 = DEFAULT_JOURNAL_SLOTS.
     pub journal_slots: u64,
+    /// Stripe unit and width in blocks (`layout::stripe_ok`); 0, 0 = none.
+    pub stripe: (u64, u64),
 }
 
 /// Options for `Fs::mount`.
@@ -176,6 +178,11 @@ impl<M: Media> Fs<M> {
         }
     }
 
+    /// The stripe unit and width mkfs gave, in blocks (0, 0: none).
+    pub fn stripe(&self) -> (u64, u64) {
+        (self.sb.stripe_unit as u64, self.sb.stripe_width as u64)
+    }
+
     /// Filesystem statistics.
     pub fn statfs(&self) -> StatFs {
         StatFs {
@@ -239,6 +246,7 @@ impl<M: Media> Fs<M> {
         if opts.label.len() > LABEL_MAX {
             return Err(Error::Invalid);
         }
+        let (su, sw) = opts.stripe;
         let g = match Geometry::compute(total, slots) {
             Some(g) => g,
             None => {
@@ -248,6 +256,9 @@ impl<M: Media> Fs<M> {
                 return Err(Error::DeviceTooSmall { need_blocks: Geometry::min_blocks(slots), have_blocks: total });
             }
         };
+        if !stripe_ok(su, sw, total - g.data_start) {
+            return Err(Error::Invalid);
+        }
         let mut fs = Fs::new_in_memory(media);
         // Kill any old superblock first: a crash during mkfs leaves no filesystem.
         fs.m.zero(0, BLOCK_SIZE);
@@ -267,6 +278,7 @@ impl<M: Media> Fs<M> {
         sb.mkfs_time = opts.time.sec;
         sb.write_time = opts.time.sec;
         sb.alloc_rotor = g.data_start;
+        (sb.stripe_unit, sb.stripe_width) = (su as u32, sw as u32);
         fs.sb = sb;
         fs.journal_format();
         fs.bitmap_format()?;

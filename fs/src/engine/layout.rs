@@ -255,6 +255,18 @@ pub const SB_TREES_OFF: usize = 256;
 /// Offset of the inline value in an xattr record.
 pub const XATTR_INLINE_OFF: usize = 280;
 
+/// Is a stripe unit and width (in blocks) one a superblock may hold for a
+/// data region of `data_blocks`: none at all (both 0), or a unit of at
+/// least one block and a width that is a whole number of units, no wider
+/// than the data region, as XFS's superblock check requires of its
+/// sunit and swidth.
+pub fn stripe_ok(unit: u64, width: u64, data_blocks: u64) -> bool {
+    if unit == 0 || width == 0 {
+        return unit == width;
+    }
+    width <= data_blocks && width <= u32::MAX as u64 && width.checked_rem(unit) == Some(0)
+}
+
 /// Root block and height of one btree (height 0 = empty tree, root 0).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TreeRoot {
@@ -317,6 +329,13 @@ pub struct Superblock {
     pub write_time: i64,
     /// Allocation rotor hint.
     pub alloc_rotor: u64,
+    /// Stripe unit in blocks (mkfs -d su=): data allocations of at least
+    /// this many blocks start on a multiple of it; 0 = no stripe geometry.
+    /// Older superblocks have zeroes here.
+    pub stripe_unit: u32,
+    /// Stripe width in blocks (su times sw), a multiple of the unit;
+    /// reported, not used by the allocator; 0 with no stripe unit.
+    pub stripe_width: u32,
     /// Btree roots, indexed by TreeId.
     pub trees: [TreeRoot; NTREES],
 }
@@ -398,6 +417,8 @@ impl Superblock {
         put64(b, 216, self.mount_time as u64);
         put64(b, 224, self.write_time as u64);
         put64(b, 232, self.alloc_rotor);
+        put32(b, 240, self.stripe_unit);
+        put32(b, 244, self.stripe_width);
         for (i, t) in self.trees.iter().enumerate() {
             put64(b, SB_TREES_OFF + i * 16, t.root);
             put32(b, SB_TREES_OFF + i * 16 + 8, t.height);
@@ -441,6 +462,8 @@ impl Superblock {
         mount_time: 0,
         write_time: 0,
         alloc_rotor: 0,
+        stripe_unit: 0,
+        stripe_width: 0,
         trees: [TreeRoot { root: 0, height: 0 }; NTREES],
     };
 
@@ -474,6 +497,8 @@ impl Superblock {
         self.mount_time = le64(b, 216) as i64;
         self.write_time = le64(b, 224) as i64;
         self.alloc_rotor = le64(b, 232);
+        self.stripe_unit = le32(b, 240);
+        self.stripe_width = le32(b, 244);
         for (i, t) in self.trees.iter_mut().enumerate() {
             t.root = le64(b, SB_TREES_OFF + i * 16);
             t.height = le32(b, SB_TREES_OFF + i * 16 + 8);
@@ -522,6 +547,9 @@ impl Superblock {
             || self.next_ino <= ROOT_INO
         {
             return bad;
+        }
+        if !stripe_ok(self.stripe_unit as u64, self.stripe_width as u64, self.total_blocks - self.data_start) {
+            return Err(Error::Corrupt { what: "superblock stripe geometry", block: self.blkno });
         }
         for t in self.trees.iter() {
             if t.height as usize > MAX_HEIGHT

@@ -33,7 +33,7 @@ fn main() {
     let size = (256u64 << 20) + n * 256;
     let pm = SimPmem::new(size);
     let t0 = Time { sec: 1, nsec: 0 };
-    let o = FormatOptions { label: b"bench", uuid: [5; 16], size_bytes: 0, time: t0, journal_slots: DEFAULT_JOURNAL_SLOTS };
+    let o = FormatOptions { label: b"bench", uuid: [5; 16], size_bytes: 0, time: t0, journal_slots: DEFAULT_JOURNAL_SLOTS, stripe: (0, 0) };
     Fs::format(&pm, &o).unwrap();
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     let a = NewInode { mode: S_IFREG | 0o644, time: t0, ..Default::default() };

@@ -35,15 +35,25 @@ pub fn state<M: Media>(fs: &Fs<M>) -> Dump {
 }
 
 pub fn new_fs() -> Vec<u8> {
+    new_fs_striped((0, 0))
+}
+
+/// `new_fs` with a stripe unit and width (mkfs -d su=,sw=), in blocks.
+pub fn new_fs_striped(stripe: (u64, u64)) -> Vec<u8> {
     let pm = SimPmem::new(3 * MB);
-    let o = FormatOptions { label: b"crash", uuid: [9; 16], size_bytes: 0, time: T, journal_slots: 64 };
+    let o = FormatOptions { label: b"crash", uuid: [9; 16], size_bytes: 0, time: T, journal_slots: 64, stripe };
     Fs::format(&pm, &o).unwrap();
     pm.snapshot()
 }
 
 /// A fresh filesystem after `setup`, unmounted clean, and the names it made.
 pub fn start_image(setup: Setup) -> (Vec<u8>, Ctx) {
-    let pm = SimPmem::from_image(new_fs(), false);
+    start_image_on(new_fs(), setup)
+}
+
+/// `start_image` on the freshly formatted `img`.
+pub fn start_image_on(img: Vec<u8>, setup: Setup) -> (Vec<u8>, Ctx) {
+    let pm = SimPmem::from_image(img, false);
     let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     let mut ctx = Ctx { ino: BTreeMap::new() };
     setup(&mut fs, &mut ctx);
