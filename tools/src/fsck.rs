@@ -412,6 +412,7 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
     let raw_total = rd(m, 0, SB_SIZE).map(|b| u64at(&b, 104)).unwrap_or(0);
     let backup_at = if raw_total > 1 && raw_total <= mblocks { raw_total - 1 } else { mblocks - 1 };
     let backup = read_sb(m, backup_at).or_else(|_| read_sb(m, mblocks - 1));
+    let backup_stripe = backup.as_ref().ok().map(|b| (b.stripe_unit, b.stripe_width));
     let mut sb = match (primary, backup) {
         (Ok(p), Ok(b)) => {
             if !geom_eq(&p, &b) {
@@ -479,6 +480,32 @@ fn fsck_pass<M: Media>(m: &M, repair: bool) -> FsckReport {
     if journal_bad && repair {
         // nothing in it can be trusted: start it over empty
         let _ = Fs::reset_journal(m, sb.journal_slots);
+    }
+    // A stripe geometry the allocator cannot use (a width that is not whole
+    // units, say): the backup's, which mkfs wrote, or none. Without -y the
+    // check goes on with the replacement in memory only.
+    let data = sb.total_blocks.saturating_sub(sb.data_start);
+    if !stripe_ok(sb.stripe_unit as u64, sb.stripe_width as u64, data) {
+        let good = backup_stripe.filter(|&(u, w)| stripe_ok(u as u64, w as u64, data)).unwrap_or((0, 0));
+        probs.push(Problem {
+            what: "superblock".into(),
+            block: 0,
+            msg: format!(
+                "stripe geometry: unit {} and width {} blocks is not a whole number of units within the {data} data blocks; {} unit {} width {}",
+                sb.stripe_unit,
+                sb.stripe_width,
+                if repair { "reset to" } else { "would reset to" },
+                good.0,
+                good.1
+            ),
+            fixed: repair,
+        });
+        (sb.stripe_unit, sb.stripe_width) = good;
+        if repair {
+            let mut img = [0u8; SB_SIZE];
+            sb.encode(&mut img);
+            m.write(0, &img);
+        }
     }
     if let Err(e) = sb.check_geometry(mblocks) {
         probs.push(Problem { what: "superblock".into(), block: 0, msg: format!("geometry: {e:?}"), fixed: false });

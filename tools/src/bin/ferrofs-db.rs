@@ -4,7 +4,8 @@
 //!   ferrofs-db DEVICE|FILE print
 //!   ferrofs-db DEVICE|FILE get FIELD
 //!   ferrofs-db DEVICE|FILE set FIELD VALUE      (FIELD: feature_incompat,
-//!       feature_ro_compat, feature_compat, total_blocks, version, state)
+//!       feature_ro_compat, feature_compat, total_blocks, version, state,
+//!       stripe_unit, stripe_width)
 //!
 //! `get state` is what xfstests' log-state probe reads (tests/xfstests/
 //! prepare-tree): 1 after a clean unmount, 2 while mounted or after a crash
@@ -16,7 +17,8 @@ use std::os::fd::AsRawFd;
 use std::process::exit;
 
 const USAGE: &str = "usage: ferrofs-db DEVICE print | get FIELD | set FIELD VALUE";
-const FIELDS: [&str; 6] = ["feature_incompat", "feature_ro_compat", "feature_compat", "total_blocks", "version", "state"];
+const FIELDS: [&str; 8] =
+    ["feature_incompat", "feature_ro_compat", "feature_compat", "total_blocks", "version", "state", "stripe_unit", "stripe_width"];
 
 extern "C" {
     fn posix_fadvise(fd: i32, offset: i64, len: i64, advice: i32) -> i32;
@@ -32,6 +34,8 @@ fn field(sb: &Superblock, name: &str) -> Option<u64> {
         "total_blocks" => sb.total_blocks,
         "version" => sb.version as u64,
         "state" => sb.state as u64,
+        "stripe_unit" => sb.stripe_unit as u64,
+        "stripe_width" => sb.stripe_width as u64,
         _ => return None,
     })
 }
@@ -103,6 +107,8 @@ fn main() {
                 "total_blocks" => sb.total_blocks = v,
                 "version" => sb.version = v as u32,
                 "state" => sb.state = v as u32,
+                "stripe_unit" => sb.stripe_unit = v as u32,
+                "stripe_width" => sb.stripe_width = v as u32,
                 other => {
                     eprintln!("ferrofs-db: unknown field {other} (one of {})", FIELDS.join(" "));
                     exit(8)

@@ -6,13 +6,13 @@ use std::io::Read;
 use std::process::exit;
 
 fn usage() -> ! {
-    eprintln!("usage: mkfs.ferrofs [-f] [-q] [-L label] [-b 4096] [-s SIZE[k|m|g]] [-J slots] DEVICE|FILE");
+    eprintln!("usage: mkfs.ferrofs [-f] [-q] [-L label] [-b 4096] [-s SIZE[k|m|g]] [-J slots] [-d su=SIZE,sw=N] DEVICE|FILE");
     exit(1)
 }
 
 /// `--help`: the options, as mkfs.ferrofs(8) describes them.
 fn help() -> ! {
-    println!("usage: mkfs.ferrofs [-f] [-q] [-L label] [-b 4096] [-s SIZE[k|m|g|t]] [-J slots] DEVICE|FILE");
+    println!("usage: mkfs.ferrofs [-f] [-q] [-L label] [-b 4096] [-s SIZE[k|m|g|t]] [-J slots] [-d su=SIZE,sw=N] DEVICE|FILE");
     println!("Write a new ferrofs onto a pmem device in fsdax mode or onto an image file.");
     println!("  -f          overwrite an existing filesystem or partition table signature");
     println!("  -q          quiet: print nothing on success");
@@ -25,6 +25,9 @@ fn help() -> ! {
         ferrofs_engine::MAX_JOURNAL_SLOTS,
         DEFAULT_JOURNAL_SLOTS
     );
+    println!("  -d su=SIZE,sw=N");
+    println!("              stripe geometry: allocations of at least SIZE (a multiple of 4096,");
+    println!("              suffix k, m or g) start on a multiple of it; the stripe is N units wide");
     println!("  -h, --help  print this help and exit");
     println!("See mkfs.ferrofs(8).");
     exit(0)
@@ -48,12 +51,38 @@ fn existing_signature(dev: &str, m: &FileMedia) -> Result<Option<String>, String
     }))
 }
 
+/// `-d su=SIZE,sw=N` (XFS's spelling; sw defaults to 1): the stripe unit
+/// and width in blocks.
+fn parse_stripe(v: &str) -> Result<(u64, u64), String> {
+    let (mut su, mut sw) = (None, None);
+    for opt in v.split(',') {
+        match opt.split_once('=') {
+            Some(("su", n)) => {
+                let b = parse_size(n).ok_or_else(|| format!("bad stripe unit '{n}'"))?;
+                if b == 0 || b % BLOCK_SIZE != 0 {
+                    return Err(format!("stripe unit su={n} is not a whole number of {BLOCK_SIZE}-byte blocks"));
+                }
+                su = Some(b / BLOCK_SIZE);
+            }
+            Some(("sw", n)) => match n.parse::<u64>() {
+                Ok(w) if w >= 1 => sw = Some(w),
+                _ => return Err(format!("bad stripe width sw={n}: a number of stripe units, at least 1")),
+            },
+            _ => return Err(format!("unknown data option '{opt}' (-d takes su=SIZE,sw=N)")),
+        }
+    }
+    let su = su.ok_or("-d sw= needs a stripe unit su= too")?;
+    let width = su.checked_mul(sw.unwrap_or(1)).filter(|&w| w <= u32::MAX as u64);
+    Ok((su, width.ok_or_else(|| format!("stripe width of {} units of {su} blocks is too large", sw.unwrap_or(1)))?))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mut force, mut quiet) = (false, false);
     let mut label = String::new();
     let mut size: Option<u64> = None;
     let mut slots = DEFAULT_JOURNAL_SLOTS;
+    let mut stripe = (0, 0);
     let mut dev: Option<String> = None;
     let mut i = 0;
     while i < args.len() {
@@ -84,6 +113,13 @@ fn main() {
             "-J" => {
                 let v = val();
                 slots = v.parse().unwrap_or_else(|_| usage());
+            }
+            "-d" => {
+                let v = val();
+                stripe = parse_stripe(&v).unwrap_or_else(|e| {
+                    eprintln!("mkfs.ferrofs: {e}");
+                    exit(1)
+                });
             }
             "-h" | "--help" => help(),
             _ if a.starts_with('-') => usage(),
@@ -136,12 +172,22 @@ fn main() {
     if big && !quiet {
         eprintln!("mkfs.ferrofs: formatting {} GiB on {dev} ...", size_bytes >> 30);
     }
+    let total = size_bytes / BLOCK_SIZE;
+    let data = ferrofs_engine::Geometry::compute(total, slots).map_or(total, |g| total - g.data_start);
+    if stripe.1 > data {
+        eprintln!(
+            "mkfs.ferrofs: {dev}: stripe width of {} blocks is wider than the {data} blocks of data space",
+            stripe.1
+        );
+        exit(1);
+    }
     let opts = FormatOptions {
         label: label.as_bytes(),
         uuid,
         size_bytes,
         time: Time { sec: now as i64, nsec: 0 },
         journal_slots: slots,
+        stripe,
     };
     if let Err(e) = Fs::format(&m, &opts) {
         eprintln!("mkfs.ferrofs: {dev}: cannot format: {e:?} (errno {})", e.errno());
@@ -171,6 +217,10 @@ fn main() {
         );
         println!("  bitmap: blocks {}..{}", g.bitmap_start, g.bitmap_start + g.bitmap_blocks - 1);
         println!("  data: blocks {}..{}, backup superblock at {}", g.data_start, g.backup_sb - 1, g.backup_sb);
+        let (su, sw) = fs.stripe();
+        if su != 0 {
+            println!("  stripe: unit {su} blocks ({} KiB), width {sw} blocks ({} units)", su * BLOCK_SIZE >> 10, sw / su);
+        }
         println!("  free blocks {}", fs.statfs().free_blocks);
     }
 }
