@@ -62,9 +62,14 @@ pub(crate) fn refresh(inode: &Locked<'_>) -> Result {
     let info = info_of(inode)?;
     let di = info.with_fs(Op::Inode, |fs| {
         let di = fs.read_inode(inode.ino())?;
-        // under the engine lock, which every change of the count and its
-        // settling hold exclusively, the two must agree
-        crate::quota::check_blocks(inode, di.blocks);
+        // under the engine lock, which every change of the count holds
+        // exclusively, the two must agree, unless the change's own read
+        // back failed: then this shared hold settles it, as exactly
+        if inode.state().swap_unsettled(false) {
+            crate::quota::settle_blocks(inode, Some(di.blocks), 0);
+        } else {
+            crate::quota::check_blocks(inode, di.blocks);
+        }
         Ok(di)
     })?;
     inode.fill(&attrs_of(&di), true);

@@ -285,8 +285,12 @@ impl FsInfo {
     /// count the engine has for the inode, and that count becomes the one
     /// getattr reports (faults allocate without passing through the VFS
     /// inode). Both happen inside the section, so no other allocation of
-    /// this filesystem comes in between. An inode `f` changed but that
-    /// cannot be read back is an error.
+    /// this filesystem comes in between. If the inode cannot be read back
+    /// (a media error), a failed `f` gives its charge back, and a
+    /// successful one still succeeds: its change is committed, so an error
+    /// would tell the caller (a create, say) that nothing happened when a
+    /// name is on the media. Its charge is then marked unsettled, and the
+    /// next read of the inode (`inode::refresh`) settles it.
     pub(crate) fn with_fs_mut_charged<R>(
         &self,
         op: Op,
@@ -301,15 +305,20 @@ impl FsInfo {
                 return Ok(Err(e));
             }
             let r = f(fs);
-            let blocks = fs.read_inode(ino).map(|i| i.blocks);
-            crate::quota::settle_blocks(inode, blocks.as_ref().ok().copied(), g);
-            // f may have committed steps before it failed: show them too
-            if let Ok(b) = blocks {
-                inode.state().set_blocks(b);
+            match fs.read_inode(ino) {
+                // f may have committed steps before it failed: show them too
+                Ok(i) => {
+                    crate::quota::settle_blocks(inode, Some(i.blocks), g);
+                    inode.state().set_blocks(i.blocks);
+                    inode.state().swap_unsettled(false);
+                }
+                Err(_) if r.is_err() => crate::quota::settle_blocks(inode, None, g),
+                // the media error itself is in the log already
+                Err(_) => {
+                    inode.state().swap_unsettled(true);
+                }
             }
-            let v = r?;
-            blocks?;
-            Ok(Ok(v))
+            Ok(Ok(r?))
         })?
     }
 

@@ -243,8 +243,10 @@ pub(crate) fn limits_may_apply(inode: &Inode) -> bool {
 /// Makes the inode's charge equal `blocks`, the engine's block count after
 /// a change: gives back what was freed or not used of a `charge_blocks`,
 /// and charges (without failing: it is done) what grew beyond it. Called
-/// in the exclusive engine section that made the change, so it is exact;
-/// `None` (the inode could not be read back) gives back `precharged`.
+/// in the exclusive engine section that made the change, or under the
+/// shared engine lock for a change whose settle is owed (`inode::refresh`),
+/// so no change comes in between and it is exact; `None` (the inode could
+/// not be read back) gives back `precharged`.
 pub(crate) fn settle_blocks(inode: &Inode, blocks: Option<u64>, precharged: u64) {
     let cur = charged_blocks(inode);
     let want = blocks.unwrap_or(cur.saturating_sub(precharged));

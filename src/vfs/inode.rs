@@ -23,7 +23,7 @@ use super::SuperBlock;
 use crate::engine::Time;
 use crate::bindings;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use kernel::ffi::c_int;
 use kernel::prelude::*;
 use kernel::types::{ARef, AlwaysRefCounted, Opaque};
@@ -68,6 +68,10 @@ pub(crate) struct InodeState {
     btime_nsec: AtomicU32,
     /// Engine blocks (filesystem blocks) mapped by the file.
     blocks: AtomicU64,
+    /// A change committed but its block count could not be read back, so
+    /// its quota charge was not settled (`FsInfo::with_fs_mut_charged`):
+    /// the next read of the inode settles it.
+    unsettled: AtomicBool,
     /// Engine inode flags (`engine::IFLAG_*`).
     flags: AtomicU32,
     /// Project ID (project quota's `get_projid` reads it without the
@@ -85,6 +89,7 @@ impl InodeState {
             btime_sec: AtomicI64::new(0),
             btime_nsec: AtomicU32::new(0),
             blocks: AtomicU64::new(0),
+            unsettled: AtomicBool::new(false),
             flags: AtomicU32::new(0),
             projid: AtomicU32::new(0),
             maps: super::MapCache::new(),
@@ -102,6 +107,13 @@ impl InodeState {
 
     pub(crate) fn set_blocks(&self, blocks: u64) {
         self.blocks.store(blocks, Ordering::Relaxed)
+    }
+
+    /// Says that the quota charge is not settled (true), or, with false,
+    /// that it is; returns what it was, so one of two racing readers
+    /// settles it.
+    pub(crate) fn swap_unsettled(&self, unsettled: bool) -> bool {
+        self.unsettled.swap(unsettled, Ordering::AcqRel)
     }
 
     pub(crate) fn flags(&self) -> u32 {
