@@ -144,9 +144,10 @@ fn in_dir<R>(
     )
 }
 
-/// Settles the quota charge of a second directory a section changed
-/// (the source directory of a rename), inside that section.
-fn settle_dir(fs: &engine::Fs<crate::dax::PmemMedia>, dir: &Inode) {
+/// Settles the quota charge of a directory a section changed besides the
+/// one `in_dir` settles (the source directory of a rename; the root after
+/// the mount made /aquota.project in it), inside that section.
+pub(crate) fn settle_dir(fs: &engine::Fs<crate::dax::PmemMedia>, dir: &Inode) {
     let blocks = fs.read_inode(dir.ino()).map(|i| i.blocks).ok();
     crate::quota::settle_blocks(dir, blocks, 0);
     if let Some(b) = blocks {

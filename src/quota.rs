@@ -529,8 +529,7 @@ mod imp {
             // charge follows before refresh compares the two (the recount
             // that follows sets the usage itself)
             info.with_fs_mut(Op::Quota, |fs| {
-                let blocks = fs.read_inode(root.ino()).map(|i| i.blocks).ok();
-                settle_blocks(&root, blocks, 0);
+                crate::namei::settle_dir(fs, &root);
                 Ok(())
             })?;
             crate::inode::refresh(&root.lock())?;
