@@ -9,14 +9,22 @@ fn tmp(name: &str, size: u64) -> String {
     p.to_string_lossy().into_owned()
 }
 
-fn mkfs(args: &[&str]) -> (i32, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_mkfs-ferrofs")).args(args).output().unwrap();
+/// Runs one of our tools: its exit code, and stdout then stderr.
+fn tool(exe: &str, args: &[&str]) -> (i32, String) {
+    let o = Command::new(exe).args(args).output().unwrap();
     (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
 }
 
+fn mkfs(args: &[&str]) -> (i32, String) {
+    tool(env!("CARGO_BIN_EXE_mkfs-ferrofs"), args)
+}
+
 fn fsck(args: &[&str]) -> (i32, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_fsck-ferrofs")).args(args).output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+    tool(env!("CARGO_BIN_EXE_fsck-ferrofs"), args)
+}
+
+fn db(args: &[&str]) -> (i32, String) {
+    tool(env!("CARGO_BIN_EXE_ferrofs-db"), args)
 }
 
 #[test]
@@ -58,11 +66,6 @@ fn mkfs_and_fsck_on_image_files() {
     assert!(out.contains("DeviceTooSmall"), "{out}");
     let _ = std::fs::remove_file(&img);
     let _ = std::fs::remove_file(&small);
-}
-
-fn db(args: &[&str]) -> (i32, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_ferrofs-db")).args(args).output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
 }
 
 /// `-d su=,sw=` as xfstests' _scratch_mkfs_geom passes it: the geometry
