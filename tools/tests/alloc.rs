@@ -398,6 +398,29 @@ fn huge_request_on_a_wide_stripe_unit() {
         let m = fs.alloc_write(f, 0, 1024, AllocFlags { huge_align: true, ..Default::default() }).unwrap();
         assert_eq!((m.pblk % 1024, m.count), (0, 512), "{i}: {m:?}");
     }
+    // with no 4 MiB boundary free, a huge request still gets a 2 MiB one:
+    // fill the filesystem with 2 MiB files, then free three on no 4 MiB
+    // line (the metadata of the unlinks may take blocks of the first)
+    let mut odd = Vec::new();
+    for i in 0.. {
+        let f = newfile(&mut fs, &format!("fill{i}"));
+        match fs.alloc_write(f, 0, 512, AllocFlags { huge_align: true, ..Default::default() }) {
+            Ok(m) if m.count == 512 && m.pblk % 512 == 0 => {
+                if m.pblk % 1024 != 0 {
+                    odd.push(format!("fill{i}"));
+                }
+            }
+            _ => break,
+        }
+    }
+    assert!(odd.len() >= 3, "2 MiB chunks off the 4 MiB lines: {odd:?}");
+    let f = newfile(&mut fs, "pmd");
+    for name in &odd[..3] {
+        let i = fs.unlink(ROOT_INO, name.as_bytes(), T).unwrap();
+        fs.evict(i).unwrap();
+    }
+    let m = fs.alloc_write(f, 0, 1024, AllocFlags { huge_align: true, ..Default::default() }).unwrap();
+    assert_eq!((m.pblk % 512, m.pblk % 1024 != 0, m.count), (0, true, 512), "{m:?}");
     // without a stripe unit the same request takes the first 2 MiB chunk
     let pm2 = SimPmem::new(64 << 20);
     let mut fs2 = fs_on(&pm2);

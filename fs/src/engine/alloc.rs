@@ -258,10 +258,13 @@ impl<M: Media> Fs<M> {
         let su = self.sb.stripe_unit as u64;
         let stripe = NonZeroU64::new(su).filter(|_| su > 1 && want >= su);
         // a huge request takes a whole aligned 2 MiB chunk, even over
-        // going on from `goal`: a PMD fault can map it
+        // going on from `goal`: a PMD fault can map it (on a stripe unit if
+        // one is free there, else on 2 MiB alone)
         if huge && want >= HUGE_BLOCKS {
-            if let Some(c) = self.find_aligned(self.sb.alloc_rotor, Self::huge_alignment(stripe), HUGE_BLOCKS)? {
-                found = Some((c, HUGE_BLOCKS));
+            let (both, pmd) = (Self::huge_alignment(stripe), Self::huge_alignment(None));
+            found = self.find_aligned(self.sb.alloc_rotor, both, HUGE_BLOCKS)?.map(|c| (c, HUGE_BLOCKS));
+            if found.is_none() && both != pmd {
+                found = self.find_aligned(self.sb.alloc_rotor, pmd, HUGE_BLOCKS)?.map(|c| (c, HUGE_BLOCKS));
             }
         }
         if found.is_none() && goal >= self.sb.data_start && goal < self.sb.total_blocks - 1 {
