@@ -10,9 +10,7 @@ use ferrofs_tools::{harness, SimPmem};
 const T: Time = Time { sec: 1, nsec: 0 };
 
 fn fs_on(pm: &SimPmem) -> Fs<&SimPmem> {
-    let o = FormatOptions { label: b"", uuid: [2; 16], size_bytes: 0, time: T, journal_slots: 64, stripe: (0, 0) };
-    Fs::format(pm, &o).unwrap();
-    Fs::mount(pm, &MountOptions::default()).unwrap()
+    fs_striped(pm, (0, 0))
 }
 
 fn newfile(fs: &mut Fs<&SimPmem>, name: &str) -> u64 {

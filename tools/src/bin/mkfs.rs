@@ -174,7 +174,7 @@ fn main() {
     }
     let total = size_bytes / BLOCK_SIZE;
     let data = ferrofs_engine::Geometry::compute(total, slots).map_or(total, |g| total - g.data_start);
-    if stripe.1 > data {
+    if !ferrofs_engine::stripe_ok(stripe.0, stripe.1, data) {
         eprintln!(
             "mkfs.ferrofs: {dev}: stripe width of {} blocks is wider than the {data} blocks of data space",
             stripe.1
