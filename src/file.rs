@@ -777,12 +777,10 @@ pub(crate) fn defrag(file: &File, start: u64, len: u64) -> Result<Defragged> {
     let mut cur = first;
     while let Some(next) = info.with_fs_mut_charged(Op::Space, &l, |_| Ok(0), |fs| fs.defrag_step(ino, cur, end, &mut d))? {
         cur = next;
-        // SAFETY: reads the current task's signal state.
-        if unsafe { bindings::ferrofs_fatal_signal_pending() } {
+        if crate::vfs::fatal_signal_pending() {
             return Err(EINTR);
         }
-        // SAFETY: a scheduling point; we hold sleeping locks only.
-        unsafe { bindings::ferrofs_cond_resched() };
+        crate::vfs::cond_resched();
     }
     Ok(Defragged { moved: d.moved * BLOCK, no_space: d.no_space })
 }
@@ -841,17 +839,24 @@ fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, fl
     // shares (charged to its owner in full, as XFS does); dedupe replaces
     // blocks one for one
     let charge = |_: &engine::Fs<_>, _: u64, n: u64| Ok(if dedupe { 0 } else { n });
-    info.with_fs_mut_steps(Op::Remap, &dst, charge, nblocks, next, |fs, o, n| {
+    // A fatal signal stops a long one between steps (generic/297, 298):
+    // like XFS it then returns the bytes done, the destination's size
+    // covering them, or EINTR if nothing was.
+    let done = info.with_fs_mut_steps_killable(Op::Remap, &dst, charge, nblocks, next, |fs, o, n| {
         if dedupe {
             fs.dedupe(s, sl + o, d, dl + o, n)
         } else {
             fs.reflink(s, sl + o, d, dl + o, n)
         }
     })?;
-    if !dedupe && pos_out + len > dst.size() {
+    let len = if done < nblocks { byte_of(done) } else { len };
+    if !dedupe && len > 0 && pos_out + len > dst.size() {
         commit_size(&dst, pos_out + len)?;
     }
     refresh(&dst)?;
+    if len == 0 {
+        return Err(EINTR);
+    }
     Ok(len)
 }
 

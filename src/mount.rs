@@ -346,17 +346,53 @@ impl FsInfo {
         charge: impl Fn(&engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<u64, engine::Error>,
         count: u64,
         next: impl Fn(&engine::Fs<PmemMedia>, u64) -> core::result::Result<Option<u64>, engine::Error>,
-        mut f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
+        f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
     ) -> Result {
+        self.steps(op, inode, charge, count, next, f, false).map(|_| ())
+    }
+
+    /// `with_fs_mut_steps` for an operation a fatal signal may cut short
+    /// (reflink and dedupe, as on XFS): between two steps a pending fatal
+    /// signal stops it. Returns how far it got: blocks `[0, done)` of the
+    /// range are handled (`count` when it ran to the end). Each finished
+    /// step is committed, so what it returns is what a crash would keep.
+    pub(crate) fn with_fs_mut_steps_killable(
+        &self,
+        op: Op,
+        inode: &Inode,
+        charge: impl Fn(&engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<u64, engine::Error>,
+        count: u64,
+        next: impl Fn(&engine::Fs<PmemMedia>, u64) -> core::result::Result<Option<u64>, engine::Error>,
+        f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
+    ) -> Result<u64> {
+        self.steps(op, inode, charge, count, next, f, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn steps(
+        &self,
+        op: Op,
+        inode: &Inode,
+        charge: impl Fn(&engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<u64, engine::Error>,
+        count: u64,
+        next: impl Fn(&engine::Fs<PmemMedia>, u64) -> core::result::Result<Option<u64>, engine::Error>,
+        mut f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
+        killable: bool,
+    ) -> Result<u64> {
         let mut at = self.with_fs(op, |fs| next(fs, 0))?;
         while let Some(o) = at.filter(|&o| o < count) {
+            if killable && crate::vfs::fatal_signal_pending() {
+                // nothing of [o, count) is done; all before it is
+                return Ok(o);
+            }
             let n = (count - o).min(STEP_BLOCKS);
             at = self.with_fs_mut_charged(op, inode, |fs| charge(fs, o, n), |fs| {
                 f(fs, o, n)?;
                 next(fs, o + n)
             })?;
+            crate::vfs::cond_resched();
         }
-        Ok(())
+        Ok(count)
     }
 
     /// Frees blocks `[lblk, end)` of `inode` with `with_fs_mut_steps`, each

@@ -592,9 +592,8 @@ mod imp {
             }
             inodes += n as u64;
             after = batch[n - 1].0;
-            // SAFETY: a scheduling point; we hold s_umount (a sleeping lock)
-            // and no engine lock between batches.
-            unsafe { bindings::ferrofs_cond_resched() };
+            // we hold s_umount (a sleeping lock) and no engine lock here
+            crate::vfs::cond_resched();
         }
         let mut ids = 0u64;
         for ty in TYPES {

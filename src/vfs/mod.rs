@@ -55,6 +55,24 @@ pub(crate) fn err_ptr<T>(e: Error) -> *mut T {
     e.to_errno() as isize as *mut T
 }
 
+/// Whether the current task has a fatal signal pending: SIGKILL, or a
+/// signal whose default action ends the process (an xfs_io interrupted by
+/// ^C). Long operations look between their bounded steps and stop there,
+/// returning what they finished, as XFS's remap loop does (generic/297, 298).
+pub(crate) fn fatal_signal_pending() -> bool {
+    // SAFETY: reads the current task's own signal state, which is always
+    // valid in process context; there is no precondition.
+    unsafe { bindings::ferrofs_fatal_signal_pending() }
+}
+
+/// A scheduling point between the steps of a long operation. Sleeping with
+/// a spinlock held is a bug the kernel reports (might_sleep), not a memory
+/// unsafety; callers hold only sleeping locks.
+pub(crate) fn cond_resched() {
+    // SAFETY: cond_resched has no memory-safety precondition.
+    unsafe { bindings::ferrofs_cond_resched() };
+}
+
 /// A constant C operation table (file_operations, xattr_handler, ...) in a
 /// `static`: such tables hold raw pointers (owner, names), which makes them
 /// !Sync in Rust although nothing ever writes them.
