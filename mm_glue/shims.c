@@ -31,6 +31,8 @@ void ferrofs_inode_lock(struct inode *inode) { inode_lock(inode); }
 void ferrofs_inode_unlock(struct inode *inode) { inode_unlock(inode); }
 void ferrofs_inode_lock_shared(struct inode *inode) { inode_lock_shared(inode); }
 void ferrofs_inode_unlock_shared(struct inode *inode) { inode_unlock_shared(inode); }
+void ferrofs_inode_lock_nondir2(struct inode *inode) { inode_lock_nested(inode, I_MUTEX_NONDIR2); }
+void ferrofs_inode_lock_shared_nondir2(struct inode *inode) { inode_lock_shared_nested(inode, I_MUTEX_NONDIR2); }
 void ferrofs_invalidate_lock(struct inode *inode) { filemap_invalidate_lock(inode->i_mapping); }
 void ferrofs_invalidate_unlock(struct inode *inode) { filemap_invalidate_unlock(inode->i_mapping); }
 void ferrofs_invalidate_lock_shared(struct inode *inode) { filemap_invalidate_lock_shared(inode->i_mapping); }

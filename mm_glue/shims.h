@@ -17,6 +17,9 @@ void ferrofs_inode_lock(struct inode *inode);
 void ferrofs_inode_unlock(struct inode *inode);
 void ferrofs_inode_lock_shared(struct inode *inode);
 void ferrofs_inode_unlock_shared(struct inode *inode);
+/* the second of two inodes (lock_two_nondirectories' lockdep subclass) */
+void ferrofs_inode_lock_nondir2(struct inode *inode);
+void ferrofs_inode_lock_shared_nondir2(struct inode *inode);
 void ferrofs_invalidate_lock(struct inode *inode);
 void ferrofs_invalidate_unlock(struct inode *inode);
 void ferrofs_invalidate_lock_shared(struct inode *inode);

@@ -24,7 +24,7 @@ use crate::mm_glue::report_data_loss;
 use crate::mount::{info_of, FsInfo, Op};
 use crate::vfs::{
     to_c, Dentry, FiemapInfo, File, IAttr, Idmap, Inode, InvalidateGuard, IoMap, IoMapKind, IomapOps, IovIter, Kiocb, Locked, Ops, Table,
-    Run, TwoLocked, VmFault,
+    IoLocked, ReadLocked, RemapLocked, Run, VmFault,
 };
 use core::sync::atomic::Ordering;
 use kernel::ffi::{c_int, c_uint, c_ulong};
@@ -587,7 +587,7 @@ fn write_back_pmds(inode: &Inode, start: i64, end: i64) -> Result {
 /// the next shared PTE fault, corrupts mapping->nrpages (see map_blocks).
 /// The widening is written back first, so no dirty entry outside the range
 /// loses the cache flush fsync owes it.
-fn unmap_blocks(inode: &Locked<'_>, start: i64, end: i64, inv: &InvalidateGuard<'_>) -> Result {
+fn unmap_blocks(inode: &impl IoLocked, start: i64, end: i64, inv: &InvalidateGuard<'_>) -> Result {
     let (start, end) = pmd_bounds(start, end);
     forget_mappings(inode, start, end)?;
     inode.break_layouts(start, end, inv)?;
@@ -800,22 +800,22 @@ unsafe extern "C" fn remap_file_range(
     if flags & !(bindings::REMAP_FILE_DEDUP | bindings::REMAP_FILE_ADVISORY) != 0 {
         return EINVAL.to_errno() as i64;
     }
-    // both inodes and mappings, ordered by the helpers (one lock if the
-    // same file)
-    let locks = TwoLocked::new(fin.inode(), fout.inode());
+    // the source shared (reads of it go on), the destination exclusive,
+    // both mappings exclusive (see RemapLocked)
+    let locks = RemapLocked::new(fin.inode(), fout.inode());
     match remap_locked(fin, pos_in, fout, pos_out, len, flags, &locks) {
         Ok(n) => n,
         Err(e) => e.to_errno() as i64,
     }
 }
 
-fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, flags: c_uint, locks: &TwoLocked<'_>) -> Result<i64> {
+fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, flags: c_uint, locks: &RemapLocked<'_>) -> Result<i64> {
     let len = fin.remap_prep(pos_in, fout, pos_out, len, flags, &IOMAP_OPS, locks)?;
     if len == 0 {
         return Ok(0);
     }
-    let (src, dst) = (locks.first(), locks.second());
-    let (sinv, dinv) = (locks.first_invalidate(), locks.second_invalidate());
+    let (src, dst): (ReadLocked<'_>, _) = (locks.src(), locks.dst());
+    let (sinv, dinv) = (locks.src_invalidate(), locks.dst_invalidate());
     let dedupe = flags & bindings::REMAP_FILE_DEDUP != 0;
     let nblocks = (len as u64).div_ceil(BLOCK);
     // Nothing may keep mapping the destination's old blocks, and no DAX

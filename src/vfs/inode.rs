@@ -468,54 +468,114 @@ impl Drop for InvalidateGuard<'_> {
     }
 }
 
-/// Two regular files locked for a remap (`lock_two_nondirectories` and
-/// `filemap_invalidate_lock_two`, which order the locks and take one when
-/// both are the same file).
-pub(crate) struct TwoLocked<'a> {
-    a: &'a Inode,
-    b: &'a Inode,
+/// The two regular files of a remap, locked as XFS locks them since "xfs:
+/// allow read IO and FICLONE to run concurrently": the source's `i_rwsem`
+/// shared, so reads of it go on while a long clone runs (xfstests
+/// generic/733), the destination's exclusive, in `lock_two_nondirectories`'
+/// order (lower address first, the second with lockdep's NONDIR2
+/// subclass); then both mappings' `invalidate_lock` exclusive
+/// (`filemap_invalidate_lock_two`), which keeps faults out of both files.
+/// The source is safe to share because everything that changes a file's
+/// blocks or size (write, truncate, fallocate, a remap into it) holds its
+/// `i_rwsem` exclusive, and faults are kept out. One file (source and
+/// destination the same) is locked once, exclusive.
+pub(crate) struct RemapLocked<'a> {
+    src: &'a Inode,
+    dst: &'a Inode,
 }
 
-impl<'a> TwoLocked<'a> {
-    pub(crate) fn new(a: &'a Inode, b: &'a Inode) -> Self {
-        // SAFETY: both inodes are live; the helpers order the locks.
+impl<'a> RemapLocked<'a> {
+    pub(crate) fn new(src: &'a Inode, dst: &'a Inode) -> Self {
+        let (s, d) = (src.as_ptr(), dst.as_ptr());
+        // SAFETY: both inodes are live (the VFS holds both files). Every
+        // path that locks two inodes' i_rwsem takes the lower address
+        // first, as here, so no two of them wait on each other; the
+        // invalidate locks nest inside, ordered by the helper.
         unsafe {
-            bindings::lock_two_nondirectories(a.as_ptr(), b.as_ptr());
-            bindings::filemap_invalidate_lock_two(a.mapping(), b.mapping());
+            if s == d {
+                bindings::ferrofs_inode_lock(d);
+            } else if (s as usize) < (d as usize) {
+                bindings::ferrofs_inode_lock_shared(s);
+                bindings::ferrofs_inode_lock_nondir2(d);
+            } else {
+                bindings::ferrofs_inode_lock(d);
+                bindings::ferrofs_inode_lock_shared_nondir2(s);
+            }
+            bindings::filemap_invalidate_lock_two(src.mapping(), dst.mapping());
         }
-        TwoLocked { a, b }
+        RemapLocked { src, dst }
     }
 
-    /// The first inode, locked.
-    pub(crate) fn first(&self) -> Locked<'a> {
-        Locked { inode: self.a, owned: false }
+    /// The source, its `i_rwsem` held at least shared.
+    pub(crate) fn src(&self) -> ReadLocked<'a> {
+        ReadLocked(self.src)
     }
 
-    /// The second inode, locked.
-    pub(crate) fn second(&self) -> Locked<'a> {
-        Locked { inode: self.b, owned: false }
+    /// The destination, its `i_rwsem` held exclusive.
+    pub(crate) fn dst(&self) -> Locked<'a> {
+        Locked { inode: self.dst, owned: false }
     }
 
-    /// The first inode's invalidate lock (held exclusively by self).
-    pub(crate) fn first_invalidate(&self) -> InvalidateGuard<'a> {
-        InvalidateGuard(self.a, Held::Borrowed)
+    /// The source's invalidate lock (held exclusively by self).
+    pub(crate) fn src_invalidate(&self) -> InvalidateGuard<'a> {
+        InvalidateGuard(self.src, Held::Borrowed)
     }
 
-    /// The second inode's invalidate lock (held exclusively by self).
-    pub(crate) fn second_invalidate(&self) -> InvalidateGuard<'a> {
-        InvalidateGuard(self.b, Held::Borrowed)
+    /// The destination's invalidate lock (held exclusively by self).
+    pub(crate) fn dst_invalidate(&self) -> InvalidateGuard<'a> {
+        InvalidateGuard(self.dst, Held::Borrowed)
     }
 }
 
-impl Drop for TwoLocked<'_> {
+impl Drop for RemapLocked<'_> {
     fn drop(&mut self) {
-        // SAFETY: paired with the locks taken in new.
+        let (s, d) = (self.src.as_ptr(), self.dst.as_ptr());
+        // SAFETY: paired with the locks taken in new, in the same modes.
         unsafe {
-            bindings::filemap_invalidate_unlock_two(self.a.mapping(), self.b.mapping());
-            bindings::unlock_two_nondirectories(self.a.as_ptr(), self.b.as_ptr());
+            bindings::filemap_invalidate_unlock_two(self.src.mapping(), self.dst.mapping());
+            if s != d {
+                bindings::ferrofs_inode_unlock_shared(s);
+            }
+            bindings::ferrofs_inode_unlock(d);
         }
     }
 }
+
+/// An inode whose `i_rwsem` someone else (`RemapLocked`) holds at least
+/// shared for as long as this lives: writers, truncate and every other
+/// change of its blocks or size are kept out; readers are not.
+pub(crate) struct ReadLocked<'a>(&'a Inode);
+
+impl core::ops::Deref for ReadLocked<'_> {
+    type Target = Inode;
+    fn deref(&self) -> &Inode {
+        self.0
+    }
+}
+
+/// An inode whose `i_rwsem` the holder has, shared (`ReadLocked`) or
+/// exclusive (`Locked`): no writer, truncate or fallocate is running on it.
+/// What needs only that, and the invalidate lock, is here.
+pub(crate) trait IoLocked: core::ops::Deref<Target = Inode> {
+    /// Waits for pinned DAX pages of bytes [start, end) to be released
+    /// (`dax_break_layout` under the invalidate lock held by the caller).
+    fn break_layouts(&self, start: i64, end: i64, _inv: &InvalidateGuard<'_>) -> Result {
+        // SAFETY: the helper requires i_rwsem (the trait's invariant) and
+        // the invalidate lock (the parameter).
+        crate::vfs::io::check(unsafe { bindings::ferrofs_break_layouts(self.as_ptr(), start, end) }).map(|_| ())
+    }
+
+    /// Unmaps page tables and drops the DAX entries of bytes [start, last].
+    fn truncate_pagecache_range(&self, start: i64, last: i64, _inv: &InvalidateGuard<'_>) {
+        // SAFETY: i_rwsem (the trait's invariant) keeps writers out and the
+        // invalidate lock (the parameter) faults; DAX reads install no
+        // entries.
+        unsafe { bindings::truncate_pagecache_range(self.as_ptr(), start, last) };
+    }
+}
+
+impl IoLocked for Locked<'_> {}
+impl IoLocked for ReadLocked<'_> {}
 
 /// The attributes ferrofs copies into a VFS inode (from an engine inode).
 pub(crate) struct Attrs {

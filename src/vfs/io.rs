@@ -15,7 +15,7 @@ use kernel::types::Opaque;
 pub(crate) type IomapOps = bindings::iomap_ops;
 
 /// Converts a C return (negative errno, else a value) into a Result.
-fn check(r: c_int) -> Result<c_int> {
+pub(super) fn check(r: c_int) -> Result<c_int> {
     if r < 0 { Err(Error::from_errno(r)) } else { Ok(r) }
 }
 
@@ -275,21 +275,6 @@ impl Locked<'_> {
         // SAFETY: i_rwsem held (type invariant).
         unsafe { bindings::truncate_setsize(self.as_ptr(), size) };
     }
-
-    /// Waits for pinned DAX pages of bytes [start, end) to be released
-    /// (`dax_break_layout` under the invalidate lock held by the caller).
-    pub(crate) fn break_layouts(&self, start: i64, end: i64, _inv: &InvalidateGuard<'_>) -> Result {
-        // SAFETY: the helper requires i_rwsem (type invariant) and the
-        // invalidate lock (the parameter).
-        check(unsafe { bindings::ferrofs_break_layouts(self.as_ptr(), start, end) }).map(|_| ())
-    }
-
-    /// Unmaps page tables and drops the DAX entries of bytes [start, end].
-    pub(crate) fn truncate_pagecache_range(&self, start: i64, last: i64, _inv: &InvalidateGuard<'_>) {
-        // SAFETY: i_rwsem (type invariant) and the invalidate lock (the
-        // parameter) keep writers and faults out of the range.
-        unsafe { bindings::truncate_pagecache_range(self.as_ptr(), start, last) };
-    }
 }
 
 impl Inode {
@@ -366,7 +351,7 @@ impl File {
         len: i64,
         flags: c_uint,
         ops: &'static IomapOps,
-        _locks: &super::inode::TwoLocked<'_>,
+        _locks: &super::inode::RemapLocked<'_>,
     ) -> Result<i64> {
         let mut len = len;
         // SAFETY: both files live, both inodes and mappings locked.

@@ -24,7 +24,7 @@ mod security;
 pub(crate) use dentry::{obtain_alias, Dentry, File, FileAttr, IAttr, Idmap, NamedDentry};
 pub(crate) use inode::{
     alloc_inode, create_inode_cache, destroy_inode_cache, free_inode, Attrs, Cached, Inode, InvalidateGuard, Locked,
-    NewInode, Ops, TwoLocked, UnhashedInode,
+    IoLocked, NewInode, Ops, ReadLocked, RemapLocked, UnhashedInode,
 };
 pub(crate) use acl::{Acl, Inherited, PosixAcl};
 pub(crate) use mapcache::{MapCache, Run};

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""A fatal signal stops a long FICLONERANGE between its bounded steps
-(xfstests generic/297 with ^C, 298 with SIGKILL: a reflink that would run
-for seconds must stop within them). What the finished steps shared stays
-shared and readable, the destination's size covers exactly those steps
-(8 MiB each, STEP_BLOCKS), it survives a remount, and fsck is clean.
+"""A clone that takes seconds (2^15 one-block extents, 16 steps of
+STEP_BLOCKS), as XFS has them since 6.10: reads of the source go on while
+it runs (xfstests generic/733: the source's i_rwsem is shared), and a fatal
+signal stops it between two steps (generic/297 with ^C, 298 with SIGKILL).
+What the finished steps shared stays shared and readable, the destination's
+size covers exactly those steps (8 MiB each), it survives a remount, and
+fsck is clean.
 
-The signal is sent once the debugfs count of exclusive remap sections
-shows the clone's first step has begun, so at least that step is done
-(the check is between steps) and there are 15 more it must not finish."""
+The tests act once the debugfs count of exclusive remap sections shows the
+clone's first step has begun: at least that step gets done (signals are
+looked at between steps) and 15 more are left."""
 import os
 import signal
 import sys
@@ -38,22 +40,31 @@ def many_extents():
     return fd
 
 
-def killed_clone(sig):
-    src = many_extents()
+def clone_started(src):
+    """Forks a child that clones all of src into g; returns (pid, bytes,
+    remap sections before) once the clone's first step has begun."""
     n = os.fstat(src).st_size
     base = remap_sections()
     pid = os.fork()
     if pid == 0:
+        code = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # not KeyboardInterrupt
             dst = os.open("g", os.O_RDWR | os.O_CREAT, 0o644)
             clone_range(src, 0, n, dst, 0)
+            code = 0
         finally:
-            os._exit(0)
+            os._exit(code)
     deadline = time.monotonic() + 600
     while remap_sections() == base:
         assert time.monotonic() < deadline, "the clone never started"
         time.sleep(0.001)
+    return pid, n, base
+
+
+def killed_clone(sig):
+    src = many_extents()
+    pid, n, base = clone_started(src)
     os.kill(pid, sig)
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == sig, f"the child was not killed by {sig}: {status:#x}"
@@ -70,6 +81,22 @@ def killed_clone(sig):
     assert read_all(g) == b"a" * done
     rc, out = gtest.fsck_now()
     assert rc == 0, out
+
+
+def test_reads_of_the_source_go_on_during_a_clone():
+    src = many_extents()
+    pid, n, _ = clone_started(src)
+    # a read of the last step's blocks, which the clone reaches last
+    assert os.pread(src, B, n - B) == b"a" * B
+    assert os.pread(src, 3 * B, n // 2) == b"a" * 3 * B
+    ended, status = os.waitpid(pid, os.WNOHANG)
+    if not ended:
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert not ended, "the reads waited for the clone to end"
+    g = os.open("g", os.O_RDONLY)
+    assert os.fstat(g).st_size == n
+    assert read_all(g) == b"a" * n
 
 
 def test_sigkill_stops_a_long_clone():
