@@ -21,7 +21,7 @@ use crate::bindings;
 use crate::engine;
 use crate::inode::{refresh, write_attrs};
 use crate::mm_glue::report_data_loss;
-use crate::mount::{info_of, FsInfo, Op};
+use crate::mount::{info_of, FsInfo, Op, Stop};
 use crate::vfs::{
     to_c, Dentry, FiemapInfo, File, IAttr, Idmap, Inode, InvalidateGuard, IoMap, IoMapKind, IomapOps, IovIter, Kiocb, Locked, Ops, Table,
     IoLocked, ReadLocked, RemapLocked, Run, VmFault,
@@ -678,7 +678,7 @@ fn fallocate_locked(inode: &Locked<'_>, inv: &InvalidateGuard<'_>, mode: u32, of
         let next = |fs: &engine::Fs<_>, from: u64| Ok(fs.next_mapped(ino, l + from, e)?.map(|b| b - l));
         // each step is charged the copies it makes, as XFS charges them
         let copies = |fs: &engine::Fs<_>, at: u64, n: u64| fs.shared_blocks(ino, l + at, n);
-        info.with_fs_mut_steps(Op::Space, inode, copies, e - l, next, |fs, at, n| fs.unshare(ino, l + at, n))?;
+        info.with_fs_mut_steps(Op::Space, inode, copies, e - l, next, |fs, at, n| fs.unshare(ino, l + at, n), Stop::Never)?;
     }
     let new_size = if keep || end <= inode.size() { None } else { Some(end) };
     // Fills the holes left (for ZERO_RANGE: the partial edge blocks). The
@@ -842,13 +842,21 @@ fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, fl
     // A fatal signal stops a long one between steps (generic/297, 298):
     // like XFS it then returns the bytes done, the destination's size
     // covering them, or EINTR if nothing was.
-    let done = info.with_fs_mut_steps_killable(Op::Remap, &dst, charge, nblocks, next, |fs, o, n| {
-        if dedupe {
-            fs.dedupe(s, sl + o, d, dl + o, n)
-        } else {
-            fs.reflink(s, sl + o, d, dl + o, n)
-        }
-    })?;
+    let done = info.with_fs_mut_steps(
+        Op::Remap,
+        &dst,
+        charge,
+        nblocks,
+        next,
+        |fs, o, n| {
+            if dedupe {
+                fs.dedupe(s, sl + o, d, dl + o, n)
+            } else {
+                fs.reflink(s, sl + o, d, dl + o, n)
+            }
+        },
+        Stop::OnFatalSignal,
+    )?;
     let len = if done < nblocks { byte_of(done) } else { len };
     if !dedupe && len > 0 && pos_out + len > dst.size() {
         commit_size(&dst, pos_out + len)?;
@@ -1065,8 +1073,8 @@ fn unshare_cow_units(inode: &Locked<'_>, size: i64, pos: i64, len: i64) -> Resul
         // The copies are charged to the file's quotas while they are made
         // (a run is all shared blocks: one copy each), as map_engine
         // charges a copy-on-write.
-        match info.with_fs_mut_steps(Op::Space, inode, |_, _, k| Ok(k), n, |_, at| Ok(Some(at)), |fs, at, k| fs.unshare(ino, l + at, k)) {
-            Ok(()) => {}
+        match info.with_fs_mut_steps(Op::Space, inode, |_, _, k| Ok(k), n, |_, at| Ok(Some(at)), |fs, at, k| fs.unshare(ino, l + at, k), Stop::Never) {
+            Ok(_) => {}
             // the write copies what it covers, block by block (and fails
             // with EIO where that is a block lost to a memory failure, or
             // EDQUOT where its own copies do not fit under a limit)

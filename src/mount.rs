@@ -165,6 +165,16 @@ impl Op {
     }
 }
 
+/// Whether a long range operation (`FsInfo::with_fs_mut_steps`) stops
+/// between two steps when the caller has a fatal signal pending.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// It runs to the end (punch, unshare: what a truncate or a write needs).
+    Never,
+    /// It stops, as XFS's remap loop does (xfstests generic/297, 298).
+    OnFatalSignal,
+}
+
 /// Blocks (8 MiB) one exclusive section of a long range operation (punch,
 /// unshare, reflink, dedupe, freeing an unlinked file) covers at most.
 pub(crate) const STEP_BLOCKS: u64 = 2048;
@@ -339,6 +349,12 @@ impl FsInfo {
     /// may add (reflink: a block for each of its `n`; a copy-on-write or an
     /// unshare: a copy for each shared block while it runs; a step that
     /// frees or moves blocks: nothing), then settled.
+    /// `stop` says whether a fatal signal may cut the operation short
+    /// (`Stop::OnFatalSignal`: reflink and dedupe, as on XFS) between two
+    /// steps. Returns how far it got: blocks `[0, done)` of the range are
+    /// handled (`count` when it ran to the end). Each finished step is
+    /// committed, so what it returns is what a crash would keep.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn with_fs_mut_steps(
         &self,
         op: Op,
@@ -346,42 +362,12 @@ impl FsInfo {
         charge: impl Fn(&engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<u64, engine::Error>,
         count: u64,
         next: impl Fn(&engine::Fs<PmemMedia>, u64) -> core::result::Result<Option<u64>, engine::Error>,
-        f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
-    ) -> Result {
-        self.steps(op, inode, charge, count, next, f, false).map(|_| ())
-    }
-
-    /// `with_fs_mut_steps` for an operation a fatal signal may cut short
-    /// (reflink and dedupe, as on XFS): between two steps a pending fatal
-    /// signal stops it. Returns how far it got: blocks `[0, done)` of the
-    /// range are handled (`count` when it ran to the end). Each finished
-    /// step is committed, so what it returns is what a crash would keep.
-    pub(crate) fn with_fs_mut_steps_killable(
-        &self,
-        op: Op,
-        inode: &Inode,
-        charge: impl Fn(&engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<u64, engine::Error>,
-        count: u64,
-        next: impl Fn(&engine::Fs<PmemMedia>, u64) -> core::result::Result<Option<u64>, engine::Error>,
-        f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
-    ) -> Result<u64> {
-        self.steps(op, inode, charge, count, next, f, true)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn steps(
-        &self,
-        op: Op,
-        inode: &Inode,
-        charge: impl Fn(&engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<u64, engine::Error>,
-        count: u64,
-        next: impl Fn(&engine::Fs<PmemMedia>, u64) -> core::result::Result<Option<u64>, engine::Error>,
         mut f: impl FnMut(&mut engine::Fs<PmemMedia>, u64, u64) -> core::result::Result<(), engine::Error>,
-        killable: bool,
+        stop: Stop,
     ) -> Result<u64> {
         let mut at = self.with_fs(op, |fs| next(fs, 0))?;
         while let Some(o) = at.filter(|&o| o < count) {
-            if killable && crate::vfs::fatal_signal_pending() {
+            if stop == Stop::OnFatalSignal && crate::vfs::fatal_signal_pending() {
                 // nothing of [o, count) is done; all before it is
                 return Ok(o);
             }
@@ -411,6 +397,7 @@ impl FsInfo {
                 any = true;
                 fs.punch(ino, lblk + at, n)
             },
+            Stop::Never,
         )?;
         Ok(any)
     }
