@@ -17,6 +17,15 @@ fn newfile(fs: &mut Fs<&SimPmem>, name: &str) -> u64 {
     fs.create(ROOT_INO, name.as_bytes(), &NewInode { mode: S_IFREG | 0o644, time: T, ..Default::default() }).unwrap().0
 }
 
+/// Creates empty files until one fails: what is left of the metadata
+/// reserve becomes btree nodes, and the filesystem is full.
+fn fill_with_empty_files(fs: &mut Fs<&SimPmem>) {
+    let mut n = 0;
+    while fs.create(ROOT_INO, format!("m{n}").as_bytes(), &NewInode { mode: S_IFREG, time: T, ..Default::default() }).is_ok() {
+        n += 1;
+    }
+}
+
 #[test]
 fn huge_aligned_allocation() {
     let pm = SimPmem::new(32 << 20);
@@ -224,10 +233,7 @@ fn shift_ops_on_a_full_filesystem() {
             }
         }
         // and the metadata reserve with btree nodes: empty files
-        let mut n = 0;
-        while fs.create(ROOT_INO, format!("m{n}").as_bytes(), &NewInode { mode: S_IFREG, time: T, ..Default::default() }).is_ok() {
-            n += 1;
-        }
+        fill_with_empty_files(&mut fs);
         assert!(fs.superblock().free_blocks < 4, "{}", fs.superblock().free_blocks);
         let mut ctx = Ctx { ino: Default::default() };
         ctx.ino.insert("s", f);
@@ -488,9 +494,7 @@ fn clone_over_small_extents_on_a_full_filesystem() {
     }
     // what the data allocator keeps back for metadata, with btree nodes of
     // empty files (xfstests' 2 KiB fillers go on as inline-less inodes)
-    while fs.create(ROOT_INO, format!("m{n}").as_bytes(), &NewInode { mode: S_IFREG, time: T, ..Default::default() }).is_ok() {
-        n += 1;
-    }
+    fill_with_empty_files(&mut fs);
     assert!(fs.superblock().free_blocks < 4, "not full: {} free", fs.superblock().free_blocks);
     let mut at = 0;
     while at < N {
@@ -499,7 +503,7 @@ fn clone_over_small_extents_on_a_full_filesystem() {
         at += k;
     }
     fs.unmount(1).unwrap();
-    let mut fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
+    let fs = Fs::mount(&pm, &MountOptions::default()).unwrap();
     assert_eq!(harness::read_all(&fs, foo).unwrap(), want);
     assert!(fs.map(foo, 1, N - 1).unwrap().shared, "the clone copied");
     fs.unmount(1).unwrap();
