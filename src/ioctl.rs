@@ -23,6 +23,9 @@
 //!   needs CAP_SYS_ADMIN and a writable mount, and is one engine
 //!   transaction; the block device's cache is dropped after it, so that
 //!   `blkid` and other readers of the device see the new label.
+//! - Not here: `FS_IOC_GETFSUUID`, which the VFS answers from `s_uuid`;
+//!   fill_super sets it to mkfs's uuid (duperemove asks for it on
+//!   filesystems libblkid cannot probe).
 //! - `FERROFS_IOC_DEFRAG` (`_IOWR(0xF4, 1, struct ferrofs_defrag)`, a type
 //!   byte Documentation/userspace-api/ioctl/ioctl-number.rst leaves free):
 //!   online defragmentation of a file (`crate::file::defrag`), for

@@ -403,6 +403,7 @@ fn fill_super_inner(sb: &NewSuperBlock, opts: MountOpts) -> Result {
         to_kerr(e)
     })?;
     let geo = fs.statfs();
+    let uuid = fs.superblock().uuid;
     let root_ino = fs.root_ino();
     let mut bad = 0u64;
     let _ = fs.bad_blocks(&mut |_, n| bad = bad.saturating_add(n));
@@ -431,6 +432,7 @@ fn fill_super_inner(sb: &NewSuperBlock, opts: MountOpts) -> Result {
         xattr: &crate::xattr::HANDLERS.0,
         max_bytes: engine::MAX_BYTES as i64,
         posix_acl: true,
+        uuid,
     });
     crate::quota::setup(sb);
     FsInfo::install(sb, info);

@@ -215,6 +215,9 @@ pub(crate) struct SbParams {
     pub(crate) xattr: &'static [*const bindings::xattr_handler],
     pub(crate) max_bytes: i64,
     pub(crate) posix_acl: bool,
+    /// The filesystem's uuid (mkfs's), published as `s_uuid`: what
+    /// FS_IOC_GETFSUUID returns, and what overlayfs and IMA key on.
+    pub(crate) uuid: [u8; 16],
 }
 
 impl NewSuperBlock {
@@ -251,6 +254,9 @@ impl NewSuperBlock {
             }
             (*s).s_time_min = i64::MIN;
             (*s).s_time_max = i64::MAX;
+            // super_set_uuid, which is static inline
+            (*s).s_uuid.b = p.uuid;
+            (*s).s_uuid_len = p.uuid.len() as u8;
         }
     }
 }

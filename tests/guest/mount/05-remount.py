@@ -239,6 +239,38 @@ def test_label_ioctls():
     assert get_label(m) == b"" and device_label() == b""
 
 
+FS_IOC_GETFSUUID = 0x80111500  # _IOR(0x15, 0, struct fsuuid2 { __u8 len, uuid[16]; })
+
+
+def test_uuid_ioctl():
+    """FS_IOC_GETFSUUID: the VFS answers it from s_uuid, which ferrofs
+    fills at mount from the superblock's uuid (bytes 56..72 of block 0,
+    mkfs's random version-4 uuid); ENOTTY if a filesystem leaves it
+    unset. duperemove, overlayfs and IMA key on it."""
+    def get_uuid(path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            out = fcntl.ioctl(fd, FS_IOC_GETFSUUID, bytes(17))
+        finally:
+            os.close(fd)
+        return out[0], out[1:]
+
+    fd = os.open(gtest.DEV, os.O_RDONLY)
+    try:
+        on_media = os.pread(fd, 16, 56)
+    finally:
+        os.close(fd)
+    assert on_media != bytes(16) and on_media[6] >> 4 == 4, on_media.hex()
+    with open(os.path.join(gtest.MNT, "uuid-probe"), "wb") as f:
+        f.write(b"x")
+    for path in (gtest.MNT, os.path.join(gtest.MNT, "uuid-probe")):
+        n, u = get_uuid(path)
+        assert (n, u) == (16, on_media), (path, n, u.hex(), on_media.hex())
+    gtest.remount()
+    assert get_uuid(gtest.MNT) == (16, on_media)
+    os.unlink(os.path.join(gtest.MNT, "uuid-probe"))
+
+
 def test_norecovery_refuses_rw():
     d = gtest.MNT
     os.chdir("/")
