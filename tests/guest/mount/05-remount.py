@@ -191,14 +191,19 @@ def set_label(path, label, pad=True):
         os.close(fd)
 
 
-def device_label():
-    """The label in the primary superblock, read through the block device
-    (bytes 72..104 of block 0, NUL-padded)."""
+def device_bytes(off, n):
+    """n bytes of block 0 (the primary superblock) at off, read through the
+    block device."""
     fd = os.open(gtest.DEV, os.O_RDONLY)
     try:
-        return os.pread(fd, 32, 72).rstrip(b"\0")
+        return os.pread(fd, n, off)
     finally:
         os.close(fd)
+
+
+def device_label():
+    """The label in the primary superblock (bytes 72..104, NUL-padded)."""
+    return device_bytes(72, 32).rstrip(b"\0")
 
 
 def test_label_ioctls():
@@ -242,24 +247,22 @@ def test_label_ioctls():
 FS_IOC_GETFSUUID = 0x80111500  # _IOR(0x15, 0, struct fsuuid2 { __u8 len, uuid[16]; })
 
 
+def get_uuid(path):
+    """(length, uuid) from FS_IOC_GETFSUUID."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        out = fcntl.ioctl(fd, FS_IOC_GETFSUUID, bytes(17))
+    finally:
+        os.close(fd)
+    return out[0], out[1:]
+
+
 def test_uuid_ioctl():
     """FS_IOC_GETFSUUID: the VFS answers it from s_uuid, which ferrofs
     fills at mount from the superblock's uuid (bytes 56..72 of block 0,
     mkfs's random version-4 uuid); ENOTTY if a filesystem leaves it
     unset. duperemove, overlayfs and IMA key on it."""
-    def get_uuid(path):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            out = fcntl.ioctl(fd, FS_IOC_GETFSUUID, bytes(17))
-        finally:
-            os.close(fd)
-        return out[0], out[1:]
-
-    fd = os.open(gtest.DEV, os.O_RDONLY)
-    try:
-        on_media = os.pread(fd, 16, 56)
-    finally:
-        os.close(fd)
+    on_media = device_bytes(56, 16)
     assert on_media != bytes(16) and on_media[6] >> 4 == 4, on_media.hex()
     with open(os.path.join(gtest.MNT, "uuid-probe"), "wb") as f:
         f.write(b"x")
