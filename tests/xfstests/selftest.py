@@ -155,10 +155,34 @@ def check_guest_mark(tmp):
           f"spent budget: no test started ({stop!r})")
 
 
+def check_run_lock(tmp):
+    """scripts/xfstests refuses a run directory another one is using, before
+    it touches anything there (it would delete that chunk's NVDIMM images)."""
+    import fcntl
+    xfst = os.path.join(tmp, "xfstests")
+    for f in ("check", "ltp/fsx"):
+        write(os.path.join(xfst, f), "#!/bin/sh\n")
+        os.chmod(os.path.join(xfst, f), 0o755)
+    write(os.path.join(xfst, "common/rc"), "")
+    write(os.path.join(xfst, "tests/generic/group.list"), "001 auto quick\n")
+    run = os.path.join(tmp, "busy-run")
+    write(os.path.join(run, "results/.keep"), "")
+    write(os.path.join(run, "pmem0.img"), "in use")
+    with open(os.path.join(run, ".lock"), "a") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        p = subprocess.run([os.path.join(here, "..", "..", "scripts/xfstests"), "-r", run, "-t", "generic/001", xfst],
+                           capture_output=True, text=True, timeout=120)
+    check(p.returncode == 2 and "in use by another scripts/xfstests" in p.stderr,
+          f"a locked run directory is refused: rc {p.returncode}, {p.stderr.strip()!r}")
+    check(os.path.exists(os.path.join(run, "pmem0.img")) and not os.path.exists(os.path.join(run, "tree")),
+          "and its NVDIMM image and tree are left alone")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="ferrofs-xfst-selftest.")
     try:
         check_guest_mark(tmp)
+        check_run_lock(tmp)
         tree = os.path.join(tmp, "tree")
         write(os.path.join(tree, "tests/generic/group.list"),
               "001 auto quick\n002 auto quick\n003 auto quick\n004 auto quick\n"
