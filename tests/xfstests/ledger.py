@@ -13,7 +13,9 @@ keeps the newest result of each test, whatever order runs are given in.
 
   ledger.py ingest RUN_DIR...  add the outcomes of runs (every FSTYP in them)
                                to the ledger of each test's set (tests in
-                               neither set are left out), then render
+                               neither set are left out), then render; a
+                               run whose chunk is still going (RUN/.lock
+                               held) gives its finished tests only
   ledger.py render             regenerate the generated blocks of README.md
                                (quick) and Documentation/xfstests.md (both)
   ledger.py todo [--set S] [-n N] [FSTYP]  the (first N) tests of set S
@@ -31,6 +33,7 @@ Rendering is idempotent: it replaces what lies between the markers.
 """
 import argparse
 import collections
+import fcntl
 import os
 import statistics
 import sys
@@ -125,6 +128,21 @@ def order_key(date):
     return date if "T" in date else date + "T00:00:00Z"
 
 
+def run_in_use(run):
+    """Whether a scripts/xfstests (or its chunk's VM) holds RUN/.lock now."""
+    try:
+        fd = os.open(os.path.join(run, ".lock"), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def ingest(args):
     sets = need_sets(args)
     member = {t: which for which in SETS for t in sets[which]}
@@ -137,8 +155,14 @@ def ingest(args):
         fstypes = sorted(d for d in os.listdir(rdir) if os.path.isdir(os.path.join(rdir, d, "state"))
                          or os.path.exists(os.path.join(rdir, d, "expunged")))
         added = collections.Counter()
+        # a run whose chunk is still going: its unfinished test is running,
+        # not crashed (a later ingest records how it ends)
+        live = max(metas) if metas and run_in_use(run) else None
         for fs in fstypes:
             for t, r in outcomes(run, fs).items():
+                if live and r["outcome"] == "crashed" and r["chunk"] == live:
+                    added["still running, left out"] += 1
+                    continue
                 which = member.get(t)
                 if which is None:
                     added["in neither set, left out"] += 1

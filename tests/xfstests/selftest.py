@@ -328,6 +328,32 @@ def main():
         good = "| ferrofs | 1 of 1 | 0 | 1 |" in blk and "tests/xfstests/results/extra.tsv" in blk
         check(good, "the extra block counts generic/606" + ("" if good else f": {blk!r}"))
         check("generic/606" not in doc[:doc.index(EXTRA_BEGIN)], "the quick block does not list it")
+
+        # ingest while a chunk is still going (its scripts/xfstests holds the
+        # run's lock): the unfinished test is running, not crashed
+        import fcntl
+        run3 = os.path.join(tmp, "run3")
+        write(os.path.join(run3, "chunks/001/meta"), "started\t2026-12-03T09:00:00Z\nxfstests\tabcdef01\nferrofs\t12345678\n")
+        fake_test(run3, "ferrofs", "generic/001", "001", XML_PASS, 30)
+        fake_test(run3, "ferrofs", "generic/002", "001", None, 0, crashed=True)
+        live = os.path.join(tmp, "live.tsv")
+
+        def led3(*a):
+            return subprocess.run([sys.executable, os.path.join(here, "ledger.py"), "--ledger", live,
+                                   "--tree", tree, "--repo", os.path.join(tmp, "repo3"), *a],
+                                  capture_output=True, text=True)
+        write(os.path.join(tmp, "repo3/README.md"), "")
+        write(os.path.join(tmp, "repo3/Documentation/xfstests.md"), "")
+        with open(os.path.join(run3, ".lock"), "a") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            r = led3("ingest", run3)
+        rows = {x.split("\t")[0]: x.split("\t")[2] for x in open(live) if x.startswith("generic/")}
+        check(rows == {"generic/001": "pass"} and "1 still running, left out" in r.stdout,
+              f"a live run's unfinished test is left out: {rows} {r.stdout.strip()!r}")
+        led3("ingest", run3)
+        rows = {x.split("\t")[0]: x.split("\t")[2] for x in open(live) if x.startswith("generic/")}
+        check(rows == {"generic/001": "pass", "generic/002": "crashed"},
+              f"and once its lock is gone, it is crashed: {rows}")
     finally:
         shutil.rmtree(tmp)
     print(f"selftest: {len(failures)} failed" if failures else "selftest: all passed")
