@@ -26,7 +26,7 @@ keeps the newest result of each test, whatever order runs are given in.
                                does not run or expunges and that have no XFS
                                row yet, on one line
 Options: --tree DIR (a built xfstests tree, for the groups; default
-out/xfstests/tree, the copy scripts/xfstests made), --ledger FILE (the quick
+out/xfstests/tree, the newest run's copy), --ledger FILE (the quick
 ledger; extra.tsv sits beside it), --repo DIR (where README.md and
 Documentation/xfstests.md are rendered).
 Rendering is idempotent: it replaces what lies between the markers.
