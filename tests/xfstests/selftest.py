@@ -13,6 +13,7 @@ runs guest-mark, the guest's per-test hook, under a stand-in ./check: each
 test's state and outcome, and the count and time bounds.
 """
 import calendar
+import fcntl
 import os
 import shutil
 import subprocess
@@ -155,10 +156,20 @@ def check_guest_mark(tmp):
           f"spent budget: no test started ({stop!r})")
 
 
+def run_ledger(ledger, tree, repo, *a):
+    """ledger.py with a scratch ledger and scratch rendered files."""
+    return subprocess.run([sys.executable, os.path.join(here, "ledger.py"), "--ledger", ledger,
+                           "--tree", tree, "--repo", repo, *a], capture_output=True, text=True)
+
+
+def ledger_outcomes(ledger):
+    """test -> outcome, from a ledger file."""
+    return {x.split("\t")[0]: x.split("\t")[2] for x in open(ledger) if x.startswith("generic/")}
+
+
 def check_run_lock(tmp):
     """scripts/xfstests refuses a run directory another one is using, before
     it touches anything there (it would delete that chunk's NVDIMM images)."""
-    import fcntl
     xfst = os.path.join(tmp, "xfstests")
     for f in ("check", "ltp/fsx"):
         write(os.path.join(xfst, f), "#!/bin/sh\n")
@@ -239,8 +250,7 @@ def main():
         ledger = os.path.join(tmp, "quick.tsv")
 
         def led(*a):
-            return subprocess.run([sys.executable, os.path.join(here, "ledger.py"), "--ledger", ledger,
-                                   "--tree", tree, "--repo", repo, *a], capture_output=True, text=True)
+            return run_ledger(ledger, tree, repo, *a)
         r = led("ingest", run)
         check(r.returncode == 0, f"ingest exit 0 ({r.stderr.strip()})")
         rows = [line.split("\t") for line in open(ledger) if line.startswith("generic/")]
@@ -331,27 +341,21 @@ def main():
 
         # ingest while a chunk is still going (its scripts/xfstests holds the
         # run's lock): the unfinished test is running, not crashed
-        import fcntl
         run3 = os.path.join(tmp, "run3")
         write(os.path.join(run3, "chunks/001/meta"), "started\t2026-12-03T09:00:00Z\nxfstests\tabcdef01\nferrofs\t12345678\n")
         fake_test(run3, "ferrofs", "generic/001", "001", XML_PASS, 30)
         fake_test(run3, "ferrofs", "generic/002", "001", None, 0, crashed=True)
-        live = os.path.join(tmp, "live.tsv")
-
-        def led3(*a):
-            return subprocess.run([sys.executable, os.path.join(here, "ledger.py"), "--ledger", live,
-                                   "--tree", tree, "--repo", os.path.join(tmp, "repo3"), *a],
-                                  capture_output=True, text=True)
-        write(os.path.join(tmp, "repo3/README.md"), "")
-        write(os.path.join(tmp, "repo3/Documentation/xfstests.md"), "")
+        live, repo3 = os.path.join(tmp, "live.tsv"), os.path.join(tmp, "repo3")
+        write(os.path.join(repo3, "README.md"), "")
+        write(os.path.join(repo3, "Documentation/xfstests.md"), "")
         with open(os.path.join(run3, ".lock"), "a") as lk:
             fcntl.flock(lk, fcntl.LOCK_EX)
-            r = led3("ingest", run3)
-        rows = {x.split("\t")[0]: x.split("\t")[2] for x in open(live) if x.startswith("generic/")}
+            r = run_ledger(live, tree, repo3, "ingest", run3)
+        rows = ledger_outcomes(live)
         check(rows == {"generic/001": "pass"} and "1 still running, left out" in r.stdout,
               f"a live run's unfinished test is left out: {rows} {r.stdout.strip()!r}")
-        led3("ingest", run3)
-        rows = {x.split("\t")[0]: x.split("\t")[2] for x in open(live) if x.startswith("generic/")}
+        run_ledger(live, tree, repo3, "ingest", run3)
+        rows = ledger_outcomes(live)
         check(rows == {"generic/001": "pass", "generic/002": "crashed"},
               f"and once its lock is gone, it is crashed: {rows}")
     finally:
