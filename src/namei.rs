@@ -356,21 +356,43 @@ fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Lock
             r
         })?;
     }
-    // the rename is done and durable: a failed refresh must not report it failed
-    // SAFETY: vfs_rename holds the i_rwsem of both children, except for a
-    // directory moved within one parent (fs/namei.c, "lock children"):
-    // there the parent's lock, which we hold, already excludes every other
-    // namespace change to it, and refresh only stores the attributes the
-    // engine just wrote (its ctime), as ext4_rename does without it.
-    let _ = refresh(&unsafe { moved.assume_locked() });
+    // the rename is done and durable: a failed refresh must not report it
+    // failed. vfs_rename locks a child directory only when its parent
+    // changes or when it is the victim (fs/namei.c, "lock children"): a
+    // directory moved, or exchanged, within one parent is not locked, and
+    // a chown or chmod of it may be running. Such a directory gets only
+    // the ctime the engine stamped (the rename changes nothing else of
+    // it); a refresh would store the owner and mode it read, putting back
+    // what a racing setattr had just replaced.
+    let same_parent = o == n;
+    if moved.is_dir() && same_parent {
+        rename_ctime(odir, &moved);
+    } else {
+        // SAFETY: vfs_rename holds its i_rwsem (a non-directory, or a
+        // directory whose parent changes).
+        let _ = refresh(&unsafe { moved.assume_locked() });
+    }
     if let Some(target) = nd.inode() {
-        // SAFETY: the VFS holds the target's i_rwsem (the victim or the
-        // other side of an exchange).
-        let _ = refresh(&unsafe { target.assume_locked() });
+        if rf.exchange && target.is_dir() && same_parent {
+            rename_ctime(odir, &target);
+        } else {
+            // SAFETY: vfs_rename holds its i_rwsem (the victim, a
+            // non-directory, or a directory whose parent changes).
+            let _ = refresh(&unsafe { target.assume_locked() });
+        }
     }
     let _ = refresh(odir);
     let _ = refresh(ndir);
     Ok(())
+}
+
+/// The ctime the engine stamped on `inode` in a rename, into the VFS inode
+/// of a directory the VFS did not lock for it (see `rename_locked`).
+fn rename_ctime(dir: &Inode, inode: &Inode) {
+    let Ok(info) = info_of(dir) else { return };
+    if let Ok(di) = info.with_fs(Op::Inode, |fs| fs.read_inode(inode.ino())) {
+        inode.set_ctime_of_unlocked_dir(di.ctime);
+    }
 }
 
 unsafe extern "C" fn get_link(d: *mut bindings::dentry, p: *mut bindings::inode, done: *mut bindings::delayed_call) -> *const c_char {

@@ -347,6 +347,19 @@ impl Inode {
     pub(crate) unsafe fn assume_locked(&self) -> Locked<'_> {
         Locked { inode: self, owned: false }
     }
+
+    /// Sets the ctime of an inode whose `i_rwsem` the caller cannot hold:
+    /// a directory a rename moves or exchanges within one parent, which
+    /// `vfs_rename` does not lock (fs/namei.c, "lock children"). The VFS's
+    /// own `simple_rename_timestamp` and ext4's rename store that ctime
+    /// the same way; a racing setattr of the directory stores a ctime of
+    /// its own, and the later store wins, as there.
+    pub(crate) fn set_ctime_of_unlocked_dir(&self, t: Time) {
+        // SAFETY: the inode is live; the shim stores the two ctime fields,
+        // which the VFS also stores without i_rwsem for such a directory
+        // (see above), and nothing else.
+        unsafe { bindings::ferrofs_inode_set_time(self.as_ptr(), 2, t.sec, t.nsec) };
+    }
 }
 
 /// Proof that `i_rwsem` of the inode is held exclusively: the attributes the
