@@ -19,7 +19,7 @@
 
 use crate::bindings;
 use crate::engine;
-use crate::inode::{refresh, write_attrs};
+use crate::inode::{refresh, write_attrs, write_times};
 use crate::mm_glue::report_data_loss;
 use crate::mount::{info_of, FsInfo, Op, Stop};
 use crate::vfs::{
@@ -440,7 +440,7 @@ unsafe extern "C" fn fsync(file: *mut bindings::file, start: i64, end: i64, data
     // Engine metadata is durable when each transaction returns; only the
     // lazily written timestamps may be pending.
     if datasync == 0 {
-        return to_c(write_attrs(file.inode()));
+        return to_c(write_times(file.inode()));
     }
     0
 }

@@ -70,26 +70,56 @@ pub(crate) fn refresh(inode: &Locked<'_>) -> Result {
         } else {
             crate::quota::check_blocks(inode, di.blocks);
         }
+        check_owner(inode, di.uid, di.gid);
         Ok(di)
     })?;
     inode.fill(&attrs_of(&di), true);
     Ok(())
 }
 
-/// Writes the VFS inode's mode, owner and times to the engine (setattr,
-/// fsync, writeback of lazily updated times).
+/// Says (in the kernel log, the first ten times) if the owner the engine
+/// holds is not the VFS inode's. Only setattr stores an owner, under the
+/// i_rwsem that a refresh holds too, so the two agree unless some path
+/// stored a stale one (writeback and fsync once did: `write_attrs`); the
+/// refresh then brings the media's owner in, without moving its quota
+/// usage.
+fn check_owner(inode: &Inode, uid: u32, gid: u32) {
+    static SAID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    let (vuid, vgid) = (inode.uid(), inode.gid());
+    if (vuid, vgid) != (uid, gid) && SAID.fetch_add(1, Ordering::Relaxed) < 10 {
+        crate::vfs::fs_err!(inode.sb().id(), "inode {}: owner {}:{} on media, {}:{} in memory; the media's wins, quota usage stays with {}:{} until quotacheck\n",
+            inode.ino(), uid, gid, vuid, vgid, vuid, vgid);
+    }
+}
+
+/// Writes the VFS inode's mode, owner and times to the engine, after a
+/// setattr or an ACL change made them (under i_rwsem).
+///
+/// The VFS values are read inside the exclusive engine section, as are
+/// `write_times`'s: these sections then store the attributes in the order
+/// they read them, so the engine ends with the VFS inode's latest values.
+/// (Read before the section, a writeback's snapshot taken before a chown
+/// could reach the engine after the chown's, and put the old owner back
+/// on the media for the next read of the inode to bring back.)
 pub(crate) fn write_attrs(inode: &Inode) -> Result {
-    let info = info_of(inode)?;
-    let (uid, gid, mode) = (inode.uid(), inode.gid(), u32::from(inode.mode()));
-    let (a, m, c) = (inode.time(0), inode.time(1), inode.time(2));
-    info.with_fs_mut(Op::Inode, |fs| {
+    info_of(inode)?.with_fs_mut(Op::Inode, |fs| {
         let mut di = fs.read_inode(inode.ino())?;
-        di.mode = mode;
-        di.uid = uid;
-        di.gid = gid;
-        di.atime = a;
-        di.mtime = m;
-        di.ctime = c;
+        di.mode = u32::from(inode.mode());
+        di.uid = inode.uid();
+        di.gid = inode.gid();
+        (di.atime, di.mtime, di.ctime) = (inode.time(0), inode.time(1), inode.time(2));
+        fs.write_inode(inode.ino(), &di)
+    })
+}
+
+/// Writes the VFS inode's times to the engine (writeback and fsync, which
+/// run without i_rwsem): the only attributes kept lazily. Owner and mode
+/// reach the engine in the setattr that changes them (`write_attrs`), so
+/// these paths never store them.
+pub(crate) fn write_times(inode: &Inode) -> Result {
+    info_of(inode)?.with_fs_mut(Op::Inode, |fs| {
+        let mut di = fs.read_inode(inode.ino())?;
+        (di.atime, di.mtime, di.ctime) = (inode.time(0), inode.time(1), inode.time(2));
         fs.write_inode(inode.ino(), &di)
     })
 }
@@ -155,7 +185,7 @@ pub(crate) unsafe extern "C" fn write_inode(p: *mut bindings::inode, _wbc: *mut 
     if inode.is_bad() || inode.nlink() == 0 {
         return 0;
     }
-    to_c(write_attrs(inode))
+    to_c(write_times(inode))
 }
 
 
