@@ -16,4 +16,9 @@ done <<< "$out"
 n=$(grep -cE '^(ok  |FAIL) ' <<< "$out")
 check "xfstests harness: selftest.py ran its checks and exited 0 (exit $rc, $n checks)" \
   bash -c '[ "$1" = 0 ] && [ "$2" -gt 20 ]' _ "$rc" "$n"
+# prepare-tree says how it is used rather than failing on a path
+check "xfstests harness: prepare-tree --help prints its usage and exits 0" \
+  bash -c 'o=$(tests/xfstests/prepare-tree --help) && grep -q "^Teach a copy of xfstests about ferrofs: prepare-tree TREE" <<< "$o"'
+check "xfstests harness: prepare-tree of a directory that is no xfstests tree says so and exits 1" \
+  bash -c 'o=$(tests/xfstests/prepare-tree "$1" 2>&1); [ $? = 1 ] && grep -q "is not an xfstests tree (no common/rc)" <<< "$o" && ! grep -q Traceback <<< "$o"' _ "$here/tests"
 finish
