@@ -288,8 +288,9 @@ fn commit_size(inode: &Locked<'_>, size: i64) -> Result {
     let info = info_of(inode)?;
     let t = inode.now();
     // callers only grow the file (the VFS size is the engine's, both set
-    // here under i_rwsem); a shrink would free blocks, which the Truncate
-    // class tells the extent caches about
+    // here or in set_size under i_rwsem, which puts the engine's back when
+    // its engine part fails); a shrink would free blocks, which the
+    // Truncate class tells the extent caches about
     let op = if size < inode.size() { Op::Truncate } else { Op::Size };
     info.with_fs_mut(op, |fs| fs.set_size(inode.ino(), size as u64, t))?;
     // The engine stamped the size change with `t`; the VFS inode shows the
@@ -364,7 +365,7 @@ fn set_size(inode: &Locked<'_>, size: i64) -> Result {
         zero_eof_tail(inode, old, size)?;
         return commit_size(inode, size);
     }
-    {
+    let r = (|| {
         // the exclusive invalidate lock keeps faults out while blocks go
         let inv = inode.invalidate_lock();
         inode.break_layouts(size, i64::MAX, &inv)?;
@@ -376,9 +377,14 @@ fn set_size(inode: &Locked<'_>, size: i64) -> Result {
         write_back_pmds(inode, size, size + 1)?;
         inode.truncate_setsize(size);
         let t = inode.now();
-        info_of(inode)?.with_fs_mut_charged(Op::Truncate, inode, |_| Ok(0), |fs| fs.set_size(inode.ino(), size as u64, t))?;
-    }
-    refresh(inode)
+        info_of(inode)?.with_fs_mut_charged(Op::Truncate, inode, |_| Ok(0), |fs| fs.set_size(inode.ino(), size as u64, t))
+    })();
+    // On failure too: the engine's size (the old one, or where its steps
+    // got to) replaces the one truncate_setsize gave the VFS inode, so that
+    // the two agree again and a later extending write (`commit_size`) never
+    // shrinks the engine's file by the Size class, unsettled.
+    let rr = refresh(inode);
+    r.and(rr)
 }
 
 /// Frees every block past the one holding byte `size - 1`, in stepped
@@ -817,6 +823,11 @@ fn remap_locked(fin: &File, pos_in: i64, fout: &File, pos_out: i64, len: i64, fl
     let (src, dst): (ReadLocked<'_>, _) = (locks.src(), locks.dst());
     let (sinv, dinv) = (locks.src_invalidate(), locks.dst_invalidate());
     let dedupe = flags & bindings::REMAP_FILE_DEDUP != 0;
+    // the destination's block count changes (a dedupe's too: holes and
+    // unwritten blocks of the source become holes), so its dquots must be
+    // attached: open attaches them for writers only, and dedupe is allowed
+    // into a file its owner opened read-only
+    crate::quota::init(&dst)?;
     let nblocks = (len as u64).div_ceil(BLOCK);
     // Nothing may keep mapping the destination's old blocks, and no DAX
     // entry of the source may stay sized or marked for exclusive blocks.

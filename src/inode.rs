@@ -71,6 +71,9 @@ pub(crate) fn refresh(inode: &Locked<'_>) -> Result {
             crate::quota::check_blocks(inode, di.blocks);
         }
         check_owner(inode, di.uid, di.gid);
+        // here, not in fill: faults change the count without i_rwsem,
+        // under the exclusive engine lock that this shared hold excludes
+        inode.state().set_blocks(di.blocks);
         Ok(di)
     })?;
     inode.fill(&attrs_of(&di), true);
@@ -102,14 +105,7 @@ fn check_owner(inode: &Inode, uid: u32, gid: u32) {
 /// could reach the engine after the chown's, and put the old owner back
 /// on the media for the next read of the inode to bring back.)
 pub(crate) fn write_attrs(inode: &Inode) -> Result {
-    info_of(inode)?.with_fs_mut(Op::Inode, |fs| {
-        let mut di = fs.read_inode(inode.ino())?;
-        di.mode = u32::from(inode.mode());
-        di.uid = inode.uid();
-        di.gid = inode.gid();
-        (di.atime, di.mtime, di.ctime) = (inode.time(0), inode.time(1), inode.time(2));
-        fs.write_inode(inode.ino(), &di)
-    })
+    store(inode, true)
 }
 
 /// Writes the VFS inode's times to the engine (writeback and fsync, which
@@ -117,8 +113,15 @@ pub(crate) fn write_attrs(inode: &Inode) -> Result {
 /// reach the engine in the setattr that changes them (`write_attrs`), so
 /// these paths never store them.
 pub(crate) fn write_times(inode: &Inode) -> Result {
+    store(inode, false)
+}
+
+fn store(inode: &Inode, owner_and_mode: bool) -> Result {
     info_of(inode)?.with_fs_mut(Op::Inode, |fs| {
         let mut di = fs.read_inode(inode.ino())?;
+        if owner_and_mode {
+            (di.mode, di.uid, di.gid) = (u32::from(inode.mode()), inode.uid(), inode.gid());
+        }
         (di.atime, di.mtime, di.ctime) = (inode.time(0), inode.time(1), inode.time(2));
         fs.write_inode(inode.ino(), &di)
     })

@@ -76,13 +76,16 @@ unsafe extern "C" fn lookup(dir: *mut bindings::inode, d: *mut bindings::dentry,
 /// Makes a new VFS inode of `mode` in `dir`, backed by the engine inode that
 /// `make` creates, with the ACLs it inherits (stored by a transaction of
 /// their own after `make`'s, as XFS does). Returns it hashed and still
-/// locked (I_NEW); the caller labels it ([`label`]).
+/// locked (I_NEW); the caller labels it ([`label`]). `data_blocks` are the
+/// blocks `make` gives the new inode (`engine::symlink_blocks`), charged
+/// to its quotas with the inode, before `make` runs.
 fn new_vfs_inode(
     idmap: &Idmap,
     dir: &Locked<'_>,
     mode: u16,
     rdev: u32,
     new_entries: u64,
+    data_blocks: u64,
     make: impl FnOnce(&mut engine::Fs<crate::dax::PmemMedia>, &engine::NewInode) -> engine::Result<(u64, engine::Inode)>,
 ) -> Result<NewInode> {
     let info = info_of(dir)?;
@@ -93,7 +96,7 @@ fn new_vfs_inode(
     let ds = dir.state();
     u.inode().state().set_projid(engine::inherited_projid(ds.flags(), ds.projid()));
     crate::quota::init(dir)?;
-    u.charge_quota()?;
+    u.charge_quota(data_blocks)?;
     // With SB_POSIXACL the VFS leaves the umask to us: posix_acl_create
     // applies it, or the directory's default ACL instead.
     let acls = if u32::from(mode) & S_IFMT == bindings::S_IFLNK {
@@ -188,7 +191,8 @@ fn unmake_node(dir: &Locked<'_>, d: &NamedDentry, n: NewInode) {
 /// Creates an inode of `mode` named by `d` in `dir`, instantiates `d`.
 fn make_node(idmap: &Idmap, dir: &Locked<'_>, d: &NamedDentry, mode: u16, rdev: u32, symlink: Option<&[u8]>) -> Result {
     let (dino, name) = (dir.ino(), d.name());
-    let n = new_vfs_inode(idmap, dir, mode, rdev, 1, |fs, new| match symlink {
+    let blocks = symlink.map_or(0, |t| engine::symlink_blocks(t.len()));
+    let n = new_vfs_inode(idmap, dir, mode, rdev, 1, blocks, |fs, new| match symlink {
         Some(target) => fs.symlink(dino, name, target, new),
         None => fs.create(dino, name, new),
     })?;
@@ -206,7 +210,7 @@ unsafe extern "C" fn tmpfile(idmap: *mut bindings::mnt_idmap, dirp: *mut binding
     // the idmap.
     let (dir, file, idmap) = unsafe { (Inode::from_raw(dirp).assume_locked(), crate::vfs::File::from_raw(file), Idmap::from_raw(idmap)) };
     let dino = dir.ino();
-    let r = new_vfs_inode(idmap, &dir, mode, 0, 0, |fs, new| fs.tmpfile(dino, new)).and_then(|n| {
+    let r = new_vfs_inode(idmap, &dir, mode, 0, 0, 0, |fs, new| fs.tmpfile(dino, new)).and_then(|n| {
         if let Err(e) = label(&n, &dir, None) {
             // unlabelled: dropping our reference to the unlinked inode frees it
             drop(n.publish());
@@ -331,7 +335,7 @@ fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Lock
         // (the whiteout takes the source's entry in `odir`; a new name in
         // `ndir` is settled, not limited: overlayfs is copying up)
         crate::quota::init(ndir)?;
-        let w = new_vfs_inode(idmap, odir, bindings::S_IFCHR as u16, 0, 0, |fs, new| {
+        let w = new_vfs_inode(idmap, odir, bindings::S_IFCHR as u16, 0, 0, 0, |fs, new| {
             let r = fs.rename_whiteout(o, oname, n, nname, rf, new)?.ok_or(engine::Error::Invalid);
             settle_dir(fs, ndir);
             r
@@ -366,7 +370,7 @@ fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Lock
     // what a racing setattr had just replaced.
     let same_parent = o == n;
     if moved.is_dir() && same_parent {
-        rename_ctime(odir, &moved);
+        rename_ctime(&moved);
     } else {
         // SAFETY: vfs_rename holds its i_rwsem (a non-directory, or a
         // directory whose parent changes).
@@ -374,7 +378,7 @@ fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Lock
     }
     if let Some(target) = nd.inode() {
         if rf.exchange && target.is_dir() && same_parent {
-            rename_ctime(odir, &target);
+            rename_ctime(&target);
         } else {
             // SAFETY: vfs_rename holds its i_rwsem (the victim, a
             // non-directory, or a directory whose parent changes).
@@ -388,8 +392,8 @@ fn rename_locked(idmap: &Idmap, odir: &Locked<'_>, od: &NamedDentry, ndir: &Lock
 
 /// The ctime the engine stamped on `inode` in a rename, into the VFS inode
 /// of a directory the VFS did not lock for it (see `rename_locked`).
-fn rename_ctime(dir: &Inode, inode: &Inode) {
-    let Ok(info) = info_of(dir) else { return };
+fn rename_ctime(inode: &Inode) {
+    let Ok(info) = info_of(inode) else { return };
     if let Ok(di) = info.with_fs(Op::Inode, |fs| fs.read_inode(inode.ino())) {
         inode.set_ctime_of_unlocked_dir(di.ctime);
     }

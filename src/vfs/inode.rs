@@ -130,10 +130,12 @@ impl InodeState {
         self.projid.store(projid, Ordering::Relaxed)
     }
 
-    pub(crate) fn set(&self, btime: Time, blocks: u64, flags: u32, projid: u32) {
+    /// Birth time, flags and project: what a refresh brings in under
+    /// i_rwsem. The block count is not here: faults change it without
+    /// i_rwsem, so it is set only under the engine lock (`set_blocks`).
+    pub(crate) fn set(&self, btime: Time, flags: u32, projid: u32) {
         self.btime_sec.store(btime.sec, Ordering::Relaxed);
         self.btime_nsec.store(btime.nsec, Ordering::Relaxed);
-        self.blocks.store(blocks, Ordering::Relaxed);
         self.flags.store(flags, Ordering::Relaxed);
         self.projid.store(projid, Ordering::Relaxed);
     }
@@ -612,10 +614,13 @@ pub(crate) struct Attrs {
 
 /// Writes `a` into the VFS inode and its state. With `keep_newer_times`,
 /// each timestamp becomes the later of the VFS's and `a`'s (atime and mtime
-/// reach the engine lazily, in write_inode). `i_blocks` is written only
-/// for a new inode (`init`): after that the quota layer's space helpers
-/// own it (`crate::quota::settle_blocks`, in the section that changed the
-/// blocks), and `dquot_transfer` moves exactly what it says.
+/// reach the engine lazily, in write_inode). `i_blocks` is never written
+/// here: the quota layer's space helpers own it (`crate::quota::settle_blocks`,
+/// in the section that changed the blocks) and `dquot_transfer` moves
+/// exactly what it says; only an inode read from the media gets it set
+/// directly (`NewInode::init`). The state's block count is set only for
+/// a new inode (`init`): a live one's changes under the engine lock,
+/// where its changers and `inode::refresh` set it, not under i_rwsem.
 ///
 /// # Safety
 /// The caller holds `i_rwsem` exclusively or the inode is not yet visible to
@@ -635,9 +640,6 @@ unsafe fn write_attrs(inode: &Inode, a: &Attrs, keep_newer_times: bool, init: bo
         bindings::ferrofs_i_gid_write(p, a.gid);
         bindings::set_nlink(p, a.nlink);
         bindings::ferrofs_i_size_write(p, a.size as i64);
-        if init {
-            (*p).i_blocks = (a.blocks * 8) as _;
-        }
         (*p).i_generation = a.generation;
         bindings::ferrofs_inode_set_time(p, 0, at.sec, at.nsec);
         bindings::ferrofs_inode_set_time(p, 1, mt.sec, mt.nsec);
@@ -647,7 +649,10 @@ unsafe fn write_attrs(inode: &Inode, a: &Attrs, keep_newer_times: bool, init: bo
         let loaded = if (*p).i_flags & bindings::S_NOQUOTA != 0 { bindings::S_IMMUTABLE | bindings::S_NOATIME } else { 0 };
         bindings::inode_set_flags(p, a.s_flags | loaded, bindings::S_IMMUTABLE | bindings::S_APPEND | bindings::S_NOATIME | bindings::S_SYNC);
     }
-    inode.state().set(a.btime, a.blocks, a.flags, a.projid);
+    inode.state().set(a.btime, a.flags, a.projid);
+    if init {
+        inode.state().set_blocks(a.blocks);
+    }
 }
 
 /// The operation tables of an inode (set once, while it is new).
@@ -703,10 +708,14 @@ impl NewInode {
         unsafe { Inode::from_raw(self.0.as_ptr()) }
     }
 
-    /// Fills attributes and ops.
+    /// Fills attributes and ops of an inode read from the media, whose
+    /// blocks the quota files already count: `i_blocks` is set as is.
     pub(crate) fn init(&mut self, a: &Attrs, ops: &Ops) {
         // SAFETY: I_NEW: only we can see the inode.
-        unsafe { init_private(self.inode(), a, ops) }
+        unsafe {
+            init_private(self.inode(), a, ops);
+            (*self.0.as_ptr()).i_blocks = (a.blocks * 8) as _;
+        }
     }
 
     /// Makes the inode visible (`unlock_new_inode`) and returns our reference.
@@ -742,8 +751,9 @@ impl Drop for NewInode {
 /// in the engine) and releases it.
 pub(crate) struct UnhashedInode {
     ptr: NonNull<bindings::inode>,
-    /// One inode is charged to the owner's and group's quotas
-    /// (`charge_quota`): given back if the inode is dropped unpublished.
+    /// One inode, and the blocks the engine gives a new inode, are
+    /// charged to the owner's and group's quotas (`charge_quota`): given
+    /// back if the inode is dropped unpublished.
     charged: bool,
 }
 
@@ -766,14 +776,17 @@ impl UnhashedInode {
         unsafe { bindings::inode_init_owner(idmap.as_ptr(), self.ptr.as_ptr(), dir.as_ptr(), mode) };
     }
 
-    /// Charges the inode to its owner's and group's quotas (after
-    /// `init_owner`): EDQUOT over a limit. Before the engine creates
-    /// anything, so that a refused create leaves nothing to undo.
-    pub(crate) fn charge_quota(&mut self) -> Result {
+    /// Charges the inode, and the `blocks` data blocks the engine will
+    /// give it as it creates it (a long symlink's target), to its owner's,
+    /// group's and project's quotas (after `init_owner`): EDQUOT over a
+    /// limit. Before the engine creates anything, so that a refused create
+    /// leaves nothing to undo; `insert` settles the block charge at what
+    /// the engine did give.
+    pub(crate) fn charge_quota(&mut self, blocks: u64) -> Result {
         crate::quota::init(self.inode())?;
         crate::quota::alloc_inode(self.inode())?;
         self.charged = true;
-        Ok(())
+        crate::quota::charge_blocks(self.inode(), blocks)
     }
 
     pub(crate) fn set_mode(&mut self, mode: u16) {
@@ -782,6 +795,8 @@ impl UnhashedInode {
     }
 
     /// Numbers the inode, fills it and hashes it locked (`insert_inode_locked`).
+    /// The blocks the engine gave it (`a.blocks`) are charged to its quotas
+    /// as `charge_quota` foresaw, or as they are if it foresaw fewer.
     pub(crate) fn insert(self, ino: u64, a: &Attrs, ops: &Ops) -> Result<NewInode> {
         let p = self.ptr.as_ptr();
         // SAFETY: still private: nobody can see i_ino or the fields yet.
@@ -789,6 +804,7 @@ impl UnhashedInode {
             (*p).i_ino = ino as _;
             init_private(self.inode(), a, ops);
         }
+        crate::quota::settle_blocks(self.inode(), Some(a.blocks), 0);
         // SAFETY: hashes the inode and sets I_NEW, or finds the number in
         // use and leaves ours untouched (then dropping self releases it).
         if unsafe { bindings::insert_inode_locked(p) } < 0 {
@@ -805,6 +821,7 @@ impl Drop for UnhashedInode {
     fn drop(&mut self) {
         if self.charged {
             crate::quota::free_inode(self.inode());
+            crate::quota::settle_blocks(self.inode(), Some(0), 0);
         }
         // SAFETY: our reference on an inode never published; bad inodes are
         // not looked up in the engine by evict_inode.

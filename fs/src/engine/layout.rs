@@ -887,6 +887,13 @@ pub fn inherited_projid(parent_flags: u32, parent_projid: u32) -> u32 {
     }
 }
 
+/// Data blocks a new symlink with a target of `len` bytes takes: none if
+/// the target fits in the inode, else one (the kernel charges them to the
+/// owner's quota before the engine creates the link).
+pub fn symlink_blocks(len: usize) -> u64 {
+    u64::from(len > INLINE_SYMLINK_MAX)
+}
+
 /// Xattr record: namespace index (u8).
 pub const XA_NS: usize = 0;
 /// Xattr record: name length (u8).

@@ -428,7 +428,7 @@ impl<M: Media> Fs<M> {
         self.inode_insert(ino, &i, inline)?;
         if i.is_symlink() {
             self.set_symlen(ino, target.len())?;
-            if target.len() > INLINE_SYMLINK_MAX {
+            if symlink_blocks(target.len()) == 1 {
                 let m = self.alloc_write_inner(ino, 0, 1, super::extent::AllocFlags::default())?;
                 let off = m.pblk * BLOCK_SIZE;
                 self.m.zero(off, BLOCK_SIZE);

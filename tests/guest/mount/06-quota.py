@@ -7,8 +7,8 @@ quotas kept across remount ro/rw, a loaded quota file that users cannot
 write, refusals with an errno and a kernel log line naming the device and
 the cause, an unmount after a shutdown while quota is on; inodes charged to
 their owner and group (create, O_TMPFILE, chown, unlink) and blocks charged
-exactly (write, fallocate, punch, store faults, truncate, reflink, CoW),
-with EDQUOT, a short write or SIGBUS at a hard limit, and the kernel's
+exactly (write, fallocate, punch, store faults, truncate, reflink, CoW,
+a long symlink's target, a dedupe into a file opened read-only), with EDQUOT, a short write or SIGBUS at a hard limit, and the kernel's
 usage equal to a quotacheck recount. tests/guest/stress/55-quota.py races
 the same accounting."""
 import ctypes
@@ -24,7 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["FERROFS_SRC"], "tests/guest"))
 import gtest
-from fsutil import as_user, clone, expect_errno, fallocate, parse_repquota, pattern
+from fsutil import as_user, clone, dedupe, expect_errno, fallocate, parse_repquota, pattern
 
 FS_IOC_SHUTDOWN = 0x8004587D
 NOLOGFLUSH = 2
@@ -447,6 +447,61 @@ def test_blocks_charged_to_owner():
     assert kib("u", 4000) == 4 * 15 + 20, repquota("u")[1]
 
     # every charge was settled exactly, and quotacheck counts the same
+    assert "quota: inode" not in dmesg()[len(log0):], dmesg()[len(log0):]
+    assert_quotacheck_agrees()
+    plain_mount()
+
+
+def test_long_symlink_and_dedupe_charged():
+    # IDs of their own (test_quota_on_at_mount_and_recount counts 4100/5100)
+    d = quota_on_with_dir("lnk")
+    log0 = dmesg()
+    target = "t" * 200  # longer than the inode holds: a data block
+
+    def links():
+        os.symlink("s" * 100, f"{d}/short")  # in the inode: no block
+        os.symlink(target, f"{d}/long")
+    assert as_user(4200, 5200, links) == "ok None"
+    assert (kib("u", 4200), inodes("u", 4200)) == (4, 2), repquota("u")[1]
+    assert (kib("g", 5200), inodes("g", 5200)) == (4, 2), repquota("g")[1]
+    assert os.lstat(f"{d}/long").st_blocks == 8
+    assert os.readlink(f"{d}/long") == target
+    # at the hard block limit a long one is EDQUOT and leaves nothing, a
+    # short one (no block) is made
+    gtest.sh(f"setquota -u 4200 0 4 0 0 {gtest.MNT}")
+
+    def long2():
+        os.symlink(target, f"{d}/long2")
+    assert as_user(4200, 5200, long2) == "errno EDQUOT"
+    assert not os.path.lexists(f"{d}/long2")
+    assert as_user(4200, 5200, lambda: os.symlink("x", f"{d}/short2")) == "ok None"
+    assert (kib("u", 4200), inodes("u", 4200)) == (4, 3), repquota("u")[1]
+    os.unlink(f"{d}/long")  # gives back its inode and its block
+    assert (kib("u", 4200), inodes("u", 4200)) == (0, 2), repquota("u")[1]
+    gtest.sh(f"setquota -u 4200 0 0 0 0 {gtest.MNT}")
+
+    # A dedupe into a file its owner opened read-only (allowed to the
+    # owner) whose dquots nobody attached since it was read back in: an
+    # unwritten block (reads as zeros) deduped against a hole becomes a
+    # hole, and the owner gets the block back.
+    def files():
+        with open(f"{d}/zeros", "wb") as f:
+            fallocate(f.fileno(), 0, 0, 4096)
+        with open(f"{d}/sparse", "wb") as f:
+            f.truncate(4096)
+    assert as_user(4200, 5200, files) == "ok None"
+    assert kib("u", 4200) == 4, repquota("u")[1]
+    gtest.drop_caches()  # evicts both: re-read without dquots
+
+    def dedupe_ro():
+        z = os.open(f"{d}/zeros", os.O_RDONLY)
+        s = os.open(f"{d}/sparse", os.O_RDONLY)
+        return dedupe(s, 0, 4096, z, 0)
+    r = as_user(4200, 5200, dedupe_ro)
+    assert r == "ok (0, 4096)", r
+    assert os.stat(f"{d}/zeros").st_blocks == 0
+    assert (kib("u", 4200), kib("g", 5200)) == (0, 0), repquota("u")[1] + repquota("g")[1]
+
     assert "quota: inode" not in dmesg()[len(log0):], dmesg()[len(log0):]
     assert_quotacheck_agrees()
     plain_mount()
