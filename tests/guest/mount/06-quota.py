@@ -8,8 +8,9 @@ write, refusals with an errno and a kernel log line naming the device and
 the cause, an unmount after a shutdown while quota is on; inodes charged to
 their owner and group (create, O_TMPFILE, chown, unlink) and blocks charged
 exactly (write, fallocate, punch, store faults, truncate, reflink, CoW,
-a long symlink's target, a dedupe into a file opened read-only), with EDQUOT, a short write or SIGBUS at a hard limit, and the kernel's
-usage equal to a quotacheck recount. tests/guest/stress/55-quota.py races
+a long symlink's target, a dedupe into a file opened read-only), with
+EDQUOT, a short write or SIGBUS at a hard limit, and the kernel's usage
+equal to a quotacheck recount. tests/guest/stress/55-quota.py races
 the same accounting."""
 import ctypes
 import ctypes.util
