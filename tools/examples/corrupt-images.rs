@@ -253,7 +253,7 @@ pub fn generate(out: &std::path::Path, random: u64, seed: u64, short: bool) -> u
     g.raw("sb-crc:tree root bit", "mount", |m| m[SB_TREES_OFF + 16 + 2] ^= 0x40);
     g.raw("sb-magic:flipped", "mount", |m| m[3] ^= 0xff);
     g.raw("sb-zeroed:whole block", "mount", |m| m[..BS].fill(0));
-    g.raw("sb-field:version 3 (newer than this module)", "mount", |m| edit_sb_raw(m, 12, FORMAT_VERSION + 1));
+    g.raw("sb-field:version one newer than this module", "mount", |m| edit_sb_raw(m, 12, FORMAT_VERSION + 1));
     g.raw("sb-field:version 0", "mount", |m| edit_sb_raw(m, 12, 0));
     g.raw("sb-field:block size", "mount", |m| {
         edit_sb(m, |_| {});
