@@ -365,26 +365,33 @@ fn set_size(inode: &Locked<'_>, size: i64) -> Result {
         zero_eof_tail(inode, old, size)?;
         return commit_size(inode, size);
     }
-    let r = (|| {
-        // the exclusive invalidate lock keeps faults out while blocks go
-        let inv = inode.invalidate_lock();
-        inode.break_layouts(size, i64::MAX, &inv)?;
-        forget_mappings(inode, size, old)?;
-        // zeroes the rest of the new EOF block (CoW if shared)
-        inode.dax_truncate_page(size, &IOMAP_OPS)?;
-        // A PMD entry straddling the new EOF goes as a whole: write it back
-        // first so the part below EOF keeps its flush.
-        write_back_pmds(inode, size, size + 1)?;
-        inode.truncate_setsize(size);
-        let t = inode.now();
-        info_of(inode)?.with_fs_mut_charged(Op::Truncate, inode, |_| Ok(0), |fs| fs.set_size(inode.ino(), size as u64, t))
-    })();
+    let r = truncate_down(inode, size);
     // On failure too: the engine's size (the old one, or where its steps
     // got to) replaces the one truncate_setsize gave the VFS inode, so that
     // the two agree again and a later extending write (`commit_size`) never
     // shrinks the engine's file by the Size class, unsettled.
     let rr = refresh(inode);
     r.and(rr)
+}
+
+/// Shrinks a regular file from `inode.size()` to `size`: shoots down every
+/// mapping past the new EOF, zeroes the rest of its block and frees the
+/// blocks past it. The caller refreshes the VFS inode from the engine
+/// afterwards, whether this succeeds or not.
+fn truncate_down(inode: &Locked<'_>, size: i64) -> Result {
+    let old = inode.size();
+    // the exclusive invalidate lock keeps faults out while blocks go
+    let inv = inode.invalidate_lock();
+    inode.break_layouts(size, i64::MAX, &inv)?;
+    forget_mappings(inode, size, old)?;
+    // zeroes the rest of the new EOF block (CoW if shared)
+    inode.dax_truncate_page(size, &IOMAP_OPS)?;
+    // A PMD entry straddling the new EOF goes as a whole: write it back
+    // first so the part below EOF keeps its flush.
+    write_back_pmds(inode, size, size + 1)?;
+    inode.truncate_setsize(size);
+    let t = inode.now();
+    info_of(inode)?.with_fs_mut_charged(Op::Truncate, inode, |_| Ok(0), |fs| fs.set_size(inode.ino(), size as u64, t))
 }
 
 /// Frees every block past the one holding byte `size - 1`, in stepped
