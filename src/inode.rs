@@ -157,11 +157,34 @@ fn evict(inode: &Inode) {
         }
         // the owner's dquots, to give the inode back to them (never inside
         // the engine sections below)
-        let _ = crate::quota::init(inode);
+        if let Err(e) = crate::quota::init(inode) {
+            crate::vfs::fs_err!(inode.sb().id(), "inode {}: its owner's quota cannot be read ({:?}); the usage it frees stays counted until quotacheck\n", inode.ino(), e);
+        }
         match free_unlinked(info, inode) {
             Ok(()) => crate::quota::free_inode(inode),
             Err(e) => crate::vfs::fs_err!(inode.sb().id(), "freeing inode {} failed ({:?}); it stays on the orphan list for the next mount\n", inode.ino(), e),
         }
+    } else if !inode.is_bad() && inode.state().swap_unsettled(false) {
+        settle_at_evict(info, inode);
+    }
+}
+
+/// A linked inode leaves memory with its quota charge unsettled: the read
+/// back after its last change failed (`with_fs_mut_charged`), and no
+/// `refresh` came since. Its next life starts from the media's count, so
+/// the charge is settled at that count now, or the owner's usage would keep
+/// the difference until quotacheck.
+fn settle_at_evict(info: &crate::mount::FsInfo, inode: &Inode) {
+    // dquots first: never inside an engine section
+    let r = crate::quota::init(inode).and_then(|()| {
+        info.with_fs(Op::Inode, |fs| {
+            let di = fs.read_inode(inode.ino())?;
+            crate::quota::settle_blocks(inode, Some(di.blocks), 0);
+            Ok(())
+        })
+    });
+    if let Err(e) = r {
+        crate::vfs::fs_err!(inode.sb().id(), "inode {}: its quota charge cannot be settled at eviction ({:?}); quota usage is off until quotacheck\n", inode.ino(), e);
     }
 }
 

@@ -8,7 +8,8 @@ write, refusals with an errno and a kernel log line naming the device and
 the cause, an unmount after a shutdown while quota is on; inodes charged to
 their owner and group (create, O_TMPFILE, chown, unlink) and blocks charged
 exactly (write, fallocate, punch, store faults, truncate, reflink, CoW,
-a long symlink's target, a dedupe into a file opened read-only), with
+a long symlink's target, a dedupe into a file opened read-only, a charge
+left unsettled by a failed read back and settled at eviction), with
 EDQUOT, a short write or SIGBUS at a hard limit, and the kernel's usage
 equal to a quotacheck recount. tests/guest/stress/55-quota.py races
 the same accounting."""
@@ -29,7 +30,7 @@ from fsutil import as_user, clone, dedupe, expect_errno, fallocate, parse_repquo
 
 FS_IOC_SHUTDOWN = 0x8004587D
 NOLOGFLUSH = 2
-Q_QUOTAON, Q_GETFMT = 0x800002, 0x800004
+Q_QUOTAON, Q_GETFMT, Q_GETQUOTA = 0x800002, 0x800004, 0x800007
 USRQUOTA, GRPQUOTA = 0, 1
 QFMT_VFS_V0 = 2  # what quotacheck writes by default
 
@@ -40,6 +41,15 @@ def quotactl(cmd, qtype, qid, addr):
     """quotactl(2) on the test device: 'OK' or the errno name."""
     r = _libc.quotactl((cmd << 8) | qtype, gtest.DEV.encode(), qid, addr)
     return "OK" if r == 0 else errno.errorcode[ctypes.get_errno()]
+
+
+def used_bytes(qtype, qid):
+    """The kernel's block usage of one ID in bytes (Q_GETQUOTA: no process
+    to start, for checks in a loop)."""
+    buf = ctypes.create_string_buffer(72)  # struct if_dqblk
+    r = quotactl(Q_GETQUOTA, qtype, qid, buf)
+    assert r == "OK", r
+    return struct.unpack_from("Q", buf, 16)[0]  # dqb_curspace
 
 
 def dmesg():
@@ -504,6 +514,67 @@ def test_long_symlink_and_dedupe_charged():
     assert (kib("u", 4200), kib("g", 5200)) == (0, 0), repquota("u")[1] + repquota("g")[1]
 
     assert "quota: inode" not in dmesg()[len(log0):], dmesg()[len(log0):]
+    assert_quotacheck_agrees()
+    plain_mount()
+
+
+def test_unsettled_charge_settled_at_evict():
+    """A change whose read back of the block count fails (a media error)
+    leaves the inode's charge unsettled until something re-reads it; an
+    inode evicted first must settle it, or its owner keeps the difference.
+    Every fault-injection site one copy-on-write block write reaches is
+    failed in turn (/proc/thread-self/fail-nth: ferrofs's fail_media_load
+    loads and the slab allocations failslab may fail); after each, the
+    inode is evicted and the owner's usage must be the blocks on the media.
+    A copy-on-write is charged its copy while it runs and settles at no
+    growth, so an unsettled charge shows as one block too many."""
+    dbg = "/sys/kernel/debug"
+    assert os.path.isdir(f"{dbg}/ferrofs/fail_media_load"), "no fail_media_load (CONFIG_FAULT_INJECTION_DEBUG_FS)"
+    for a in ("ferrofs/fail_media_load", "failslab"):
+        if os.path.isdir(f"{dbg}/{a}"):
+            with open(f"{dbg}/{a}/verbose", "w") as f:
+                f.write("0")  # fail-nth dumps a stack per failure otherwise
+    d = quota_on_with_dir("uns")
+    src, dst = f"{d}/src", f"{d}/dst"
+    with open(src, "wb") as f:
+        f.write(pattern(11, 4 * 4096))
+    open(dst, "wb").close()
+    for p in (src, dst):
+        os.chown(p, 4400, 5400)
+    log0 = dmesg()
+    seen = {}
+    n = 0
+    while True:
+        n += 1
+        assert n < 5000, f"a one-block copy-on-write reached {n} fault sites"
+        s, t = os.open(src, os.O_RDONLY), os.open(dst, os.O_RDWR)
+        clone(s, t)  # shares all four blocks again
+        os.close(s)
+        nth = os.open("/proc/thread-self/fail-nth", os.O_RDWR)
+        os.write(nth, str(n).encode())
+        try:
+            os.pwrite(t, b"x" * 4096, 0)
+            res = "ok"
+        except OSError as e:
+            res = errno.errorcode[e.errno]
+        left = int(os.pread(nth, 32, 0))  # 0: the n-th site failed
+        os.write(nth, b"0")
+        os.close(nth)
+        os.close(t)
+        assert res in ("ok", "EIO", "ENOMEM"), (n, res)
+        seen[(res, left == 0)] = seen.get((res, left == 0), 0) + 1
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2")  # evicts dst: nothing re-read it since the write
+        on_media = (os.stat(src).st_blocks + os.stat(dst).st_blocks) * 512
+        assert used_bytes(USRQUOTA, 4400) == on_media, (n, res, repquota("u")[1], on_media, dmesg()[len(log0):][-1000:])
+        if left:
+            break  # the write ran to its end below the n-th site: all were tried
+    print(f"fail-nth: {n} sites, (outcome, a site failed): count {seen}")
+    # the sweep failed loads, and a failure after the write committed
+    # (its read back) left the write itself successful
+    assert seen.get(("EIO", True)) and seen.get(("ok", True)), seen
+    assert "quota: inode" not in dmesg()[len(log0):]
     assert_quotacheck_agrees()
     plain_mount()
 
