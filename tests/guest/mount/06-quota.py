@@ -526,8 +526,9 @@ def test_unsettled_charge_settled_at_evict():
     failed in turn (/proc/thread-self/fail-nth: ferrofs's fail_media_load
     loads and the slab allocations failslab may fail); after each, the
     inode is evicted and the owner's usage must be the blocks on the media.
-    A copy-on-write is charged its copy while it runs and settles at no
-    growth, so an unsettled charge shows as one block too many."""
+    A copy-on-write is charged its copies while it runs and settles at no
+    growth, so an unsettled charge shows as the copies too many (16 KiB
+    here: the four-block file is one copy-on-write unit)."""
     dbg = "/sys/kernel/debug"
     assert os.path.isdir(f"{dbg}/ferrofs/fail_media_load"), "no fail_media_load (CONFIG_FAULT_INJECTION_DEBUG_FS)"
     for a in ("ferrofs/fail_media_load", "failslab"):
@@ -571,8 +572,9 @@ def test_unsettled_charge_settled_at_evict():
         if left:
             break  # the write ran to its end below the n-th site: all were tried
     print(f"fail-nth: {n} sites, (outcome, a site failed): count {seen}")
-    # the sweep failed loads, and a failure after the write committed
-    # (its read back) left the write itself successful
+    # the sweep reached sites whose failure fails the write (EIO) and sites
+    # it survives (mostly the whole-unit copy, which falls back to a copy
+    # block by block; the read back after a commit is among them)
     assert seen.get(("EIO", True)) and seen.get(("ok", True)), seen
     assert "quota: inode" not in dmesg()[len(log0):]
     assert_quotacheck_agrees()
