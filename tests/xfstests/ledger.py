@@ -181,6 +181,9 @@ def ingest(args):
                 if "(" in xfs_io:
                     # run with XFSTESTS_XFSPROGS, not the host's xfsprogs: say so
                     detail = "; ".join(d for d in (detail, "xfs_io " + xfs_io.split(" (")[0]) if d)
+                if m.get("pmem_mib", "2048") != "2048":
+                    # bigger (or smaller) NVDIMMs (XFSTESTS_PMEM_MIB): say so
+                    detail = "; ".join(d for d in (detail, f"{m['pmem_mib']} MiB NVDIMMs") if d)
                 if m.get("lsm", "none") != "none":
                     # booted with an LSM (XFSTESTS_SELINUX): say so
                     detail = "; ".join(d for d in (detail, m["lsm"]) if d)
@@ -220,7 +223,7 @@ def summary(meta, rows, full, which="quick"):
             f"The generic tests of the {', '.join(f'`{g}`' for g in EXTRA_GROUPS)} groups that are not "
             f"in `quick` ({total} tests at xfstests {xc})")
     up = "../" if full else ""
-    L.append(f"{what}, each filesystem mounted `-o dax` on 2 GiB emulated NVDIMMs under TCG; ledger: "
+    L.append(f"{what}, each filesystem mounted `-o dax` on 2 GiB emulated NVDIMMs (a row's detail names any other size) under TCG; ledger: "
              f"[tests/xfstests/results/{which}.tsv]({up}tests/xfstests/results/{which}.tsv)")
     L.append("(`tests/xfstests/ledger.py`). XFS runs only the tests ferrofs does not pass.")
     L.append("")

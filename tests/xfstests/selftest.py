@@ -187,6 +187,16 @@ def check_run_lock(tmp):
           f"a locked run directory is refused: rc {p.returncode}, {p.stderr.strip()!r}")
     check(os.path.exists(os.path.join(run, "pmem0.img")) and not os.path.exists(os.path.join(run, "tree")),
           "and its NVDIMM image and tree are left alone")
+    # an NVDIMM size that is no number of MiB is refused before any run
+    # directory is made (vm-run would otherwise fail after the tree copy)
+    fresh = os.path.join(tmp, "pmem-size-run")
+    write(os.path.join(fresh, "results/.keep"), "")
+    for bad in ("6g", "1000", "0"):
+        p = subprocess.run([os.path.join(here, "..", "..", "scripts/xfstests"), "-r", fresh, "-t", "generic/001", xfst],
+                           capture_output=True, text=True, timeout=120, env=dict(os.environ, XFSTESTS_PMEM_MIB=bad))
+        check(p.returncode == 2 and f"XFSTESTS_PMEM_MIB must be a number of MiB that is a multiple of 16 "
+              f"(fsdax alignment), not '{bad}'" in p.stderr and not os.path.exists(os.path.join(fresh, "tree")),
+              f"XFSTESTS_PMEM_MIB={bad} is refused before the run starts: rc {p.returncode}, {p.stderr.strip()!r}")
 
 
 def main():
@@ -309,10 +319,12 @@ def main():
             row = [x.rstrip("\n").split("\t") for x in open(ledger) if x.startswith(test + "\tferrofs")]
             check(len(row) == 1 and row[0][2] == "pass" and row[0][7] == detail, f"{what}: {row}")
         # run with XFSTESTS_XFSPROGS, and booted with SELinux (XFSTESTS_SELINUX=1)
-        ingest_one("run3", "generic/001", "xfs_io\t6.13.0 (/opt/xfsprogs)\n", "xfs_io 6.13.0",
-                   "a row run with another xfsprogs names its xfs_io")
-        ingest_one("run4", "generic/002", "xfs_io\t6.1.0\nlsm\tselinux\n", "selinux",
-                   "a row run under SELinux says so")
+        # with the default NVDIMM size (not named), with bigger NVDIMMs
+        # (XFSTESTS_PMEM_MIB, named)
+        ingest_one("run3", "generic/001", "xfs_io\t6.13.0 (/opt/xfsprogs)\npmem_mib\t2048\n", "xfs_io 6.13.0",
+                   "a row run with another xfsprogs names its xfs_io, not the default NVDIMM size")
+        ingest_one("run4", "generic/002", "xfs_io\t6.1.0\nlsm\tselinux\npmem_mib\t6144\n",
+                   "6144 MiB NVDIMMs; selinux", "a row run under SELinux on bigger NVDIMMs says so")
         heads = [x for x in open(ledger) if x.startswith("# xfstests results ledger")]
         check(len(heads) == 1, f"the header is written once after several ingests: {len(heads)}")
         need = led("need-xfs").stdout.split()
