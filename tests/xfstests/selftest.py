@@ -156,6 +156,46 @@ def check_guest_mark(tmp):
           f"spent budget: no test started ({stop!r})")
 
 
+def heartbeat_lines(tmp, name, cur, seconds=3.5):
+    """guest-mark heartbeat 1 for `seconds` while a long-lived process whose
+    command line names a filler file runs; returns its lines (fd 3)."""
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+    e = dict(os.environ, XFST_FS="ferrofs", XFST_CUR=os.path.join(d, "cur"), XFST_PROGRESS=os.path.join(d, "progress"))
+    write(e["XFST_CUR"], cur)
+    hb = subprocess.Popen(["sh", "-c", 'exec 3>>"$XFST_PROGRESS"; exec "$@"', "sh",
+                           os.path.join(here, "guest-mark"), "heartbeat", "1"], env=e)
+    time.sleep(0.3)
+    # the newest process: a stand-in for a test's xfs_io, with a "BUG:" in
+    # its command line that must not reach the console
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(9)", "pwrite BUG: /mnt/scratch/filler_41233"])
+    time.sleep(0.2)
+    # newer still, something ps shows as a kernel thread (the guest's
+    # kworkers): passed over
+    kthread = subprocess.Popen(["bash", "-c", 'exec -a "[kworker/u8:0-events]" sleep 9'])
+    time.sleep(seconds)
+    for p in (hb, worker, kthread):
+        p.kill()
+        p.wait()
+    return open(e["XFST_PROGRESS"]).read().splitlines() if os.path.exists(e["XFST_PROGRESS"]) else []
+
+
+def check_heartbeat(tmp):
+    """guest-mark heartbeat: a line per interval for a test that has run that
+    long, naming the newest process; nothing between tests or early on."""
+    now = int(time.time())
+    lines = heartbeat_lines(tmp, "hb1", f"generic/562 1 {now - 300}\n")
+    check(len(lines) >= 2 and all(x.startswith("xfstests: ferrofs generic/562 still running after 5 min (newest process: ")
+                                  for x in lines),
+          f"a test running for 5 minutes gets a line a second: {lines}")
+    check(lines and "/mnt/scratch/filler_41233" in lines[-1] and "BUG:" not in lines[-1],
+          f"naming the newest process but a kernel thread, without its colons: {lines[-1:]}")
+    lines = heartbeat_lines(tmp, "hb2", f"generic/001 1 {now + 3600}\n", 1.5)
+    check(lines == [], f"nothing for a test that has run less than the interval: {lines}")
+    lines = heartbeat_lines(tmp, "hb3", "- 4 0\n", 1.5)
+    check(lines == [], f"nothing between tests: {lines}")
+
+
 def run_ledger(ledger, tree, repo, *a):
     """ledger.py with a scratch ledger and scratch rendered files."""
     return subprocess.run([sys.executable, os.path.join(here, "ledger.py"), "--ledger", ledger,
@@ -203,6 +243,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ferrofs-xfst-selftest.")
     try:
         check_guest_mark(tmp)
+        check_heartbeat(tmp)
         check_run_lock(tmp)
         tree = os.path.join(tmp, "tree")
         write(os.path.join(tree, "tests/generic/group.list"),
