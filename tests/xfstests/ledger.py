@@ -176,17 +176,20 @@ def ingest(args):
                     # ingested in any order, and again)
                     added[f"{which} {fs} older than the ledger's, left out"] += 1
                     continue
-                detail = r["detail"]
+                # the outcome's own detail, then the run conditions that
+                # differ from the default, each said once
+                notes = [r["detail"]]
                 xfs_io = m.get("xfs_io", "")
                 if "(" in xfs_io:
-                    # run with XFSTESTS_XFSPROGS, not the host's xfsprogs: say so
-                    detail = "; ".join(d for d in (detail, "xfs_io " + xfs_io.split(" (")[0]) if d)
+                    # run with XFSTESTS_XFSPROGS, not the host's xfsprogs
+                    notes.append("xfs_io " + xfs_io.split(" (")[0])
                 if m.get("pmem_mib", "2048") != "2048":
-                    # bigger (or smaller) NVDIMMs (XFSTESTS_PMEM_MIB): say so
-                    detail = "; ".join(d for d in (detail, f"{m['pmem_mib']} MiB NVDIMMs") if d)
+                    # bigger (or smaller) NVDIMMs (XFSTESTS_PMEM_MIB)
+                    notes.append(f"{m['pmem_mib']} MiB NVDIMMs")
                 if m.get("lsm", "none") != "none":
-                    # booted with an LSM (XFSTESTS_SELINUX): say so
-                    detail = "; ".join(d for d in (detail, m["lsm"]) if d)
+                    # booted with an LSM (XFSTESTS_SELINUX)
+                    notes.append(m["lsm"])
+                detail = "; ".join(n for n in notes if n)
                 rows[(t, fs)] = dict(test=t, fstyp=fs, outcome=r["outcome"], seconds=str(r["seconds"]).split(".")[0],
                                      xfstests=m.get("xfstests", ""), ferrofs=m.get("ferrofs", ""),
                                      date=date, detail=detail)
