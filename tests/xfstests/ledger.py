@@ -186,6 +186,10 @@ def ingest(args):
                 if m.get("pmem_mib", "2048") != "2048":
                     # bigger (or smaller) NVDIMMs (XFSTESTS_PMEM_MIB)
                     notes.append(f"{m['pmem_mib']} MiB NVDIMMs")
+                if m.get("kernel", "default") != "default":
+                    # another guest kernel (FERROFS_KERNEL_FLAVOUR): bench
+                    # has no lockdep, debug has KASAN
+                    notes.append(f"{m['kernel']} kernel")
                 if m.get("lsm", "none") != "none":
                     # booted with an LSM (XFSTESTS_SELINUX)
                     notes.append(m["lsm"])
@@ -226,7 +230,7 @@ def summary(meta, rows, full, which="quick"):
             f"The generic tests of the {', '.join(f'`{g}`' for g in EXTRA_GROUPS)} groups that are not "
             f"in `quick` ({total} tests at xfstests {xc})")
     up = "../" if full else ""
-    L.append(f"{what}, each filesystem mounted `-o dax` on 2 GiB emulated NVDIMMs (a row's detail names any other size) under TCG; ledger: "
+    L.append(f"{what}, each filesystem mounted `-o dax` on 2 GiB emulated NVDIMMs under TCG, on the lockdep test kernel (a row's detail names any other NVDIMM size or kernel); ledger: "
              f"[tests/xfstests/results/{which}.tsv]({up}tests/xfstests/results/{which}.tsv)")
     L.append("(`tests/xfstests/ledger.py`). XFS runs only the tests ferrofs does not pass.")
     L.append("")

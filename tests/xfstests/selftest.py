@@ -173,10 +173,16 @@ def heartbeat_lines(tmp, name, cur, seconds=3.5):
     # newer still, something ps shows as a kernel thread (the guest's
     # kworkers): passed over
     kthread = subprocess.Popen(["bash", "-c", 'exec -a "[kworker/u8:0-events]" sleep 9'])
+    time.sleep(0.2)
+    # newest of all, a process outside the heartbeat's parent's tree (its
+    # shell exits, init adopts it): another job on the machine, passed over
+    other = int(subprocess.run(["bash", "-c", '(exec -a "other-job /elsewhere/filler_99999" sleep 9) </dev/null >/dev/null 2>&1 & echo $!'],
+                               capture_output=True, text=True).stdout)
     time.sleep(seconds)
     for p in (hb, worker, kthread):
         p.kill()
         p.wait()
+    os.kill(other, 9)
     return open(e["XFST_PROGRESS"]).read().splitlines() if os.path.exists(e["XFST_PROGRESS"]) else []
 
 
@@ -237,6 +243,12 @@ def check_run_lock(tmp):
         check(p.returncode == 2 and f"XFSTESTS_PMEM_MIB must be a number of MiB that is a multiple of 16 "
               f"(fsdax alignment), not '{bad}'" in p.stderr and not os.path.exists(os.path.join(fresh, "tree")),
               f"XFSTESTS_PMEM_MIB={bad} is refused before the run starts: rc {p.returncode}, {p.stderr.strip()!r}")
+    # so is a kernel flavour build-kernel does not know
+    p = subprocess.run([os.path.join(here, "..", "..", "scripts/xfstests"), "-r", fresh, "-t", "generic/001", xfst],
+                       capture_output=True, text=True, timeout=120, env=dict(os.environ, FERROFS_KERNEL_FLAVOUR="fast"))
+    check(p.returncode == 2 and "FERROFS_KERNEL_FLAVOUR must be default, debug or bench, not 'fast'" in p.stderr
+          and not os.path.exists(os.path.join(fresh, "tree")),
+          f"FERROFS_KERNEL_FLAVOUR=fast is refused before the run starts: rc {p.returncode}, {p.stderr.strip()!r}")
 
 
 def main():
@@ -362,10 +374,14 @@ def main():
         # run with XFSTESTS_XFSPROGS, and booted with SELinux (XFSTESTS_SELINUX=1)
         # with the default NVDIMM size (not named), with bigger NVDIMMs
         # (XFSTESTS_PMEM_MIB, named)
-        ingest_one("run3", "generic/001", "xfs_io\t6.13.0 (/opt/xfsprogs)\npmem_mib\t2048\n", "xfs_io 6.13.0",
-                   "a row run with another xfsprogs names its xfs_io, not the default NVDIMM size")
-        ingest_one("run4", "generic/002", "xfs_io\t6.1.0\nlsm\tselinux\npmem_mib\t6144\n",
-                   "6144 MiB NVDIMMs; selinux", "a row run under SELinux on bigger NVDIMMs says so")
+        ingest_one("run3", "generic/001", "xfs_io\t6.13.0 (/opt/xfsprogs)\npmem_mib\t2048\nkernel\tdefault\n",
+                   "xfs_io 6.13.0", "a row run with another xfsprogs names its xfs_io, "
+                   "not the default NVDIMM size or kernel")
+        # (XFSTESTS_PMEM_MIB, named), on the release-config kernel
+        # (FERROFS_KERNEL_FLAVOUR=bench, named; the default kernel is not)
+        ingest_one("run4", "generic/002", "xfs_io\t6.1.0\nlsm\tselinux\npmem_mib\t6144\nkernel\tbench\n",
+                   "6144 MiB NVDIMMs; bench kernel; selinux",
+                   "a row run under SELinux on bigger NVDIMMs and the bench kernel says so")
         heads = [x for x in open(ledger) if x.startswith("# xfstests results ledger")]
         check(len(heads) == 1, f"the header is written once after several ingests: {len(heads)}")
         need = led("need-xfs").stdout.split()
