@@ -55,6 +55,16 @@ META_KEYS = tuple(f"{s} tests" for s in SETS) + ("xfstests",)
 FS_NAMES = {"ferrofs": "ferrofs", "xfs": "XFS (reflink=1)", "ext4": "ext4"}
 
 
+# What a command reports, printed only after every file it writes is written:
+# `ingest RUN | head` used to die of a broken pipe between saving the tsv and
+# rendering README.md, leaving the README stale.
+said = []
+
+
+def say(line):
+    said.append(line)
+
+
 def load(path):
     """(meta dict from "# key: value" header lines, {(test, fs): row})."""
     meta, rows = {}, {}
@@ -200,14 +210,14 @@ def ingest(args):
                 added[f"{which} {fs} {r['outcome']}"] += 1
                 if m.get("xfstests"):
                     meta["xfstests"] = m["xfstests"]
-        print(f"ledger: {run}: " + (", ".join(f"{n} {k}" for k, n in sorted(added.items())) or "no results"))
+        say(f"ledger: {run}: " + (", ".join(f"{n} {k}" for k, n in sorted(added.items())) or "no results"))
     for which in SETS:
         meta, rows = led[which]
         if not rows and not os.path.exists(ledger_path(args, which)):
             continue  # no results of this set yet: no empty file
         meta[f"{which} tests"] = str(len(sets[which]))
         save(ledger_path(args, which), meta, rows)
-        print(f"ledger: {ledger_path(args, which)}: {len(rows)} rows")
+        say(f"ledger: {ledger_path(args, which)}: {len(rows)} rows")
     render(args)
 
 
@@ -295,7 +305,7 @@ def replace_block(path, lines, begin=BEGIN, end=END):
     new = text[:a] + "\n" + "\n".join(lines).rstrip("\n") + "\n" + text[b:]
     if new != text:
         open(path, "w").write(new)
-        print(f"ledger: rendered {path}")
+        say(f"ledger: rendered {path}")
 
 
 def render(args):
@@ -311,12 +321,12 @@ def todo(args):
     tests = need_sets(args)[args.set]
     _, rows = load(ledger_path(args, args.set))
     todo = [t for t in tests if (t, args.fstyp) not in rows]
-    print(" ".join(todo[:args.n] if args.n else todo))
+    say(" ".join(todo[:args.n] if args.n else todo))
 
 
 def need_xfs(args):
     _, rows = load(ledger_path(args, args.set))
-    print(" ".join(t for (t, fs), r in sorted(rows.items(), key=lambda kv: test_key(kv[0][0]))
+    say(" ".join(t for (t, fs), r in sorted(rows.items(), key=lambda kv: test_key(kv[0][0]))
                    if fs == "ferrofs" and r["outcome"] != "pass" and (t, "xfs") not in rows))
 
 
@@ -337,7 +347,17 @@ def main():
     s = sub.add_parser("need-xfs")
     s.add_argument("--set", choices=SETS, default="quick")
     args = p.parse_args()
-    {"ingest": ingest, "render": render, "todo": todo, "need-xfs": need_xfs}[args.cmd](args)
+    try:
+        {"ingest": ingest, "render": render, "todo": todo, "need-xfs": need_xfs}[args.cmd](args)
+    finally:  # also when a render refuses a file (sys.exit): what was saved is said
+        try:
+            for line in said:
+                print(line)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # the reader went away (| head): everything is written already;
+            # keep Python from reporting the pipe again as it exits
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -317,6 +317,17 @@ def main():
 
         def led(*a):
             return run_ledger(ledger, tree, repo, *a)
+        # a reader that goes away at once (ingest | head) does not stop the
+        # render: README's block is replaced and ingest still exits 0
+        reader = subprocess.Popen(["head", "-c0"], stdin=subprocess.PIPE)
+        reader.wait()
+        r = subprocess.run([sys.executable, os.path.join(here, "ledger.py"), "--ledger", ledger, "--tree", tree,
+                            "--repo", repo, "ingest", run], stdout=reader.stdin, stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        reader.stdin.close()
+        readme = open(os.path.join(repo, "README.md")).read()
+        check(r.returncode == 0 and "\nold\n" not in readme,
+              f"ingest into a closed pipe renders README, exit {r.returncode} ({r.stderr.strip()[-200:]})")
         r = led("ingest", run)
         check(r.returncode == 0, f"ingest exit 0 ({r.stderr.strip()})")
         rows = [line.split("\t") for line in open(ledger) if line.startswith("generic/")]
