@@ -327,7 +327,7 @@ def todo(args):
 def need_xfs(args):
     _, rows = load(ledger_path(args, args.set))
     say(" ".join(t for (t, fs), r in sorted(rows.items(), key=lambda kv: test_key(kv[0][0]))
-                   if fs == "ferrofs" and r["outcome"] != "pass" and (t, "xfs") not in rows))
+                 if fs == "ferrofs" and r["outcome"] != "pass" and (t, "xfs") not in rows))
 
 
 def main():
