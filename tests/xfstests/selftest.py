@@ -205,10 +205,12 @@ def check_heartbeat(tmp):
     check(lines == [], f"nothing between tests: {lines}")
 
 
-def run_ledger(ledger, tree, repo, *a):
-    """ledger.py with a scratch ledger and scratch rendered files."""
+def run_ledger(ledger, tree, repo, *a, **kw):
+    """ledger.py with a scratch ledger and scratch rendered files; output
+    captured unless KW says where it goes (subprocess.run's keywords)."""
     return subprocess.run([sys.executable, os.path.join(here, "ledger.py"), "--ledger", ledger,
-                           "--tree", tree, "--repo", repo, *a], capture_output=True, text=True)
+                           "--tree", tree, "--repo", repo, *a],
+                          **dict(dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), **kw))
 
 
 def ledger_outcomes(ledger):
@@ -321,9 +323,8 @@ def main():
         # render: README's block is replaced and ingest still exits 0
         reader = subprocess.Popen(["head", "-c0"], stdin=subprocess.PIPE)
         reader.wait()
-        r = subprocess.run([sys.executable, os.path.join(here, "ledger.py"), "--ledger", ledger, "--tree", tree,
-                            "--repo", repo, "ingest", run], stdout=reader.stdin, stderr=subprocess.PIPE, text=True,
-                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        r = run_ledger(ledger, tree, repo, "ingest", run, stdout=reader.stdin,
+                       env=dict(os.environ, PYTHONUNBUFFERED="1"))
         reader.stdin.close()
         readme = open(os.path.join(repo, "README.md")).read()
         check(r.returncode == 0 and "\nold\n" not in readme,
